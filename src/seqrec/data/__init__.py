@@ -1,0 +1,1 @@
+"""Data layer: readers, canonical event table, vocabulary, splits, sessionization, batching."""

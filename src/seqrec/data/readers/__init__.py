@@ -1,0 +1,1 @@
+"""Readers for the registered datasets and for user-provided logs."""
