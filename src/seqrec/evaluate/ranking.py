@@ -28,6 +28,7 @@ from seqrec.data.vocab import N_SPECIAL, OOV
 
 DEFAULT_KS = (5, 10, 20)
 TIES = ("optimistic", "pessimistic")
+MISS_RANK = torch.iinfo(torch.int64).max  # rank given to OOV targets (N + 1 is a hit when K > N)
 
 
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor, ties: str = "optimistic") -> torch.Tensor:
@@ -35,16 +36,14 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor, ties: str = "optim
 
     scores: (B, N) float; targets: (B,) int64 column indices. Columns below
     ``N_SPECIAL`` (padding, OOV) must already be ``-inf``. Rows whose target is
-    OOV get rank ``N + 1`` (a miss at any cut-off).
+    OOV get rank ``MISS_RANK`` (int64 max: a miss at any cut-off, even K > N).
     """
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
     t = scores.gather(1, targets.unsqueeze(1))  # (B, 1)
-    if ties == "optimistic":
-        ranks = (scores > t).sum(1) + 1
-    else:
-        ranks = (scores >= t).sum(1)
-    return torch.where(targets < N_SPECIAL, scores.shape[1] + 1, ranks)
+    # optimistic: 1 + #strictly higher; pessimistic: #higher or equal (the target included)
+    ranks = (scores > t).sum(1) + 1 if ties == "optimistic" else (scores >= t).sum(1)
+    return torch.where(targets < N_SPECIAL, MISS_RANK, ranks)
 
 
 class RankingAccumulator:

@@ -1,0 +1,129 @@
+"""The ``seqrec`` command line: datasets, train, evaluate, recommend.
+
+Every :class:`~seqrec.errors.SeqrecError` becomes one line on stderr and exit
+code 2; no traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from seqrec.errors import SeqrecError
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from seqrec.data.registry import data_dir, dataset_status
+
+    rows = dataset_status(args.data_dir)
+    print(f"data directory: {data_dir(args.data_dir)}  (set SEQREC_DATA to change)")
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    for r in rows:
+        state = "found" if r["found"] else f"MISSING {', '.join(r['missing'])}"
+        flags = ",".join(f for f, on in (("users", r["has_users"]), ("time", r["has_time"])) if on)
+        print(f"{r['name']:<24} {state:<10} [{flags or '-'}] {r['description']}")
+        print(f"{'':<24} split: {r['split']}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from seqrec.config import load_run_config
+    from seqrec.experiment import train_run
+
+    cfg = load_run_config(args.config, args.set)
+    m = train_run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    t = m["test"]
+    ks = max(cfg.eval.ks)
+    eps = m.get("train_events_per_s")
+    print(
+        f"{cfg.model_name} on {cfg.data.dataset}: test recall@{ks}={t[f'recall@{ks}']:.4f} "
+        f"mrr@{ks}={t[f'mrr@{ks}']:.4f} ndcg@{ks}={t[f'ndcg@{ks}']:.4f} "
+        f"({t['n_events']} predictions); train {m['train_seconds']:.1f}s"
+        + (f" ({eps:,.0f} events/s)" if eps else "")
+        + f"; run written to {args.out}"
+    )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from seqrec.experiment import evaluate_run
+
+    m = evaluate_run(args.run_dir, split=args.split, ties=args.ties, data_dir=args.data_dir)
+    if args.json:
+        print(json.dumps(m))
+    else:
+        for k, v in m.items():
+            print(f"{k:<16} {v:.4f}" if isinstance(v, float) else f"{k:<16} {v}")
+    return 0
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    from seqrec.experiment import Run, parse_ids, recommend
+
+    run = Run(args.run_dir)
+    items = parse_ids(args.items, run.vocab)
+    res = recommend(args.run_dir, items, k=args.k, unknown=args.unknown)
+    if res["unknown"]:
+        print(f"note: ignored unknown item id(s) {res['unknown']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for rank, (i, s) in enumerate(zip(res["items"], res["scores"], strict=True), 1):
+            print(f"{rank:>3} {i} {s:.4f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seqrec", description="Deep models for behaviour sequences.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("datasets", help="list registered datasets and whether their files are present")
+    d.add_argument("--data-dir", default=None, help="data directory (default: $SEQREC_DATA or ../shared/data)")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=_cmd_datasets)
+
+    t = sub.add_parser("train", help="train a model from a TOML config")
+    t.add_argument("config", help="configs/<model>_<dataset>_<loss>.toml")
+    t.add_argument("--out", required=True, help="run directory to write")
+    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (repeatable), e.g. --set train.epochs=2")
+    t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("evaluate", help="recompute metrics of a run from its checkpoint")
+    e.add_argument("run_dir")
+    e.add_argument("--split", default="test", help="test (default), valid, train or train_full")
+    e.add_argument("--ties", choices=["optimistic", "pessimistic"], default=None)
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=_cmd_evaluate)
+
+    r = sub.add_parser("recommend", help="top-k next items for a session")
+    r.add_argument("run_dir")
+    r.add_argument("--items", required=True, help="the session's item ids in order, comma-separated")
+    r.add_argument("-k", type=int, default=20)
+    r.add_argument("--unknown", choices=["skip", "error"], default="skip",
+                   help="what to do with item ids the model has never seen")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=_cmd_recommend)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SeqrecError as exc:
+        print(f"seqrec {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"seqrec {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

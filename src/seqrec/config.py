@@ -1,0 +1,193 @@
+"""Typed, frozen configs loaded from TOML; unknown keys are rejected by name.
+
+A run config has four sections: ``[data]``, ``[model]`` (``name`` picks the
+model; the other keys fill that model's config dataclass), ``[train]`` and
+``[eval]``. ``--set section.key=value`` overrides are parsed as TOML values
+(``--set train.lr=0.1``, ``--set model.layers=[224]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from seqrec.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "yoochoose_100k"
+    data_dir: str = ""  # "" = SEQREC_DATA or ../shared/data
+    train_split: str = "train_full"  # "train" (with validation) or "train_full" (final fit)
+    valid_split: str = "valid"  # used for early stopping when training on "train"
+    test_split: str = "test"
+    dwell_bucket: float = 0.0  # > 0: repeat items by dwell time (seconds per extra copy)
+    dwell_max_repeat: int = 10
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 80
+    optimizer: str = "adagrad"  # adagrad (with momentum) | adam
+    lr: float = 0.05
+    momentum: float = 0.0
+    lr_schedule: str = "constant"  # constant | linear | cosine
+    weight_decay: float = 0.0
+    seed: int = 42
+    threads: int = 0  # 0 = torch default
+    patience: int = 0  # early stopping on valid recall@20 (0 = off)
+    shuffle_sessions: bool = False  # GRU4Rec trains sessions in time order
+    log_every: int = 200  # steps between log.csv rows
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    ks: tuple[int, ...] = (5, 10, 20)
+    batch_size: int = 512
+    ties: str = "optimistic"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: Any = None  # the model's own frozen config dataclass
+    model_name: str = "gru4rec"
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    @property
+    def model_session(self):
+        """The GRU4Rec-level config (the model's own, or HRNN's session GRU config)."""
+        return getattr(self.model, "session", self.model)
+
+    def to_dict(self) -> dict:
+        model = dataclasses.asdict(self.model) if self.model is not None else {}
+        return {
+            "data": dataclasses.asdict(self.data),
+            "model": {"name": self.model_name, **model},
+            "train": dataclasses.asdict(self.train),
+            "eval": dataclasses.asdict(self.eval),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def from_dict(cls: type, values: dict, where: str) -> Any:
+    """Build dataclass ``cls`` from ``values``; unknown keys and wrong types raise ConfigError."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        return from_dict(hint, value, where)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for h in typing.get_args(hint):
+            if h is type(None) and value is None:
+                return None
+            try:
+                return _coerce(value, h, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{where}: value {value!r} does not match {hint}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(hint)
+        inner = args[0] if args else Any
+        return tuple(_coerce(v, inner, where) for v in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``section.key=value`` -> (section, key, TOML-parsed value; bare words are strings)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.lr=0.1")
+    dotted, raw = text.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return section, key, value
+
+
+def load_run_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, raw: dict | None = None
+) -> RunConfig:
+    """Load a TOML run config (or a dict ``raw``) and apply ``--set`` overrides."""
+    from seqrec.registry import get_model_entry
+
+    if raw is None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found")
+        try:
+            raw = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: invalid TOML: {exc}") from exc
+        where = str(p)
+    else:
+        raw = json.loads(json.dumps(raw))  # deep copy
+        where = "config"
+    for ov in overrides or []:
+        section, key, value = parse_override(ov)
+        raw.setdefault(section, {})[key] = value
+    allowed = {"data", "model", "train", "eval"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown section(s) {unknown}; allowed: {sorted(allowed)}")
+    model_raw = dict(raw.get("model", {}))
+    name = model_raw.pop("name", None)
+    if not name:
+        raise ConfigError(f"{where}: [model] needs a 'name'")
+    entry = get_model_entry(name)
+    return RunConfig(
+        data=from_dict(DataConfig, raw.get("data", {}), f"{where} [data]"),
+        model=from_dict(entry.config_cls, model_raw, f"{where} [model]"),
+        model_name=name,
+        train=from_dict(TrainConfig, raw.get("train", {}), f"{where} [train]"),
+        eval=from_dict(EvalConfig, raw.get("eval", {}), f"{where} [eval]"),
+    )

@@ -1,0 +1,32 @@
+"""Inverted dropout whose masks come from a pre-drawn pool of uniform numbers.
+
+On a CPU, drawing a fresh Bernoulli mask for a (80, 224) activation costs more
+than the GRU step it regularises. The pool (drawn with torch's seeded RNG, so
+runs stay reproducible) is refilled when used up; each call takes the next
+contiguous chunk. Statistically this is ordinary dropout: every mask element
+is an independent uniform draw compared with ``p``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class PooledDropout(nn.Module):
+    def __init__(self, pool_size: int = 1 << 22) -> None:
+        super().__init__()
+        self.pool_size = pool_size
+        self._pool: torch.Tensor | None = None
+        self._pos = 0
+
+    def forward(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        if not self.training or p <= 0:
+            return x
+        n = x.numel()
+        if self._pool is None or self._pos + n > self._pool.numel():
+            self._pool = torch.rand(max(self.pool_size, n))
+            self._pos = 0
+        u = self._pool[self._pos : self._pos + n].view_as(x)
+        self._pos += n
+        return x * (u >= p) * (1.0 / (1.0 - p))

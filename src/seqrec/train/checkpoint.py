@@ -1,0 +1,59 @@
+"""Run directories: weights, config, vocabulary, metrics — every file written atomically.
+
+Layout of ``RUN_DIR``::
+
+    config.json     the full run config (model name + its config)
+    vocab.json      item vocabulary (and user_vocab.json for user models)
+    model.pt        state dict (tensors only) of a neural model
+    baseline/       fitted state of a non-neural baseline
+    train_state.pt  optimiser + epoch + early-stopping state, for ``--resume``
+    metrics.json    final metrics (valid/test) and speed figures
+    log.csv         training log; tb/ holds the TensorBoard events
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from seqrec.errors import CheckpointError
+from seqrec.io import atomic_write, atomic_write_text
+
+
+def save_tensors(path: str | os.PathLike, obj) -> None:
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def load_tensors(path: str | os.PathLike):
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p} not found: is this a finished seqrec run directory?")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or foreign file
+        raise CheckpointError(f"{p} cannot be read as a seqrec checkpoint: {exc}") from exc
+
+
+def save_json(path: str | os.PathLike, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+
+
+def load_json(path: str | os.PathLike) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p} not found: is this a seqrec run directory?")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{p} is not valid JSON: {exc}") from exc
+
+
+def _jsonable(x):
+    if hasattr(x, "item"):
+        return x.item()
+    if isinstance(x, tuple | set):
+        return list(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")

@@ -1,0 +1,48 @@
+"""Training records: a CSV log (one row per logging interval / epoch) and TensorBoard scalars."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+COLUMNS = ("kind", "epoch", "step", "events", "loss", "events_per_s", "lr", "elapsed_s",
+           "valid_recall@20", "valid_mrr@20")
+
+
+class RunLog:
+    """Appends rows to ``log.csv`` (flushed each row) and mirrors scalars to TensorBoard."""
+
+    def __init__(self, run_dir: str | os.PathLike, tensorboard: bool = True, append: bool = False) -> None:
+        self.path = Path(run_dir) / "log.csv"
+        new = not (append and self.path.exists())
+        self._fh = open(self.path, "w" if new else "a", newline="")
+        self._csv = csv.DictWriter(self._fh, fieldnames=COLUMNS, extrasaction="ignore")
+        if new:
+            self._csv.writeheader()
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(Path(run_dir) / "tb"))
+            except ImportError:  # tensorboard is a dependency, but never fail a run for logs
+                self._tb = None
+
+    def write(self, **row) -> None:
+        self._csv.writerow({k: _fmt(v) for k, v in row.items()})
+        self._fh.flush()
+        if self._tb is not None:
+            step = int(row.get("events", row.get("step", 0)) or 0)
+            for k, v in row.items():
+                if k not in ("kind", "epoch", "step", "events") and isinstance(v, int | float):
+                    self._tb.add_scalar(f"{row.get('kind', 'train')}/{k}", v, step)
+
+    def close(self) -> None:
+        self._fh.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _fmt(v):
+    return f"{v:.6g}" if isinstance(v, float) else v

@@ -1,0 +1,129 @@
+"""Optimisers that update only the item-table rows a step touched.
+
+GRU4Rec's item tables (output weights, input embedding) have tens of
+thousands of rows but a step uses ~B + n_sample of them. The trainer gathers
+those rows (see :mod:`seqrec.train.rows`) and hands their gradients to
+``step_rows``, which updates just those rows and their optimiser state, so a
+step costs O(rows used), not O(catalogue). Dense parameters go through
+``step`` as usual (parameters without ``.grad`` are skipped). Both paths run
+the fused kernels of :mod:`seqrec.train.kernels` (one pass per row).
+
+* :class:`AdagradM` — Adagrad with momentum, the optimiser of the GRU4Rec
+  reference settings: acc += g²;  v = μ v + lr g / sqrt(acc + ε);  w -= v.
+* :class:`LazyAdam` — Adam (Kingma & Ba 2015); row updates touch moments only at
+  the used rows (like ``torch.optim.SparseAdam``); bias correction uses the
+  optimiser's global step count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from seqrec.train.kernels import adagradm_rows, adam_rows, as_2d
+
+
+class _RowOptimizer(torch.optim.Optimizer):
+    """Shared plumbing: state per parameter, dense step = all rows."""
+
+    _state_names: tuple[str, ...] = ()
+
+    def _state(self, p: torch.Tensor) -> dict:
+        st = self.state[p]
+        if not st:
+            for name in self._state_names:
+                st[name] = torch.zeros_like(p, memory_format=torch.contiguous_format)
+        return st
+
+    def _group_of(self, p: torch.Tensor) -> dict:
+        for group in self.param_groups:
+            if any(q is p for q in group["params"]):
+                return group
+        raise KeyError("parameter is not managed by this optimizer")
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D102
+        self._tick()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = as_2d(p.grad.contiguous())
+                self._update(p, group, np.arange(g.shape[0], dtype=np.int64), g)
+
+    @torch.no_grad()
+    def step_rows(self, p: torch.Tensor, idx: torch.Tensor, grad: torch.Tensor) -> None:
+        """Update rows ``idx`` (unique, (R,)) of ``p`` with their gradient ``grad`` (R, ...)."""
+        self._update(p, self._group_of(p), idx.numpy(), as_2d(grad.contiguous()))
+
+    def _tick(self) -> None:
+        pass
+
+
+class AdagradM(_RowOptimizer):
+    _state_names = ("acc", "vel")
+
+    def __init__(self, params, lr: float = 0.05, momentum: float = 0.0, eps: float = 1e-6) -> None:
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        super().__init__(params, {"lr": lr, "momentum": momentum, "eps": eps})
+
+    def _update(self, p, group, idx, g) -> None:
+        st = self._state(p)
+        adagradm_rows(
+            as_2d(p), as_2d(st["acc"]), as_2d(st["vel"]), idx, g,
+            *_f32(group["lr"], group["momentum"], group["eps"]),
+        )
+
+
+class LazyAdam(_RowOptimizer):
+    _state_names = ("m", "v")
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
+        self.t = 0
+
+    def _tick(self) -> None:
+        self.t += 1
+
+    def _update(self, p, group, idx, g) -> None:
+        st = self._state(p)
+        b1, b2 = group["betas"]
+        t = max(self.t, 1)
+        corr = group["lr"] * math.sqrt(1 - b2**t) / (1 - b1**t)
+        adam_rows(
+            as_2d(p), as_2d(st["m"]), as_2d(st["v"]), idx, g, *_f32(corr, b1, b2, group["eps"])
+        )
+
+    def state_dict(self):
+        sd = super().state_dict()
+        sd["t"] = self.t
+        return sd
+
+    def load_state_dict(self, state_dict):
+        self.t = state_dict.pop("t", 0)
+        super().load_state_dict(state_dict)
+
+
+def _f32(*xs: float) -> tuple:
+    return tuple(np.float32(x) for x in xs)
+
+
+OPTIMIZERS = ("adagrad", "adam")
+
+
+def build_optimizer(name: str, params, lr: float, momentum: float = 0.0) -> torch.optim.Optimizer:
+    """``adagrad`` (with ``momentum``) or ``adam``; both support ``step_rows``."""
+    if name == "adagrad":
+        return AdagradM(params, lr=lr, momentum=momentum)
+    if name == "adam":
+        return LazyAdam(params, lr=lr)
+    from seqrec.errors import ConfigError
+
+    raise ConfigError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")

@@ -1,0 +1,230 @@
+"""Training loop for GRU4Rec: session-parallel steps, shared negatives, row-wise updates.
+
+One step (Hidasi & Karatzoglou CIKM 2018):
+  1. lanes that start a new session get a zero hidden state;
+  2. the output items are the B targets plus ``n_sample`` items drawn once for
+     the whole batch from supp^alpha (pre-drawn cache);
+  3. only the distinct item rows of the step are gathered (``GatheredRows``), the
+     (B, B + n_sample) scores go to the sampled loss, and the optimiser updates
+     exactly those rows plus the dense GRU weights;
+  4. the hidden state is carried to the next step without backpropagating into
+     earlier steps.
+Epochs end with an optional validation pass (full-catalogue Recall/MRR@20)
+driving early stopping; each epoch ends with an atomic checkpoint for resume.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from seqrec.config import RunConfig
+from seqrec.data.events import SessionArrays
+from seqrec.data.sampling import PopularitySampler
+from seqrec.data.session_parallel import session_parallel_batches
+from seqrec.evaluate.ranking import evaluate_sessions
+from seqrec.losses.sampled import sampled_loss
+from seqrec.models.gru4rec import GRU4Rec, GRU4RecScorer
+from seqrec.train.logs import RunLog
+from seqrec.train.optim import build_optimizer
+from seqrec.train.rows import GatheredRows
+
+
+def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
+    """Learning-rate multiplier for ``epoch`` (0-based): constant, linear or cosine decay."""
+    if schedule == "constant":
+        return 1.0
+    frac = epoch / max(epochs, 1)
+    if schedule == "linear":
+        return 1.0 - frac
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * frac))
+    from seqrec.errors import ConfigError
+
+    raise ConfigError(f"unknown lr_schedule {schedule!r}; choose constant, linear or cosine")
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    best_score: float = -1.0
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list = field(default_factory=list)
+    train_seconds: float = 0.0
+    train_events: int = 0
+
+
+class GRU4RecTrainer:
+    """Fits a :class:`GRU4Rec` on session arrays (see module docstring)."""
+
+    def __init__(self, model: GRU4Rec, cfg: RunConfig, train: SessionArrays, log: RunLog | None = None):
+        self.model = model
+        self.cfg = cfg
+        self.train_data = train
+        self.log = log
+        self.net = model  # the GRU4Rec whose item tables are trained row-wise
+        mc = cfg.model
+        self.counts = np.bincount(train.items, minlength=model.n_items).astype(np.float64)
+        self.counts[:2] = 0  # never sample padding / OOV
+        self.log_q_table: torch.Tensor | None = None  # log P(item) for the logQ correction
+        mc = cfg.model_session
+        if mc.loss == "cross-entropy" and mc.logq > 0:
+            p = self.counts / self.counts.sum()
+            self.log_q_table = torch.from_numpy(np.log(np.maximum(p, 1e-12))).float()  # (N,)
+        tc = cfg.train
+        self.opt = build_optimizer(tc.optimizer, model.parameters(), tc.lr, tc.momentum)
+        self.state = TrainState()
+        self.best_state: dict | None = None
+
+    # -- one epoch ------------------------------------------------------------------
+    def _epoch(self, epoch: int) -> tuple[float, int, float]:
+        tc = self.cfg.train
+        self.model.train()
+        sampler, factor = self._begin_epoch(epoch)
+        lengths = self.train_data.lengths
+        n_pred = int((lengths[lengths >= 2] - 1).sum())
+        bar = tqdm(total=n_pred, desc=f"epoch {epoch + 1}/{tc.epochs}", unit="ev",
+                   disable=not tc.progress, leave=False, mininterval=1.0)
+        loss_sum, n_ev, steps = 0.0, 0, 0
+        t0 = time.perf_counter()
+        for lv, B in self._run_steps(epoch, sampler):
+            if not math.isfinite(lv):
+                from seqrec.errors import SeqrecError
+
+                raise SeqrecError(
+                    f"training diverged at epoch {epoch + 1}, step {steps}: loss is {lv}; "
+                    "lower train.lr or model.bpreg"
+                )
+            loss_sum += lv * B
+            n_ev += B
+            steps += 1
+            bar.update(B)
+            if steps % tc.log_every == 0:
+                now = time.perf_counter()
+                eps = n_ev / (now - t0)
+                bar.set_postfix(loss=f"{loss_sum / n_ev:.4f}", ev_s=f"{eps:,.0f}")
+                if self.log is not None:
+                    self.log.write(kind="step", epoch=epoch + 1, step=steps, events=n_ev,
+                                   loss=loss_sum / n_ev, events_per_s=eps, lr=tc.lr * factor,
+                                   elapsed_s=now - t0)
+        bar.close()
+        seconds = time.perf_counter() - t0
+        return loss_sum / max(n_ev, 1), n_ev, seconds
+
+    def _run_steps(self, epoch: int, sampler):
+        """Session-parallel steps over the training sessions; yields (loss, lanes) per step."""
+        tc, data = self.cfg.train, self.train_data
+        order = np.arange(data.n_sessions)
+        if tc.shuffle_sessions:
+            np.random.default_rng(tc.seed + epoch).shuffle(order)
+        hidden = self.net.init_hidden(min(tc.batch_size, data.n_sessions))
+        for st in session_parallel_batches(data.items, data.offsets, tc.batch_size, order):
+            if st.keep is not None:
+                hidden = [h.index_select(0, st.keep) for h in hidden]
+            if st.reset.any():
+                keep = (~st.reset).to(torch.float32).unsqueeze(1)  # (B, 1)
+                hidden = [h * keep for h in hidden]
+            lv, hidden = self._step(sampler, st.inputs, st.targets, hidden)
+            yield lv, len(st.inputs)
+
+    def _begin_epoch(self, epoch: int):
+        """Seed RNGs for the epoch (reproducible also on resume), set the lr; -> (sampler, lr factor)."""
+        mc, tc = self.cfg.model_session, self.cfg.train
+        torch.manual_seed(tc.seed + epoch)
+        self.net.dropout._pool = None
+        sampler = PopularitySampler(
+            self.counts, mc.sample_alpha, mc.n_sample, mc.sample_cache, seed=tc.seed + epoch
+        )
+        factor = lr_factor(tc.lr_schedule, epoch, tc.epochs)
+        for g in self.opt.param_groups:
+            g["lr"] = tc.lr * factor
+        return sampler, factor
+
+    def _step(self, sampler, inputs, targets, hidden, extra=None):
+        """One optimisation step; returns (loss value, detached new hidden)."""
+        net, mc = self.net, self.cfg.model_session
+        B = len(inputs)
+        out_items = torch.cat([targets, sampler.next()])  # (M,) targets, then shared samples
+        tables = [net.item_out, net.item_bias]
+        if net.item_in is None:  # constrained: inputs and outputs share the table
+            rows = GatheredRows(tables, torch.cat([inputs, out_items]))
+            x = rows.leaves[0].index_select(0, rows.inverse[:B])  # (B, H)
+            cols = rows.inverse[B:]
+            in_rows = None
+        else:
+            rows = GatheredRows(tables, out_items)
+            in_rows = GatheredRows([net.item_in], inputs)
+            x = in_rows.leaves[0].index_select(0, in_rows.inverse)  # (B, D)
+            cols = rows.inverse
+        scores, hidden = net(x, hidden, rows.leaves[0], rows.leaves[1], cols, extra)  # (B, M)
+        log_q = None
+        if self.log_q_table is not None:
+            log_q = self.log_q_table.index_select(0, out_items)  # (M,)
+        loss = sampled_loss(mc.loss, scores, bpreg=mc.bpreg, logq=mc.logq, log_q=log_q)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        rows.apply(self.opt)
+        if in_rows is not None:
+            in_rows.apply(self.opt)
+        return loss.item(), [h.detach() for h in hidden]
+
+    # -- full fit -----------------------------------------------------------------------
+    def fit(self, valid: SessionArrays | None = None, on_epoch_end=None) -> TrainState:
+        """Train for ``train.epochs`` (from ``state.epoch`` when resuming).
+
+        With ``valid`` and ``train.patience > 0`` stops after ``patience`` epochs
+        without a better valid Recall@20 and restores the best weights.
+        ``on_epoch_end(trainer)`` is called after each epoch (checkpointing).
+        """
+        tc = self.cfg.train
+        while self.state.epoch < tc.epochs:
+            e = self.state.epoch
+            loss, n_ev, secs = self._epoch(e)
+            self.state.train_seconds += secs
+            self.state.train_events += n_ev
+            row = {"kind": "epoch", "epoch": e + 1, "events": n_ev, "loss": loss,
+                   "events_per_s": n_ev / secs, "elapsed_s": secs}
+            if valid is not None:
+                m = self._validate(valid)
+                self.model.train()
+                row["valid_recall@20"], row["valid_mrr@20"] = m["recall@20"], m["mrr@20"]
+                score = m["recall@20"]
+                if score > self.state.best_score:
+                    self.state.best_score, self.state.best_epoch = score, e + 1
+                    self.state.bad_epochs = 0
+                    self.best_state = copy.deepcopy(self.model.state_dict())
+                else:
+                    self.state.bad_epochs += 1
+            self.state.history.append(row)
+            if self.log is not None:
+                self.log.write(**row)
+            self.state.epoch = e + 1
+            if on_epoch_end is not None:
+                on_epoch_end(self)
+            if valid is not None and tc.patience > 0 and self.state.bad_epochs >= tc.patience:
+                break
+        if self.best_state is not None and tc.patience > 0:
+            self.model.load_state_dict(self.best_state)
+        return self.state
+
+    def _validate(self, valid: SessionArrays) -> dict:
+        return evaluate_sessions(GRU4RecScorer(self.model), valid, ks=(20,),
+                                 batch_size=self.cfg.eval.batch_size)
+
+    # -- resume support -------------------------------------------------------------------
+    def training_state(self) -> dict:
+        return {"optimizer": self.opt.state_dict(), "state": self.state.__dict__,
+                "best_state": self.best_state}
+
+    def load_training_state(self, blob: dict) -> None:
+        self.opt.load_state_dict(blob["optimizer"])
+        self.state = TrainState(**blob["state"])
+        self.best_state = blob.get("best_state")
