@@ -40,7 +40,6 @@ class TrainConfig:
     lr: float = 0.05
     momentum: float = 0.0
     lr_schedule: str = "constant"  # constant | linear | cosine
-    weight_decay: float = 0.0
     seed: int = 42
     threads: int = 0  # 0 = torch default
     patience: int = 0  # early stopping on valid recall@20 (0 = off)
@@ -174,7 +173,13 @@ def load_run_config(
         where = "config"
     for ov in overrides or []:
         section, key, value = parse_override(ov)
-        raw.setdefault(section, {})[key] = value
+        node = raw.setdefault(section, {})
+        *parents, leaf = key.split(".")  # model.session.layers=[32] reaches a nested table
+        for k in parents:
+            node = node.setdefault(k, {}) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {ov!r}: {section}.{'.'.join(parents)} is not a table")
+        node[leaf] = value
     allowed = {"data", "model", "train", "eval"}
     unknown = sorted(set(raw) - allowed)
     if unknown:

@@ -95,7 +95,15 @@ def sampled_loss(
     logq: float = 0.0,
     log_q: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Dispatch by name (one of :data:`LOSSES`)."""
+    """Dispatch by name (one of :data:`LOSSES`).
+
+    A (B, 1) matrix has no negative to rank against (one lane left at the end of
+    an epoch with ``n_sample = 0``): the loss is 0, not NaN.
+    """
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
+    if scores.shape[1] < 2:
+        return scores.sum() * 0.0
     if name == "cross-entropy":
         return cross_entropy(scores, log_q, logq)
     if name == "bpr":
@@ -107,3 +115,4 @@ def sampled_loss(
     if name == "top1-max":
         return top1_max(scores)
     raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
+

@@ -1,0 +1,190 @@
+"""Typed run configs: unknown keys/sections rejected by name, types checked, --set overrides,
+and every shipped TOML under configs/ loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seqrec.config import RunConfig, load_run_config, parse_override
+from seqrec.errors import ConfigError
+from seqrec.models.gru4rec import GRU4RecConfig
+from seqrec.models.hrnn import HRNNConfig
+from seqrec.registry import get_model_entry, model_names
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "run.toml"
+    p.write_text(text)
+    return p
+
+
+BASE = """
+[data]
+dataset = "yoochoose_100k"
+
+[model]
+name = "gru4rec"
+layers = [32]
+loss = "bpr-max"
+
+[train]
+epochs = 2
+lr = 0.1
+"""
+
+
+def test_loads_typed_frozen_config(tmp_path):
+    cfg = load_run_config(_write(tmp_path, BASE))
+    assert isinstance(cfg, RunConfig) and isinstance(cfg.model, GRU4RecConfig)
+    assert cfg.model_name == "gru4rec"
+    assert cfg.model.layers == (32,) and cfg.model.loss == "bpr-max"
+    assert cfg.train.epochs == 2 and cfg.train.lr == 0.1 and isinstance(cfg.train.lr, float)
+    assert cfg.data.dataset == "yoochoose_100k"
+    with pytest.raises(AttributeError):
+        cfg.train.lr = 1.0  # frozen
+    # round trip through to_dict (what config.json holds)
+    again = load_run_config(raw=cfg.to_dict())
+    assert again == cfg
+
+
+def test_unknown_model_key_names_the_key_and_allowed(tmp_path):
+    p = _write(tmp_path, BASE.replace('loss = "bpr-max"', 'loss = "bpr-max"\nhiden_size = 3'))
+    with pytest.raises(ConfigError) as exc:
+        load_run_config(p)
+    msg = str(exc.value)
+    assert "hiden_size" in msg and "[model]" in msg
+    assert "allowed" in msg and "layers" in msg and "n_sample" in msg
+
+
+def test_unknown_key_in_other_sections(tmp_path):
+    with pytest.raises(ConfigError, match=r"\[train\].*'epoch'"):
+        load_run_config(_write(tmp_path, BASE.replace("epochs = 2", "epoch = 2")))
+    with pytest.raises(ConfigError, match=r"\[data\].*'datset'"):
+        load_run_config(_write(tmp_path, BASE.replace("dataset =", "datset =")))
+
+
+def test_unknown_section(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        load_run_config(_write(tmp_path, BASE + "\n[optimizer]\nlr = 0.1\n"))
+    assert "optimizer" in str(exc.value) and "allowed" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "what"),
+    [
+        ("layers = [32]", 'layers = "x"', "layers", "list"),
+        ("layers = [32]", 'layers = ["a"]', "layers", "integer"),
+        ("lr = 0.1", 'lr = "fast"', "lr", "number"),
+        ("epochs = 2", "epochs = 2.5", "epochs", "integer"),
+        ("epochs = 2", "epochs = true", "epochs", "integer"),
+        ('loss = "bpr-max"', "loss = 3", "loss", "string"),
+    ],
+)
+def test_wrong_types(tmp_path, old, new, key, what):
+    with pytest.raises(ConfigError) as exc:
+        load_run_config(_write(tmp_path, BASE.replace(old, new)))
+    assert key in str(exc.value) and what in str(exc.value)
+
+
+def test_invalid_values_become_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="loss must be one of"):
+        load_run_config(_write(tmp_path, BASE.replace('"bpr-max"', '"hinge"')))
+    with pytest.raises(ConfigError, match="embedding"):
+        load_run_config(_write(tmp_path, BASE), ["model.embedding=bag"])
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_run_config(_write(tmp_path, "[model\nname = 1"))
+    with pytest.raises(ConfigError, match="not found"):
+        load_run_config(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="needs a 'name'"):
+        load_run_config(raw={"model": {"layers": [8]}})
+
+
+def test_unknown_model_name():
+    with pytest.raises(ConfigError) as exc:
+        load_run_config(raw={"model": {"name": "sasrec"}})
+    assert "sasrec" in str(exc.value)
+    for name in ("gru4rec", "hrnn", "pop", "item-knn", "sknn"):
+        assert name in str(exc.value)
+    assert model_names() == sorted(model_names()) and "gru4rec" in model_names()
+    assert get_model_entry("hrnn").config_cls is HRNNConfig
+
+
+def test_parse_override():
+    assert parse_override("train.lr=0.1") == ("train", "lr", 0.1)
+    assert parse_override("model.layers=[32]") == ("model", "layers", [32])
+    assert parse_override("data.dataset=diginetica") == (
+        "data",
+        "dataset",
+        "diginetica",
+    )  # bare word
+    assert parse_override('data.dataset="diginetica"') == ("data", "dataset", "diginetica")
+    assert parse_override("train.progress=false") == ("train", "progress", False)
+    assert parse_override("model.final_act=elu-0.5") == ("model", "final_act", "elu-0.5")
+    assert parse_override("model.session.layers=[8]") == ("model", "session.layers", [8])
+    for bad in ("trainlr=0.1", "train.lr", "lr=0.1", "=3"):
+        with pytest.raises(ConfigError, match="section.key=value"):
+            parse_override(bad)
+
+
+def test_overrides_apply_on_top_of_the_file(tmp_path):
+    cfg = load_run_config(
+        _write(tmp_path, BASE),
+        ["train.lr=0.2", "model.layers=[16, 8]", "data.dataset=diginetica", "eval.ks=[1, 20]"],
+    )
+    assert cfg.train.lr == 0.2
+    assert cfg.model.layers == (16, 8)
+    assert cfg.data.dataset == "diginetica"
+    assert cfg.eval.ks == (1, 20)
+    assert cfg.train.epochs == 2  # untouched keys keep the file's value
+    with pytest.raises(ConfigError, match="nosuchkey"):
+        load_run_config(_write(tmp_path, BASE), ["train.nosuchkey=1"])
+    with pytest.raises(ConfigError, match="number"):
+        load_run_config(_write(tmp_path, BASE), ["train.lr=fast"])
+
+
+def test_nested_hrnn_session_config():
+    cfg = load_run_config(
+        raw={
+            "model": {"name": "hrnn", "user_size": 8, "session": {"layers": [16], "loss": "top1"}},
+        }
+    )
+    assert isinstance(cfg.model, HRNNConfig) and cfg.model.session.layers == (16,)
+    assert cfg.model_session is cfg.model.session
+    with pytest.raises(ConfigError, match="session.*'hidden'"):
+        load_run_config(raw={"model": {"name": "hrnn", "session": {"hidden": 3}}})
+    # --set reaches into the nested session table
+    cfg = load_run_config(
+        raw={"model": {"name": "hrnn", "session": {"loss": "top1"}}},
+        overrides=["model.session.layers=[32]", "model.session.n_sample=64", "model.user_size=16"],
+    )
+    assert cfg.model.session.layers == (32,) and cfg.model.session.n_sample == 64
+    assert cfg.model.session.loss == "top1" and cfg.model.user_size == 16
+    with pytest.raises(ConfigError, match="not a table"):
+        load_run_config(
+            raw={"model": {"name": "gru4rec", "layers": [8]}}, overrides=["model.layers.x=1"]
+        )
+
+
+def test_baseline_configs():
+    cfg = load_run_config(raw={"model": {"name": "pop", "count": "sessions"}})
+    assert cfg.model.count == "sessions"
+    with pytest.raises(ConfigError, match="count"):
+        load_run_config(raw={"model": {"name": "pop", "count": "clicks"}})
+
+
+def test_there_are_shipped_configs():
+    assert CONFIGS, "configs/ holds no TOML file"
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_shipped_config_loads(path):
+    cfg = load_run_config(path)
+    assert cfg.model is not None
+    from seqrec.data.registry import get_dataset_info
+
+    get_dataset_info(cfg.data.dataset)  # names a registered dataset
+    assert load_run_config(raw=cfg.to_dict()) == cfg

@@ -1,0 +1,249 @@
+"""Row-wise optimisers (AdagradM, LazyAdam) against their formulas, and GatheredRows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from seqrec.errors import ConfigError
+from seqrec.train.optim import AdagradM, LazyAdam, build_optimizer
+from seqrec.train.rows import GatheredRows
+
+# the kernels run in float32 with fastmath: compare to a float64 reference with a float32 margin
+TOL = {"rtol": 2e-5, "atol": 1e-6}
+
+
+def _table(n: int = 6, d: int = 3, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g)
+
+
+def _adagradm_ref(w, acc, vel, g, lr, mom, eps):
+    """acc += g²; v = mom v + lr g / sqrt(acc + eps); w -= v (float64 numpy)."""
+    acc = acc + g * g
+    vel = mom * vel + lr * g / np.sqrt(acc + eps)
+    return w - vel, acc, vel
+
+
+def test_adagradm_step_rows_hand_computed():
+    # one row, two columns, lr 0.1, momentum 0.5, eps 1e-6:
+    # step 1, g = (2, -1): acc = (4, 1); v = 0.1 * (2/2.00000025, -1/1.0000005) = (0.1, -0.1) (to 1e-7)
+    #          w = (1, 1) - v = (0.9, 1.1)
+    # step 2, g = (0, 3):  acc = (4, 10); v = (0.5 * 0.1 + 0, 0.5 * -0.1 + 0.1 * 3 / sqrt(10))
+    #          = (0.05, -0.05 + 0.0948683) = (0.05, 0.0448683); w = (0.85, 1.0551317)
+    w = torch.tensor([[5.0, 5.0], [1.0, 1.0], [7.0, 7.0]])
+    opt = AdagradM([w], lr=0.1, momentum=0.5, eps=1e-6)
+    opt.step_rows(w, torch.tensor([1]), torch.tensor([[2.0, -1.0]]))
+    assert w[1].tolist() == pytest.approx([0.9, 1.1], abs=1e-6)
+    opt.step_rows(w, torch.tensor([1]), torch.tensor([[0.0, 3.0]]))
+    assert w[1].tolist() == pytest.approx([0.85, 1.0551317], abs=1e-6)
+    assert opt.state[w]["acc"][1].tolist() == pytest.approx([4.0, 10.0])
+    assert w[0].tolist() == [5.0, 5.0] and w[2].tolist() == [7.0, 7.0]
+
+
+def test_adagradm_step_rows_matches_formula_and_leaves_other_rows():
+    w = _table(8, 4)
+    before = w.clone()
+    lr, mom, eps = 0.05, 0.4, 1e-6
+    opt = AdagradM([w], lr=lr, momentum=mom, eps=eps)
+    ref_w = w.double().numpy().copy()
+    ref_acc = np.zeros_like(ref_w)
+    ref_vel = np.zeros_like(ref_w)
+    rng = np.random.default_rng(1)
+    for rows in ([1, 4, 6], [4, 5], [1, 6]):
+        idx = np.array(rows)
+        g = rng.normal(size=(len(rows), 4)).astype(np.float32)
+        opt.step_rows(w, torch.from_numpy(idx), torch.from_numpy(g))
+        nw, na, nv = _adagradm_ref(
+            ref_w[idx], ref_acc[idx], ref_vel[idx], g.astype(np.float64), lr, mom, eps
+        )
+        ref_w[idx], ref_acc[idx], ref_vel[idx] = nw, na, nv
+        np.testing.assert_allclose(w.numpy(), ref_w, **TOL)
+        np.testing.assert_allclose(opt.state[w]["acc"].numpy(), ref_acc, **TOL)
+        np.testing.assert_allclose(opt.state[w]["vel"].numpy(), ref_vel, **TOL)
+    untouched = [0, 2, 3, 7]
+    assert torch.equal(w[untouched], before[untouched])  # bit-identical
+    assert torch.equal(opt.state[w]["acc"][untouched], torch.zeros(4, 4))
+
+
+def test_adagradm_dense_step_matches_formula():
+    w = _table(5, 3)
+    b = torch.randn(5)
+    lr, mom, eps = 0.1, 0.3, 1e-6
+    opt = AdagradM([w, b], lr=lr, momentum=mom, eps=eps)
+    refs = {}
+    for p in (w, b):
+        a = p.double().numpy().copy()
+        refs[id(p)] = [a, np.zeros_like(a), np.zeros_like(a)]
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        for p in (w, b):
+            p.grad = torch.from_numpy(rng.normal(size=tuple(p.shape)).astype(np.float32))
+        opt.step()
+        for p in (w, b):
+            r = refs[id(p)]
+            r[0], r[1], r[2] = _adagradm_ref(
+                r[0], r[1], r[2], p.grad.double().numpy(), lr, mom, eps
+            )
+            np.testing.assert_allclose(p.detach().numpy(), r[0], **TOL)
+    # a parameter without a gradient is skipped (not even its state is created)
+    c = torch.ones(2, requires_grad=True)
+    opt2 = AdagradM([c], lr=0.1)
+    opt2.step()
+    assert c.tolist() == [1.0, 1.0] and not opt2.state[c]
+
+
+def test_adagrad_without_momentum_equals_torch_adagrad():
+    """momentum = 0 is plain Adagrad: compare with torch.optim.Adagrad (eps moved: ours adds eps
+    under the square root, torch after it; eps 0 in torch and 1e-12 here make both g/sqrt(acc))."""
+    w_ours = _table(4, 5, seed=3)
+    w_torch = w_ours.clone().requires_grad_()
+    ours = AdagradM([w_ours], lr=0.2, momentum=0.0, eps=1e-12)
+    ref = torch.optim.Adagrad([w_torch], lr=0.2, eps=0.0, initial_accumulator_value=0.0)
+    g = torch.Generator().manual_seed(4)
+    for _ in range(5):
+        grad = torch.randn(4, 5, generator=g)
+        w_ours.grad = grad.clone()
+        w_torch.grad = grad.clone()
+        ours.step()
+        ref.step()
+        torch.testing.assert_close(w_ours, w_torch.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_step_rows_equals_dense_step_on_touched_rows():
+    """A row update with the gathered gradient equals the dense update with a zero-padded
+    gradient (first step: untouched rows get g = 0 and v = 0, so they do not move)."""
+    w_rows, w_dense = _table(7, 2, seed=5), _table(7, 2, seed=5)
+    o_rows = AdagradM([w_rows], lr=0.1, momentum=0.5)
+    o_dense = AdagradM([w_dense], lr=0.1, momentum=0.5)
+    idx = torch.tensor([2, 5])
+    g = torch.tensor([[0.5, -1.0], [2.0, 0.25]])
+    o_rows.step_rows(w_rows, idx, g)
+    full = torch.zeros(7, 2)
+    full[idx] = g
+    w_dense.grad = full
+    o_dense.step()
+    torch.testing.assert_close(w_rows, w_dense, rtol=0, atol=0)
+
+
+def _adam_ref(w, m, v, g, t, lr, b1, b2, eps):
+    """Kingma & Ba (2015), Algorithm 1 with the efficient ordering of sec. 2:
+    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²; lr_t = lr sqrt(1-b2^t) / (1-b1^t);
+    w -= lr_t m / (sqrt(v) + eps)."""
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    lr_t = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+    return w - lr_t * m / (np.sqrt(v) + eps), m, v
+
+
+def test_lazy_adam_dense_step_matches_formula_and_torch():
+    w = _table(4, 3, seed=6)
+    w_torch = w.clone().requires_grad_()
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+    opt = LazyAdam([w], lr=lr, betas=(b1, b2), eps=eps)
+    ref_torch = torch.optim.Adam([w_torch], lr=lr, betas=(b1, b2), eps=eps)
+    rw, rm, rv = w.double().numpy().copy(), np.zeros((4, 3)), np.zeros((4, 3))
+    gen = torch.Generator().manual_seed(7)
+    for t in range(1, 5):
+        grad = torch.randn(4, 3, generator=gen)
+        w.grad, w_torch.grad = grad.clone(), grad.clone()
+        opt.step()
+        ref_torch.step()
+        rw, rm, rv = _adam_ref(rw, rm, rv, grad.double().numpy(), t, lr, b1, b2, eps)
+        np.testing.assert_allclose(w.numpy(), rw, **TOL)
+        # torch puts eps after the bias correction; with eps = 1e-8 the two agree closely
+        torch.testing.assert_close(w, w_torch.detach(), rtol=1e-5, atol=1e-6)
+    assert opt.t == 4
+
+
+def test_lazy_adam_step_rows_touches_only_used_rows():
+    """Moments of a row decay only when the row is used; bias correction uses the global step
+    count (ticked by the dense ``step`` the trainer calls first each step)."""
+    w = _table(6, 2, seed=8)
+    before = w.clone()
+    lr, b1, b2, eps = 0.05, 0.9, 0.99, 1e-8
+    opt = LazyAdam([w], lr=lr, betas=(b1, b2), eps=eps)
+    rw, rm, rv = w.double().numpy().copy(), np.zeros((6, 2)), np.zeros((6, 2))
+    rng = np.random.default_rng(9)
+    for t, rows in enumerate(([0, 3], [3], [0, 4]), start=1):
+        opt.step()  # no dense grads: only advances the step count
+        idx = np.array(rows)
+        g = rng.normal(size=(len(rows), 2)).astype(np.float32)
+        opt.step_rows(w, torch.from_numpy(idx), torch.from_numpy(g))
+        rw[idx], rm[idx], rv[idx] = _adam_ref(
+            rw[idx], rm[idx], rv[idx], g.astype(np.float64), t, lr, b1, b2, eps
+        )
+        np.testing.assert_allclose(w.numpy(), rw, **TOL)
+        np.testing.assert_allclose(opt.state[w]["m"].numpy(), rm, **TOL)
+    assert torch.equal(w[[1, 2, 5]], before[[1, 2, 5]])
+
+
+def test_lazy_adam_state_dict_keeps_step_count():
+    w = _table(3, 2)
+    opt = LazyAdam([w], lr=0.01)
+    w.grad = torch.ones(3, 2)
+    opt.step()
+    opt.step()
+    sd = opt.state_dict()
+    opt2 = LazyAdam([w], lr=0.01)
+    opt2.load_state_dict(sd)
+    assert opt2.t == 2
+
+
+def test_gathered_rows_sums_duplicate_gradients():
+    table = torch.arange(15, dtype=torch.float32).reshape(5, 3)
+    bias = torch.zeros(5)
+    idx = torch.tensor([3, 1, 3, 3])
+    rows = GatheredRows([table, bias], idx)
+    assert rows.uniq.tolist() == [1, 3]
+    assert rows.inverse.tolist() == [1, 0, 1, 1]
+    assert torch.equal(rows.leaves[0], table[[1, 3]])
+    w = torch.tensor([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0], [100.0, 200.0, 300.0], [0.5, 0.5, 0.5]])
+    x = rows.leaves[0].index_select(0, rows.inverse)  # (4, 3)
+    ((x * w).sum() + rows.leaves[1].index_select(0, rows.inverse).sum()).backward()
+    # row 3 appears at positions 0, 2 and 3: gradient w[0] + w[2] + w[3]
+    assert rows.leaves[0].grad.tolist() == [[10.0, 20.0, 30.0], [101.5, 202.5, 303.5]]
+    assert rows.leaves[1].grad.tolist() == [1.0, 3.0]
+
+    calls = []
+
+    class Recorder:
+        def step_rows(self, p, i, g):
+            calls.append((p, i.tolist(), g.clone()))
+
+    rows.apply(Recorder())
+    assert calls[0][0] is table and calls[0][1] == [1, 3]
+    assert calls[1][0] is bias and calls[1][2].tolist() == [1.0, 3.0]
+    # the tables are untouched by the gather and the backward pass
+    assert torch.equal(table, torch.arange(15, dtype=torch.float32).reshape(5, 3))
+
+
+def test_gathered_rows_with_optimizer_updates_only_gathered_rows():
+    table = _table(6, 2, seed=10)
+    before = table.clone()
+    opt = AdagradM([table], lr=0.1)
+    rows = GatheredRows([table], torch.tensor([4, 4, 2]))
+    rows.leaves[0].index_select(0, rows.inverse).sum().backward()  # row 4: g = 2, row 2: g = 1
+    rows.apply(opt)
+    # first Adagrad step moves every touched entry by lr * g / sqrt(g² + eps) ≈ lr = 0.1
+    torch.testing.assert_close(table[[2, 4]], before[[2, 4]] - 0.1, rtol=0, atol=1e-6)
+    assert torch.equal(table[[0, 1, 3, 5]], before[[0, 1, 3, 5]])
+
+
+def test_optimizer_validation():
+    w = torch.zeros(2, 2)
+    with pytest.raises(ValueError, match="lr"):
+        AdagradM([w], lr=0.0)
+    with pytest.raises(ValueError, match="momentum"):
+        AdagradM([w], lr=0.1, momentum=1.0)
+    with pytest.raises(ValueError, match="lr"):
+        LazyAdam([w], lr=-1.0)
+    with pytest.raises(ConfigError, match="unknown optimizer"):
+        build_optimizer("sgd", [w], 0.1)
+    assert isinstance(build_optimizer("adagrad", [w], 0.1, 0.2), AdagradM)
+    assert isinstance(build_optimizer("adam", [w], 0.1), LazyAdam)
+    with pytest.raises(KeyError):
+        AdagradM([w], lr=0.1).step_rows(torch.zeros(3, 2), torch.tensor([0]), torch.ones(1, 2))
