@@ -310,3 +310,23 @@ def test_config_validation():
         GRU4RecConfig(loss="hinge")
     with pytest.raises(ValueError, match="extra input"):
         GRU4Rec(GRU4RecConfig(layers=(8,), embedding="onehot"), 10, extra_input=4)
+
+
+def test_logq_correction_uses_data_and_sampling_distributions():
+    """XE + logQ: targets are corrected by log P_data, the shared samples by log P_sample."""
+    cfg = _run_cfg(loss="cross-entropy", logq=1.0, sample_alpha=0.5)
+    train = SessionArrays.from_lists(MEMO)
+    torch.manual_seed(0)
+    tr = GRU4RecTrainer(GRU4Rec(cfg.model, N_ITEMS), cfg, train)
+    counts = np.bincount(train.items, minlength=N_ITEMS).astype(float)
+    item = int(train.items[0])
+    p_data = counts[item] / counts.sum()
+    w = counts**0.5
+    p_sample = w[item] / w.sum()
+    assert tr.log_q_data[item].item() == pytest.approx(np.log(p_data), rel=1e-5)
+    assert tr.log_q_sample[item].item() == pytest.approx(np.log(p_sample), rel=1e-5)
+    state = tr.fit()
+    assert np.isfinite(state.history[-1]["loss"])
+    # without logq no correction tables exist
+    cfg0 = _run_cfg(loss="cross-entropy", logq=0.0)
+    assert GRU4RecTrainer(GRU4Rec(cfg0.model, N_ITEMS), cfg0, train).log_q_data is None

@@ -98,8 +98,8 @@ def train_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False,
             shutil.rmtree(out)  # re-running into an old run directory replaces it
         else:
             raise ConfigError(f"--out {out} exists and is not a seqrec run directory; choose another")
+    splits = _load_splits(cfg)  # before creating --out: a missing dataset leaves nothing behind
     out.mkdir(parents=True, exist_ok=True)
-    splits = _load_splits(cfg)
     train_df = splits.get(cfg.data.train_split)
     validate = cfg.data.train_split != "train_full" and bool(cfg.data.valid_split)
     entry = get_model_entry(cfg.model_name)

@@ -72,7 +72,7 @@ def test_bad_input_is_rejected():
         Pop().begin(2)
     with pytest.raises(ValueError, match="k must be"):
         ItemKNNConfig(k=-1)
-    model = ItemKNN().fit(SessionArrays.from_lists(IK_TRAIN), 6)
+    model = ItemKNN(ItemKNNConfig(tiebreak="none")).fit(SessionArrays.from_lists(IK_TRAIN), 6)
     model.begin(2)
     with pytest.raises(ValueError, match="lanes"):
         _step(model, [2], [True])
@@ -82,7 +82,7 @@ def test_bad_input_is_rejected():
 
 
 def test_itemknn_cosine_lambda0():
-    m = ItemKNN(ItemKNNConfig(k=0, lambda_reg=0.0)).fit(SessionArrays.from_lists(IK_TRAIN), 6)
+    m = ItemKNN(ItemKNNConfig(k=0, lambda_reg=0.0, tiebreak="none")).fit(SessionArrays.from_lists(IK_TRAIN), 6)
     # cosine: co / sqrt(supp_i supp_j); sim(i, i) = 0
     #   (2,3) = 2 / sqrt(3*3) = 2/3      (2,4) = 2 / sqrt(3*2) = 2/sqrt(6) = 0.8165
     #   (3,4) = 1 / sqrt(3*2) = 0.4082   (3,5) = 1 / sqrt(3*1) = 0.5774
@@ -95,7 +95,7 @@ def test_itemknn_cosine_lambda0():
 
 def test_itemknn_lambda_and_topk():
     train = SessionArrays.from_lists(IK_TRAIN)
-    m = ItemKNN(ItemKNNConfig(k=0, lambda_reg=2.0)).fit(train, 6)
+    m = ItemKNN(ItemKNNConfig(k=0, lambda_reg=2.0, tiebreak="none")).fit(train, 6)
     # co / sqrt((supp_i + 2)(supp_j + 2)):
     #   (2,3) = 2 / sqrt(5*5) = 0.4      (2,4) = 2 / sqrt(5*4) = 0.4472
     #   (3,4) = 1 / sqrt(5*4) = 0.2236   (3,5) = 1 / sqrt(5*3) = 0.2582
@@ -110,18 +110,18 @@ def test_itemknn_lambda_and_topk():
         expected[i, j] = expected[j, i] = v
     np.testing.assert_allclose(m.sim_.toarray(), expected, rtol=1e-6)
     # k = 1 keeps each item's best neighbour: 2 -> 4 (0.447 > 0.4), 3 -> 2, 4 -> 2, 5 -> 3
-    top1 = ItemKNN(ItemKNNConfig(k=1, lambda_reg=2.0)).fit(train, 6).sim_.toarray()
+    top1 = ItemKNN(ItemKNNConfig(k=1, lambda_reg=2.0, tiebreak="none")).fit(train, 6).sim_.toarray()
     assert [int(np.argmax(r)) if r.any() else -1 for r in top1] == [-1, -1, 4, 2, 2, 3]
     assert (top1 > 0).sum() == 4
     # k = 2 drops only item 3's weakest neighbour, 4 (0.2236 < 0.2582 < 0.4): the kept
     # matrix is no longer symmetric (4 still lists 3)
-    top2 = ItemKNN(ItemKNNConfig(k=2, lambda_reg=2.0)).fit(train, 6).sim_.toarray()
+    top2 = ItemKNN(ItemKNNConfig(k=2, lambda_reg=2.0, tiebreak="none")).fit(train, 6).sim_.toarray()
     expected[3, 4] = 0.0
     np.testing.assert_allclose(top2, expected, rtol=1e-6)
 
 
 def test_itemknn_scores_use_last_item_only():
-    m = ItemKNN(ItemKNNConfig(k=0, lambda_reg=0.0)).fit(SessionArrays.from_lists(IK_TRAIN), 6)
+    m = ItemKNN(ItemKNNConfig(k=0, lambda_reg=0.0, tiebreak="none")).fit(SessionArrays.from_lists(IK_TRAIN), 6)
     m.begin(2)
     out = _step(m, [3, OOV], [True, True])
     np.testing.assert_allclose(out[0].numpy(), [0, 0, 2 / 3, 0, S6, S3], rtol=1e-6)
@@ -138,7 +138,7 @@ SK_TRAIN = [[2, 3], [3, 4], [4, 5, 6], [2, 5]]  # t0 .. t3, |t| = 2, 2, 3, 2
 
 
 def test_sknn_hand_computed():
-    m = SKNN().fit(SessionArrays.from_lists(SK_TRAIN), 7)
+    m = SKNN(SKNNConfig(tiebreak="none")).fit(SessionArrays.from_lists(SK_TRAIN), 7)
     first, second = _walk(m, [3, 5])
     # s = {3}: candidates t0, t1 (share item 3); sim = 1 / sqrt(1 * 2) each
     #   item 2: t0; item 3: t0 + t1; item 4: t1
@@ -152,11 +152,11 @@ def test_sknn_k_and_sample_size():
     train = SessionArrays.from_lists(SK_TRAIN)
     # s = {4, 5}: t1 overlap 1 -> 0.5; t2 overlap 2 -> 2 / sqrt(2 * 3) = 0.8165; t3 -> 0.5
     # k = 1 keeps t2 only: items 4, 5, 6 get 0.8165
-    _, out = _walk(SKNN(SKNNConfig(k=1)).fit(train, 7), [4, 5])
+    _, out = _walk(SKNN(SKNNConfig(k=1, tiebreak="none")).fit(train, 7), [4, 5])
     np.testing.assert_allclose(out.numpy(), [0, 0, 0, 0, 2 * S6, 2 * S6, 2 * S6], rtol=1e-6)
     # s = {3, 5} with sample_size = 2: only the 2 most recent candidates, t2 (0.4082) and
     # t3 (0.5), are compared: item 2: t3; item 4: t2; item 5: t2 + t3; item 6: t2
-    _, out = _walk(SKNN(SKNNConfig(sample_size=2)).fit(train, 7), [3, 5])
+    _, out = _walk(SKNN(SKNNConfig(sample_size=2, tiebreak="none")).fit(train, 7), [3, 5])
     np.testing.assert_allclose(out.numpy(), [0, 0, 0.5, 0, S6, 0.5 + S6, S6], rtol=1e-6)
 
 
@@ -164,14 +164,14 @@ def test_sknn_recency_by_time_or_order():
     train = SessionArrays.from_lists(SK_TRAIN)
     train.times = np.array([9.0, 9.5, 1, 1, 1, 2, 2, 3, 3])  # t0 is the most recent session
     # s = {3}: candidates t0, t1; sample_size = 1 keeps the most recent one
-    by_time = _walk(SKNN(SKNNConfig(sample_size=1)).fit(train, 7), [3])[0]
+    by_time = _walk(SKNN(SKNNConfig(sample_size=1, tiebreak="none")).fit(train, 7), [3])[0]
     np.testing.assert_allclose(by_time.numpy(), [0, 0, S2, S2, 0, 0, 0], rtol=1e-6)  # t0
-    by_order = _walk(SKNN(SKNNConfig(sample_size=1, recency="order")).fit(train, 7), [3])[0]
+    by_order = _walk(SKNN(SKNNConfig(sample_size=1, recency="order", tiebreak="none")).fit(train, 7), [3])[0]
     np.testing.assert_allclose(by_order.numpy(), [0, 0, 0, S2, S2, 0, 0], rtol=1e-6)  # t1
 
 
 def test_sknn_oov_and_lane_reset():
-    m = SKNN().fit(SessionArrays.from_lists(SK_TRAIN), 7)
+    m = SKNN(SKNNConfig(tiebreak="none")).fit(SessionArrays.from_lists(SK_TRAIN), 7)
     fresh_3 = _walk(m, [3])[0]
     fresh_45 = _walk(m, [4, 5])[1]
     m.begin(2)
@@ -306,7 +306,7 @@ def test_sknn_matches_direct_implementation():
     n_items, k, m = 25, 4, 12
     train = _random_sessions(1, 120, n_items)
     sets = [set(s) for s in train]
-    model = SKNN(SKNNConfig(k=k, sample_size=m)).fit(SessionArrays.from_lists(train), n_items)
+    model = SKNN(SKNNConfig(k=k, sample_size=m, tiebreak="none")).fit(SessionArrays.from_lists(train), n_items)
     for session in _random_sessions(2, 15, n_items):
         for t, got in enumerate(_walk(model, session)):
             s = set(session[: t + 1])
@@ -322,7 +322,7 @@ def test_sknn_matches_direct_implementation():
 def test_itemknn_matches_direct_implementation():
     n_items, lam = 25, 3.0
     train = [set(s) for s in _random_sessions(3, 150, n_items)]
-    model = ItemKNN(ItemKNNConfig(k=0, lambda_reg=lam)).fit(
+    model = ItemKNN(ItemKNNConfig(k=0, lambda_reg=lam, tiebreak="none")).fit(
         SessionArrays.from_lists([sorted(s) for s in train]), n_items
     )
     supp = [sum(i in s for s in train) for i in range(n_items)]
@@ -333,3 +333,26 @@ def test_itemknn_matches_direct_implementation():
             if i != j and co:
                 want[i, j] = co / np.sqrt((supp[i] + lam) * (supp[j] + lam))
     np.testing.assert_allclose(model.sim_.toarray(), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, SKNN])
+def test_popularity_tiebreak_orders_zero_scores_and_stays_below_similarities(cls):
+    """With tiebreak="pop" items a kNN model scores 0 are ordered by popularity (no ties),
+    and the term never changes the order of items with different similarities."""
+    train = SessionArrays.from_lists([[2, 3], [2, 3], [4, 5], [4, 5], [4, 6], [6, 7], [8, 9]])
+    n_items = 10
+    raw = cls(cls.config_cls(tiebreak="none")).fit(train, n_items)
+    tb = cls(cls.config_cls()).fit(train, n_items)
+    for m in (raw, tb):
+        m.begin(1)
+    r = raw.step(torch.tensor([2]), torch.tensor([True]))[0].double()
+    t = tb.step(torch.tensor([2]), torch.tensor([True]))[0].double()
+    assert (t - r).abs().max() < 1e-6
+    real = torch.arange(2, n_items)
+    # the zero-scored items are now ordered by popularity: 4 (3 sessions) > 5, 6 (2) > 7, 8 (1)
+    zero = [i for i in real.tolist() if r[i] == 0]
+    assert {4, 5, 6, 7, 8} <= set(zero)
+    assert t[4] > t[5] > t[7] and t[6] > t[8]
+    # items with a positive similarity stay above every zero-similarity item
+    pos = [i for i in real.tolist() if r[i] > 0]
+    assert min(t[i] for i in pos) > max(t[i] for i in zero)

@@ -1,4 +1,4 @@
-"""Fixtures for the data-layer tests: real data root (or skip) and a private cache dir."""
+"""Fixtures for the data-layer tests: a fresh cache dir per test and datasets read once (``data_root`` is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from seqrec.data.registry import data_dir, load_dataset
+from seqrec.data.registry import load_dataset
 from seqrec.data.splits import SessionSplits
 
 
@@ -14,14 +14,6 @@ from seqrec.data.splits import SessionSplits
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Never touch the user's ~/.cache/seqrec from tests."""
     monkeypatch.setenv("SEQREC_CACHE", str(tmp_path_factory.mktemp("seqrec_cache")))
-
-
-@pytest.fixture(scope="session")
-def data_root() -> Path:
-    root = data_dir()
-    if not (root / "session").is_dir():
-        pytest.skip(f"real data not found at {root} (set SEQREC_DATA to the shared data directory)")
-    return root
 
 
 @pytest.fixture(scope="session")

@@ -79,17 +79,38 @@ def top_per_row(
     return out
 
 
-def dense_scores(m: sp.spmatrix) -> torch.Tensor:
+def dense_scores(m: sp.spmatrix, base: np.ndarray | None = None) -> torch.Tensor:
     """(B, N) sparse scores -> dense float32 tensor, writing only the stored entries.
 
-    Much faster than ``toarray().astype(float32)`` on the wide, very sparse rows of
-    the kNN baselines (no dense float64 intermediate).
+    ``base`` (N,) is added to every row (the popularity tie-break). Much faster
+    than ``toarray().astype(float32)`` on the wide, very sparse rows of the kNN
+    baselines (no dense float64 intermediate).
     """
     m = sp.csr_matrix(m)
-    out = np.zeros(m.shape, dtype=np.float32)
+    if base is None:
+        out = np.zeros(m.shape, dtype=np.float32)
+    else:
+        out = np.broadcast_to(base.astype(np.float32), m.shape).copy()
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    out[rows, m.indices] = m.data
+    out[rows, m.indices] += m.data
     return torch.from_numpy(out)
+
+
+TIEBREAKS = ("pop", "none")
+TIEBREAK_EPS = 1e-6
+
+
+def pop_tiebreak(counts: np.ndarray, mode: str) -> np.ndarray | None:
+    """A tiny popularity term (< 1e-6) that orders items with equal kNN scores.
+
+    Most items get exactly 0 from a kNN model; without a tie-break the
+    optimistic rank counts all of them as better than nothing, which inflates
+    Recall@K on small catalogues (see notes/pitfalls.md). ``"none"`` = raw scores.
+    """
+    if mode == "none":
+        return None
+    counts = np.asarray(counts, dtype=np.float64)
+    return (TIEBREAK_EPS * counts / (counts.max() + 1.0)).astype(np.float32)
 
 
 def as_numpy(t: torch.Tensor) -> np.ndarray:

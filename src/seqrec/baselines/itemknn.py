@@ -10,7 +10,9 @@ contain item i and ``co_ij`` the number that contain both,
 which is the cosine similarity of the binary session-occurrence vectors for
 ``lambda = 0, alpha = 0.5``; ``lambda`` damps coincidental high similarities
 of rarely seen items. An item is not its own neighbour (sim(i, i) = 0), and
-only the ``k`` most similar neighbours of each item are kept.
+only the ``k`` most similar neighbours of each item are kept. Items with equal
+scores (most of the catalogue scores 0) are ordered by popularity via a term
+below 1e-6 (``tiebreak="pop"``), so optimistic and pessimistic ranks agree.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from seqrec.baselines.base import SessionBaseline, dense_scores, session_item_matrix, top_per_row
+from seqrec.baselines.base import (
+    TIEBREAKS,
+    SessionBaseline,
+    dense_scores,
+    pop_tiebreak,
+    session_item_matrix,
+    top_per_row,
+)
 from seqrec.data.events import SessionArrays
 
 
@@ -31,6 +40,7 @@ class ItemKNNConfig:
     k: int = 100  # neighbours kept per item (0 = all)
     lambda_reg: float = 20.0  # support regularisation (paper default)
     alpha: float = 0.5  # 0.5 = symmetric cosine normalisation
+    tiebreak: str = "pop"  # order equal scores by popularity ("none" = raw scores, many ties)
 
     def __post_init__(self) -> None:
         if self.k < 0:
@@ -39,6 +49,8 @@ class ItemKNNConfig:
             raise ValueError(f"ItemKNNConfig.lambda_reg must be >= 0, got {self.lambda_reg}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"ItemKNNConfig.alpha must be in [0, 1], got {self.alpha}")
+        if self.tiebreak not in TIEBREAKS:
+            raise ValueError(f"ItemKNNConfig.tiebreak must be one of {TIEBREAKS}, got {self.tiebreak!r}")
 
 
 class ItemKNN(SessionBaseline):
@@ -72,7 +84,7 @@ class ItemKNN(SessionBaseline):
     def step(self, items: torch.Tensor, reset: torch.Tensor) -> torch.Tensor:
         # only the last item matters, so there is no per-lane state to reset
         it, _ = self._check_step(items, reset)
-        return dense_scores(self.sim_[it])  # (B, n_items) float32
+        return dense_scores(self.sim_[it], self._tie)  # (B, n_items) float32
 
     def _get_state(self) -> dict[str, Any]:
         return {"sim": self.sim_, "support": self.support_}
@@ -83,3 +95,4 @@ class ItemKNN(SessionBaseline):
             raise ValueError(f"item-knn: similarity shape {sim.shape} for n_items={self.n_items}")
         self.sim_ = sim
         self.support_ = np.asarray(state["support"], dtype=np.int64)
+        self._tie = pop_tiebreak(self.support_, self.config.tiebreak)

@@ -25,9 +25,11 @@ import scipy.sparse as sp
 import torch
 
 from seqrec.baselines.base import (
+    TIEBREAKS,
     SessionBaseline,
     as_numpy,
     dense_scores,
+    pop_tiebreak,
     session_item_matrix,
     top_per_row,
 )
@@ -43,6 +45,7 @@ class SKNNConfig:
     # train wins), "order" = its position in train (later = more recent). They agree when
     # train is in time order or carries ordinal timestamps.
     recency: str = "time"
+    tiebreak: str = "pop"  # order equal scores by popularity ("none" = raw scores)
 
     def __post_init__(self) -> None:
         if self.k < 0:
@@ -53,6 +56,8 @@ class SKNNConfig:
             )
         if self.recency not in ("time", "order"):
             raise ValueError(f"SKNNConfig.recency must be 'time' or 'order', got {self.recency!r}")
+        if self.tiebreak not in TIEBREAKS:
+            raise ValueError(f"SKNNConfig.tiebreak must be one of {TIEBREAKS}, got {self.tiebreak!r}")
 
 
 class SKNN(SessionBaseline):
@@ -119,7 +124,7 @@ class SKNN(SessionBaseline):
         sim = ov / np.sqrt(lane_sizes[rows] * self._sizes[cols])
         neighbours = top_per_row(rows, cols, sim, b, self.config.k, len(self._sizes))  # (B, S)
         scores = neighbours @ self.sessions_  # (B, N)
-        return dense_scores(scores)
+        return dense_scores(scores, self._tie)
 
     def _get_state(self) -> dict[str, Any]:
         return {"sessions": self.sessions_, "session_index": self.session_index_}
@@ -134,3 +139,4 @@ class SKNN(SessionBaseline):
         self.session_index_ = np.asarray(state["session_index"], dtype=np.int64)
         self._items_sessions = x.T.tocsr()
         self._sizes = np.diff(x.indptr).astype(np.float64)
+        self._tie = pop_tiebreak(np.asarray(x.sum(0)).ravel(), self.config.tiebreak)

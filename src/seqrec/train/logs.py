@@ -16,7 +16,7 @@ class RunLog:
     def __init__(self, run_dir: str | os.PathLike, tensorboard: bool = True, append: bool = False) -> None:
         self.path = Path(run_dir) / "log.csv"
         new = not (append and self.path.exists())
-        self._fh = open(self.path, "w" if new else "a", newline="")
+        self._fh = open(self.path, "w" if new else "a", newline="")  # noqa: SIM115 - closed in close()
         self._csv = csv.DictWriter(self._fh, fieldnames=COLUMNS, extrasaction="ignore")
         if new:
             self._csv.writeheader()

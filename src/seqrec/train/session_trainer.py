@@ -70,14 +70,21 @@ class GRU4RecTrainer:
         self.train_data = train
         self.log = log
         self.net = model  # the GRU4Rec whose item tables are trained row-wise
-        mc = cfg.model
         self.counts = np.bincount(train.items, minlength=model.n_items).astype(np.float64)
         self.counts[:2] = 0  # never sample padding / OOV
-        self.log_q_table: torch.Tensor | None = None  # log P(item) for the logQ correction
+        # logQ correction (cross-entropy): log-probability that an item fills a column —
+        # in-batch targets follow the data distribution (∝ count), the shared extra
+        # samples follow the sampling distribution (∝ count^alpha).
+        self.log_q_data: torch.Tensor | None = None
+        self.log_q_sample: torch.Tensor | None = None
         mc = cfg.model_session
         if mc.loss == "cross-entropy" and mc.logq > 0:
-            p = self.counts / self.counts.sum()
-            self.log_q_table = torch.from_numpy(np.log(np.maximum(p, 1e-12))).float()  # (N,)
+            with np.errstate(divide="ignore"):
+                p_data = self.counts / self.counts.sum()
+                w = np.where(self.counts > 0, self.counts**mc.sample_alpha, 0.0)
+                p_sample = w / w.sum()
+            self.log_q_data = torch.from_numpy(np.log(np.maximum(p_data, 1e-12))).float()  # (N,)
+            self.log_q_sample = torch.from_numpy(np.log(np.maximum(p_sample, 1e-12))).float()
         tc = cfg.train
         self.opt = build_optimizer(tc.optimizer, model.parameters(), tc.lr, tc.momentum)
         self.state = TrainState()
@@ -92,9 +99,9 @@ class GRU4RecTrainer:
         n_pred = int((lengths[lengths >= 2] - 1).sum())
         bar = tqdm(total=n_pred, desc=f"epoch {epoch + 1}/{tc.epochs}", unit="ev",
                    disable=not tc.progress, leave=False, mininterval=1.0)
-        loss_sum, n_ev, steps = 0.0, 0, 0
+        loss_sum, n_ev = 0.0, 0
         t0 = time.perf_counter()
-        for lv, B in self._run_steps(epoch, sampler):
+        for steps, (lv, B) in enumerate(self._run_steps(epoch, sampler), 1):
             if not math.isfinite(lv):
                 from seqrec.errors import SeqrecError
 
@@ -104,7 +111,6 @@ class GRU4RecTrainer:
                 )
             loss_sum += lv * B
             n_ev += B
-            steps += 1
             bar.update(B)
             if steps % tc.log_every == 0:
                 now = time.perf_counter()
@@ -139,9 +145,11 @@ class GRU4RecTrainer:
         mc, tc = self.cfg.model_session, self.cfg.train
         torch.manual_seed(tc.seed + epoch)
         self.net.dropout._pool = None
-        sampler = PopularitySampler(
-            self.counts, mc.sample_alpha, mc.n_sample, mc.sample_cache, seed=tc.seed + epoch
-        )
+        # draw at most one epoch's worth of samples at a time (small data needs far fewer
+        # than the default 10M-item cache)
+        steps = int((self.train_data.lengths.clip(min=1) - 1).sum()) // max(tc.batch_size, 1) + 1
+        cache = min(mc.sample_cache, max(steps, 1) * max(mc.n_sample, 1))
+        sampler = PopularitySampler(self.counts, mc.sample_alpha, mc.n_sample, cache, seed=tc.seed + epoch)
         factor = lr_factor(tc.lr_schedule, epoch, tc.epochs)
         for g in self.opt.param_groups:
             g["lr"] = tc.lr * factor
@@ -151,7 +159,8 @@ class GRU4RecTrainer:
         """One optimisation step; returns (loss value, detached new hidden)."""
         net, mc = self.net, self.cfg.model_session
         B = len(inputs)
-        out_items = torch.cat([targets, sampler.next()])  # (M,) targets, then shared samples
+        samples = sampler.next()
+        out_items = torch.cat([targets, samples])  # (M,) targets, then shared samples
         tables = [net.item_out, net.item_bias]
         if net.item_in is None:  # constrained: inputs and outputs share the table
             rows = GatheredRows(tables, torch.cat([inputs, out_items]))
@@ -165,8 +174,9 @@ class GRU4RecTrainer:
             cols = rows.inverse
         scores, hidden = net(x, hidden, rows.leaves[0], rows.leaves[1], cols, extra)  # (B, M)
         log_q = None
-        if self.log_q_table is not None:
-            log_q = self.log_q_table.index_select(0, out_items)  # (M,)
+        if self.log_q_data is not None:
+            log_q = torch.cat([self.log_q_data.index_select(0, targets),
+                               self.log_q_sample.index_select(0, samples)])  # (M,)
         loss = sampled_loss(mc.loss, scores, bpreg=mc.bpreg, logq=mc.logq, log_q=log_q)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
