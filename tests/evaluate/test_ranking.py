@@ -259,3 +259,11 @@ def test_no_evaluable_session():
     res = evaluate_sessions(FixedScorer(torch.zeros(5)), SessionArrays.from_lists([[2], [3]]))
     assert res["n_events"] == 0 and res["n_sessions"] == 0
     assert math.isnan(res["recall@20"])
+
+
+def test_nan_target_score_is_an_error_not_a_perfect_rank():
+    from seqrec.errors import SeqrecError
+
+    scores = torch.tensor([[-torch.inf, -torch.inf, 0.5, float("nan"), 0.1]])
+    with pytest.raises(SeqrecError, match="NaN"):
+        target_ranks(scores, torch.tensor([3]))

@@ -22,6 +22,7 @@ from seqrec.data.events import SessionArrays
 from seqrec.data.vocab import N_SPECIAL
 from seqrec.errors import CheckpointError, DataValidationError
 from seqrec.io import atomic_write, atomic_write_text
+from seqrec.train.checkpoint import load_json
 
 META_FILE = "baseline.json"
 STATE_FILE = "state.npz"
@@ -238,10 +239,5 @@ class SessionBaseline:
 
 
 def read_meta(path_dir: Path) -> dict:
-    p = Path(path_dir) / META_FILE
-    if not p.is_file():
-        raise CheckpointError(f"{p} not found: not a saved baseline directory")
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{p} is corrupt: {exc}") from exc
+    """The saved baseline's ``baseline.json`` (CheckpointError when missing or corrupt)."""
+    return load_json(Path(path_dir) / META_FILE)

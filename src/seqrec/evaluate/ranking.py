@@ -41,6 +41,10 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor, ties: str = "optim
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
     t = scores.gather(1, targets.unsqueeze(1))  # (B, 1)
+    if torch.isnan(t).any():  # NaN compares false to everything: it would rank first
+        from seqrec.errors import SeqrecError
+
+        raise SeqrecError("the model produced NaN scores; it diverged (lower the learning rate)")
     # optimistic: 1 + #strictly higher; pessimistic: #higher or equal (the target included)
     ranks = (scores > t).sum(1) + 1 if ties == "optimistic" else (scores >= t).sum(1)
     return torch.where(targets < N_SPECIAL, MISS_RANK, ranks)

@@ -22,12 +22,9 @@ class RunLog:
             self._csv.writeheader()
         self._tb = None
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # tensorboard is a dependency
 
-                self._tb = SummaryWriter(str(Path(run_dir) / "tb"))
-            except ImportError:  # tensorboard is a dependency, but never fail a run for logs
-                self._tb = None
+            self._tb = SummaryWriter(str(Path(run_dir) / "tb"))
 
     def write(self, **row) -> None:
         self._csv.writerow({k: _fmt(v) for k, v in row.items()})
