@@ -45,6 +45,7 @@ class TrainConfig:
     patience: int = 0  # early stopping on valid recall@20 (0 = off)
     shuffle_sessions: bool = False  # GRU4Rec trains sessions in time order
     log_every: int = 200  # steps between log.csv rows
+    fused: bool = True  # GRU4Rec: hand-written backward (see train/fused_step.py); False = autograd
     progress: bool = True
 
 

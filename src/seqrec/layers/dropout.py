@@ -25,12 +25,21 @@ class PooledDropout(nn.Module):
     def forward(self, x: torch.Tensor, p: float) -> torch.Tensor:
         if not self.training or p <= 0:
             return x
-        n = x.numel()
+        return x * self.mask(x.shape, p)
+
+    def mask(self, shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
+        """The next scaled keep-mask (0 or 1 / (1 - p)) of ``shape``; ``forward`` is x * mask.
+
+        The fused training step multiplies by the same mask in its backward pass.
+        """
+        n = 1
+        for d in shape:
+            n *= d
         if self._pool is None or self._pos + n > self._pool.numel():
             seed = int(torch.randint(0, 2**62, (1,)).item())
             rng = np.random.default_rng(seed)
             self._pool = torch.from_numpy(rng.random(max(self.pool_size, n), dtype=np.float32))
             self._pos = 0
-        u = self._pool[self._pos : self._pos + n].view_as(x)
+        u = self._pool[self._pos : self._pos + n].view(shape)
         self._pos += n
-        return x * (u >= p) * (1.0 / (1.0 - p))
+        return (u >= p).to(torch.float32).mul_(1.0 / (1.0 - p))

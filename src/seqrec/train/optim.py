@@ -22,7 +22,19 @@ import math
 import numpy as np
 import torch
 
-from seqrec.train.kernels import adagradm_rows, adam_rows, as_2d
+from seqrec.train.kernels import (
+    ScatterScratch,
+    adagradm_dense,
+    adagradm_rows,
+    adagradm_scatter,
+    adam_dense,
+    adam_rows,
+    adam_scatter,
+    as_2d,
+    set_threads,
+)
+
+_EMPTY = np.empty(0, dtype=np.float32)
 
 
 class _RowOptimizer(torch.optim.Optimizer):
@@ -45,18 +57,51 @@ class _RowOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: D102
+        self.step_dense([(p, p.grad) for g in self.param_groups for p in g["params"]
+                         if p.grad is not None])
+
+    @torch.no_grad()
+    def step_dense(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """One optimiser step for parameters given with their gradients (no ``.grad`` needed)."""
         self._tick()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = as_2d(p.grad.contiguous())
-                self._update(p, group, np.arange(g.shape[0], dtype=np.int64), g)
+        for p, g in pairs:
+            self._dense(p, self._group_of(p), _flat(g.contiguous()))
 
     @torch.no_grad()
     def step_rows(self, p: torch.Tensor, idx: torch.Tensor, grad: torch.Tensor) -> None:
         """Update rows ``idx`` (unique, (R,)) of ``p`` with their gradient ``grad`` (R, ...)."""
         self._update(p, self._group_of(p), idx.numpy(), as_2d(grad.contiguous()))
+
+    @torch.no_grad()
+    def step_scatter(
+        self,
+        table: torch.Tensor,
+        idx: torch.Tensor,
+        grad: torch.Tensor,
+        scratch: ScatterScratch,
+        bias: torch.Tensor | None = None,
+        bias_grad: torch.Tensor | None = None,
+    ) -> int:
+        """Update the distinct rows of ``idx`` (duplicates allowed) of ``table`` (N, D).
+
+        ``grad`` (K, D) has one row per entry of ``idx``; entries with the same
+        index are summed. With ``bias`` (N,), its rows get ``bias_grad`` (K,)
+        the same way. Returns the number of distinct rows updated.
+        """
+        k = idx.shape[0]
+        g = grad.detach().contiguous().numpy()
+        sc = scratch.ensure(k, g.shape[1])
+        st = self._state(table)
+        if bias is not None:
+            sb = self._state(bias)
+            b = (bias.detach().numpy(), *(sb[n].numpy() for n in self._state_names),
+                 bias_grad.detach().contiguous().numpy())
+        else:
+            b = (_EMPTY,) * (len(self._state_names) + 2)
+        return self._scatter(
+            table.detach().numpy(), *(st[n].numpy() for n in self._state_names), *b[:-1],
+            idx.numpy(), g, b[-1], sc, self._group_of(table),
+        )
 
     def _tick(self) -> None:
         pass
@@ -66,24 +111,34 @@ class AdagradM(_RowOptimizer):
     _state_names = ("acc", "vel")
 
     def __init__(self, params, lr: float = 0.05, momentum: float = 0.0, eps: float = 1e-6) -> None:
+        set_threads(torch.get_num_threads())
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         super().__init__(params, {"lr": lr, "momentum": momentum, "eps": eps})
 
+    def _scalars(self, group) -> tuple:
+        return _f32(group["lr"], group["momentum"], group["eps"])
+
     def _update(self, p, group, idx, g) -> None:
         st = self._state(p)
-        adagradm_rows(
-            as_2d(p), as_2d(st["acc"]), as_2d(st["vel"]), idx, g,
-            *_f32(group["lr"], group["momentum"], group["eps"]),
-        )
+        adagradm_rows(as_2d(p), as_2d(st["acc"]), as_2d(st["vel"]), idx, g, *self._scalars(group))
+
+    def _dense(self, p, group, g) -> None:
+        st = self._state(p)
+        adagradm_dense(_flat(p), _flat(st["acc"]), _flat(st["vel"]), g, *self._scalars(group))
+
+    def _scatter(self, p, acc, vel, pb, accb, velb, idx, g, bg, sc, group) -> int:
+        return adagradm_scatter(p, acc, vel, pb, accb, velb, idx, g, bg, sc.slot, sc.uniq,
+                                sc.first, sc.last, sc.nxt, sc.buf, sc.bsum, *self._scalars(group))
 
 
 class LazyAdam(_RowOptimizer):
     _state_names = ("m", "v")
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+        set_threads(torch.get_num_threads())
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
@@ -92,14 +147,23 @@ class LazyAdam(_RowOptimizer):
     def _tick(self) -> None:
         self.t += 1
 
-    def _update(self, p, group, idx, g) -> None:
-        st = self._state(p)
+    def _scalars(self, group) -> tuple:
         b1, b2 = group["betas"]
         t = max(self.t, 1)
         corr = group["lr"] * math.sqrt(1 - b2**t) / (1 - b1**t)
-        adam_rows(
-            as_2d(p), as_2d(st["m"]), as_2d(st["v"]), idx, g, *_f32(corr, b1, b2, group["eps"])
-        )
+        return _f32(corr, b1, b2, group["eps"])
+
+    def _update(self, p, group, idx, g) -> None:
+        st = self._state(p)
+        adam_rows(as_2d(p), as_2d(st["m"]), as_2d(st["v"]), idx, g, *self._scalars(group))
+
+    def _dense(self, p, group, g) -> None:
+        st = self._state(p)
+        adam_dense(_flat(p), _flat(st["m"]), _flat(st["v"]), g, *self._scalars(group))
+
+    def _scatter(self, p, m, v, pb, mb, vb, idx, g, bg, sc, group) -> int:
+        return adam_scatter(p, m, v, pb, mb, vb, idx, g, bg, sc.slot, sc.uniq,
+                            sc.first, sc.last, sc.nxt, sc.buf, sc.bsum, *self._scalars(group))
 
     def state_dict(self):
         sd = super().state_dict()
@@ -109,6 +173,10 @@ class LazyAdam(_RowOptimizer):
     def load_state_dict(self, state_dict):
         self.t = state_dict.pop("t", 0)
         super().load_state_dict(state_dict)
+
+
+def _flat(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy().reshape(-1)
 
 
 def _f32(*xs: float) -> tuple:

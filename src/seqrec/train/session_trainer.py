@@ -31,6 +31,7 @@ from seqrec.data.session_parallel import session_parallel_batches
 from seqrec.evaluate.ranking import evaluate_sessions
 from seqrec.losses.sampled import sampled_loss
 from seqrec.models.gru4rec import GRU4Rec, GRU4RecScorer
+from seqrec.train.fused_step import FusedGRU4RecStep
 from seqrec.train.logs import RunLog
 from seqrec.train.optim import build_optimizer
 from seqrec.train.rows import GatheredRows
@@ -87,6 +88,9 @@ class GRU4RecTrainer:
             self.log_q_sample = torch.from_numpy(np.log(np.maximum(p_sample, 1e-12))).float()
         tc = cfg.train
         self.opt = build_optimizer(tc.optimizer, model.parameters(), tc.lr, tc.momentum)
+        # GRU4Rec trains with the fused step; HRNN (a user GRU feeds the session start) and
+        # ``train.fused = false`` go through autograd on gathered rows
+        self.fused = FusedGRU4RecStep(model, self.opt) if tc.fused and isinstance(model, GRU4Rec) else None
         self.state = TrainState()
         self.best_state: dict | None = None
 
@@ -160,6 +164,12 @@ class GRU4RecTrainer:
         net, mc = self.net, self.cfg.model_session
         B = len(inputs)
         samples = sampler.next()
+        log_q = None
+        if self.log_q_data is not None:
+            log_q = torch.cat([self.log_q_data.index_select(0, targets),
+                               self.log_q_sample.index_select(0, samples)])  # (M,)
+        if self.fused is not None and extra is None:
+            return self.fused(inputs, targets, samples, hidden, log_q)
         out_items = torch.cat([targets, samples])  # (M,) targets, then shared samples
         tables = [net.item_out, net.item_bias]
         if net.item_in is None:  # constrained: inputs and outputs share the table
@@ -173,10 +183,6 @@ class GRU4RecTrainer:
             x = in_rows.leaves[0].index_select(0, in_rows.inverse)  # (B, D)
             cols = rows.inverse
         scores, hidden = net(x, hidden, rows.leaves[0], rows.leaves[1], cols, extra)  # (B, M)
-        log_q = None
-        if self.log_q_data is not None:
-            log_q = torch.cat([self.log_q_data.index_select(0, targets),
-                               self.log_q_sample.index_select(0, samples)])  # (M,)
         loss = sampled_loss(mc.loss, scores, bpreg=mc.bpreg, logq=mc.logq, log_q=log_q)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()

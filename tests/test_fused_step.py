@@ -1,0 +1,114 @@
+"""The fused GRU4Rec step (hand-written backward) is the autograd step, parameter for parameter."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import pytest
+import torch
+
+from seqrec.config import load_run_config
+from seqrec.data.events import SessionArrays
+from seqrec.losses.sampled import LOSSES
+from seqrec.models.gru4rec import EMBEDDINGS, GRU4Rec
+from seqrec.train.kernels import ScatterScratch
+from seqrec.train.optim import build_optimizer
+from seqrec.train.session_trainer import GRU4RecTrainer
+
+N_ITEMS = 40
+SESSIONS = [[2, 3, 4, 5, 6, 7, 3], [8, 9, 10, 11], [12, 13, 2, 14, 15], [16, 17, 18],
+            [19, 20, 21, 22, 23, 24], [25, 26, 27], [28, 29, 30, 31, 32], [33, 34, 35, 36, 37, 38, 39]]
+
+
+def _cfg(**model):
+    train = {k: model.pop(k) for k in ("optimizer", "momentum", "batch_size") if k in model}
+    model = {"name": "gru4rec", "layers": [12], "n_sample": 6, "sample_cache": 600, **model}
+    return load_run_config(raw={"model": model, "train": {
+        "epochs": 1, "batch_size": train.get("batch_size", 3), "lr": 0.1,
+        "momentum": train.get("momentum", 0.3), "optimizer": train.get("optimizer", "adagrad"),
+        "progress": False, "log_every": 10**6, "seed": 3}})
+
+
+def _train_both(cfg):
+    """Run one epoch with the fused step and with autograd from the same init; both models."""
+    data = SessionArrays.from_lists(SESSIONS)
+    out = []
+    for fused in (True, False):
+        c = _with_fused(cfg, fused)
+        torch.manual_seed(0)
+        model = GRU4Rec(c.model, N_ITEMS)
+        tr = GRU4RecTrainer(model, c, data)
+        assert (tr.fused is not None) == fused
+        state = tr.fit()
+        out.append((model, state.history[-1]["loss"]))
+    return out
+
+
+def _with_fused(cfg, fused):
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, fused=fused))
+
+
+def _assert_same(a: GRU4Rec, b: GRU4Rec):
+    for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=2e-4, atol=2e-5, msg=name)
+
+
+@pytest.mark.parametrize(("embedding", "loss"), list(itertools.product(EMBEDDINGS, LOSSES)))
+def test_fused_equals_autograd_every_embedding_and_loss(embedding, loss):
+    cfg = _cfg(embedding=embedding, loss=loss, final_act="elu-0.5", bpreg=0.8,
+               dropout_embed=0.2, dropout_hidden=0.1)
+    (fa, la), (fb, lb) = _train_both(cfg)
+    assert la == pytest.approx(lb, rel=1e-4)
+    _assert_same(fa, fb)
+
+
+@pytest.mark.parametrize("final_act", ["linear", "tanh", "relu", "elu-1", "leaky-0.1"])
+def test_fused_equals_autograd_final_activations(final_act):
+    (fa, la), (fb, lb) = _train_both(_cfg(final_act=final_act, loss="bpr-max"))
+    assert la == pytest.approx(lb, rel=1e-4)
+    _assert_same(fa, fb)
+
+
+@pytest.mark.parametrize("embedding", EMBEDDINGS)
+def test_fused_equals_autograd_two_layers_adam_logq(embedding):
+    cfg = _cfg(embedding=embedding, layers=[12, 8], loss="cross-entropy", logq=1.0,
+               optimizer="adam", dropout_hidden=0.2, batch_size=4)
+    (fa, la), (fb, lb) = _train_both(cfg)
+    assert la == pytest.approx(lb, rel=1e-4)
+    _assert_same(fa, fb)
+
+
+def test_fused_step_touches_only_used_rows():
+    cfg = _cfg(n_sample=0)
+    torch.manual_seed(0)
+    model = GRU4Rec(cfg.model, N_ITEMS)
+    before = model.item_out.detach().clone()
+    tr = GRU4RecTrainer(model, cfg, SessionArrays.from_lists(SESSIONS))
+    inputs, targets = torch.tensor([2, 9, 2]), torch.tensor([3, 10, 5])
+    tr.fused(inputs, targets, torch.empty(0, dtype=torch.int64), model.init_hidden(3))
+    moved = (model.item_out != before).any(1).nonzero().flatten().tolist()
+    assert moved == [2, 3, 5, 9, 10]
+
+
+def test_step_scatter_sums_uses_of_a_row_with_its_bias():
+    """Duplicate indices: each distinct row is updated once with the sum of its uses."""
+    for opt_name in ("adagrad", "adam"):
+        w = torch.randn(10, 2)
+        b = torch.randn(10)
+        w_ref, b_ref = w.clone(), b.clone()
+        opt = build_optimizer(opt_name, [w, b], lr=0.1, momentum=0.5)
+        ref = build_optimizer(opt_name, [w_ref, b_ref], lr=0.1, momentum=0.5)
+        idx = torch.tensor([4, 7, 4, 1, 7, 9])
+        g = torch.tensor([[1, 2], [3, 4], [10, 20], [5, 5], [100, 100], [0.5, 0.5]])
+        bg = torch.tensor([1.0, 2.0, 3.0, 0.0, 4.0, 0.0])
+        for _ in range(2):  # twice: the second step uses the optimiser state of the first
+            u = opt.step_scatter(w, idx, g, ScatterScratch(10), b, bg)
+            assert u == 4
+            rows = torch.tensor([1, 4, 7, 9])
+            ref.step_rows(w_ref, rows, torch.tensor([[5, 5], [11, 22], [103, 104], [0.5, 0.5]]))
+            ref.step_rows(b_ref, rows, torch.tensor([0.0, 4.0, 6.0, 0.0]))
+            torch.testing.assert_close(w, w_ref)
+            torch.testing.assert_close(b, b_ref)
+        untouched = torch.tensor([0, 2, 3, 5, 6, 8])
+        assert torch.equal(w[untouched], w_ref[untouched])
