@@ -2,8 +2,11 @@
 
 Measures, in one process with the same data, settings and thread count:
 
-* ``seqrec``: the library's GRU4Rec training step (session-parallel lanes,
-  shared popularity samples, row-wise AdagradM on the item tables);
+* ``seqrec (fused)``: the library's GRU4Rec training step (session-parallel
+  lanes, shared popularity samples, hand-written backward, row-wise AdagradM on
+  the item tables; ``seqrec.train.fused_step``);
+* ``seqrec (autograd)``: the same step through autograd on gathered rows
+  (``train.fused = false``, what HRNN uses);
 * ``dense-autograd``: the same model and loss written the way most third-party
   PyTorch ports are (dense gradients for the whole item table, torch.optim.Adagrad),
   as a reference for what the row-wise update buys;
@@ -21,8 +24,10 @@ samples shared by the batch, constrained embedding, Adagrad with momentum.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -49,7 +54,10 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def time_seqrec(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int, profile: bool):
+def time_seqrec(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int, profile: bool,
+                fused: bool = True, chunks: int = 10):
+    """Median events/s over ``chunks`` equal runs of steps (this VM's speed drifts by ±15%)."""
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, fused=fused))
     torch.manual_seed(0)
     model = GRU4Rec(cfg.model, n_items)
     tr = GRU4RecTrainer(model, cfg, train)
@@ -65,15 +73,19 @@ def time_seqrec(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int
 
         prof = tprofile(activities=[ProfilerActivity.CPU])
         prof.__enter__()
-    n_ev, t0 = 0, time.perf_counter()
-    for _ in range(steps):
-        _, b = next(it)
-        n_ev += b
-    dt = time.perf_counter() - t0
+    rates = []
+    per = max(1, steps // chunks)
+    for _ in range(chunks):
+        n_ev, t0 = 0, time.perf_counter()
+        for _ in range(per):
+            _, b = next(it)
+            n_ev += b
+        rates.append(n_ev / (time.perf_counter() - t0))
     if prof is not None:
         prof.__exit__(None, None, None)
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20), file=sys.stderr)
-    return n_ev / dt, dt / steps * 1000, model
+    eps = statistics.median(rates)
+    return eps, 80 / eps * 1000, model, (min(rates), max(rates))
 
 
 def time_dense(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int) -> tuple[float, float]:
@@ -122,6 +134,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table (stderr)")
     ap.add_argument("--skip-dense", action="store_true")
+    ap.add_argument("--skip-autograd", action="store_true", help="skip the autograd-on-gathered-rows step")
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/gru4rec_speed.json"))
     args = ap.parse_args()
@@ -135,11 +148,19 @@ def main() -> int:
     train = SessionArrays.from_events(splits.train_full, vocab)
     test = SessionArrays.from_events(splits.test, vocab)
     print(f"diginetica: {train.n_events:,} train events, {vocab.n_known:,} items; threads {torch.get_num_threads()}")
-    eps, ms, model = time_seqrec(cfg, train, len(vocab), args.steps, args.warmup, args.profile)
-    print(f"seqrec          {eps:>9,.0f} events/s  ({ms:.2f} ms/step)  = {eps / REFERENCE_EVENTS_PER_S:.2f}x the reference 8,000 events/s")
+    eps, ms, model, (lo, hi) = time_seqrec(cfg, train, len(vocab), args.steps, args.warmup, args.profile)
+    print(f"seqrec (fused)    {eps:>9,.0f} events/s  ({ms:.2f} ms/step; chunks {lo:,.0f}-{hi:,.0f})"
+          f"  = {eps / REFERENCE_EVENTS_PER_S:.2f}x the reference 8,000 events/s")
     rec = {"dataset": "diginetica", "settings": "bpr-max, batch 80, 224 units, 2048 shared samples, constrained",
            "threads": torch.get_num_threads(), "seqrec_events_per_s": eps, "seqrec_ms_per_step": ms,
+           "seqrec_chunk_range": [lo, hi],
            "reference_events_per_s": REFERENCE_EVENTS_PER_S, "ratio_vs_reference": eps / REFERENCE_EVENTS_PER_S}
+    if not args.skip_autograd:
+        a_eps, a_ms, _, _ = time_seqrec(cfg, train, len(vocab), args.steps // 3, 50, False, fused=False,
+                                        chunks=5)
+        print(f"seqrec (autograd) {a_eps:>9,.0f} events/s  ({a_ms:.2f} ms/step)  "
+              f"the fused step is {eps / a_eps:.2f}x faster")
+        rec.update(autograd_events_per_s=a_eps, autograd_ms_per_step=a_ms)
     if not args.skip_dense:
         d_eps, d_ms = time_dense(cfg, train, len(vocab), args.dense_steps, 20)
         print(f"dense-autograd  {d_eps:>9,.0f} events/s  ({d_ms:.2f} ms/step)  seqrec is {eps / d_eps:.1f}x faster")

@@ -10,7 +10,9 @@ import torch
 
 from seqrec.config import load_run_config
 from seqrec.data.events import SessionArrays
-from seqrec.losses.sampled import LOSSES
+from seqrec.layers.activation import FinalActivation
+from seqrec.losses.fused import bpr_max_through_act
+from seqrec.losses.sampled import LOSSES, loss_and_grad
 from seqrec.models.gru4rec import EMBEDDINGS, GRU4Rec
 from seqrec.train.kernels import ScatterScratch
 from seqrec.train.optim import build_optimizer
@@ -112,3 +114,16 @@ def test_step_scatter_sums_uses_of_a_row_with_its_bias():
             torch.testing.assert_close(b, b_ref)
         untouched = torch.tensor([0, 2, 3, 5, 6, 8])
         assert torch.equal(w[untouched], w_ref[untouched])
+
+
+@pytest.mark.parametrize("final_act", ["linear", "tanh", "relu", "leaky-0.1", "elu-0.5", "elu-1"])
+def test_bpr_max_kernel_equals_closed_form_through_activation(final_act):
+    """The numba BPR-max pass (loss + dL/ds through the final activation) == the torch closed form."""
+    act = FinalActivation(final_act)
+    s = torch.randn(9, 40, generator=torch.Generator().manual_seed(2)) * 2.0
+    a = act(s)
+    want_loss, da = loss_and_grad("bpr-max", a.double(), bpreg=1.3)
+    want = act.backward(da, s.double(), a.double())
+    got_loss, got = bpr_max_through_act(a, act, 1.3)
+    assert got_loss == pytest.approx(want_loss, rel=1e-5)
+    torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-7)

@@ -21,6 +21,7 @@ from seqrec.losses.sampled import (
     bpr,
     bpr_max,
     cross_entropy,
+    loss_and_grad,
     sampled_loss,
     top1,
     top1_max,
@@ -212,3 +213,29 @@ def test_float32_matches_float64(name):
 def test_unknown_loss_raises():
     with pytest.raises(ValueError, match="unknown loss"):
         sampled_loss("hinge", _x())
+
+
+# -- closed-form gradients of the fused step --------------------------------------------------
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("scale", [0.3, 3.0, 30.0])
+def test_loss_and_grad_equals_autograd(name, scale):
+    """The hand-derived gradients (fused training step) equal autograd of the definitions."""
+    g = torch.Generator().manual_seed(7)
+    x = (torch.randn(5, 13, generator=g, dtype=torch.float64) * scale).requires_grad_()
+    log_q = torch.log(torch.rand(13, generator=g, dtype=torch.float64))
+    want = sampled_loss(name, x, bpreg=0.7, logq=0.8, log_q=log_q)
+    want.backward()
+    got, grad = loss_and_grad(name, x.detach().clone(), bpreg=0.7, logq=0.8, log_q=log_q)
+    assert got == pytest.approx(want.item(), rel=1e-9, abs=1e-9)
+    torch.testing.assert_close(grad, x.grad, rtol=1e-7, atol=1e-10)
+
+
+def test_loss_and_grad_golden_and_degenerate():
+    assert loss_and_grad("bpr-max", _x(), bpreg=1.0)[0] == pytest.approx(2.7190150218, abs=1e-9)
+    assert loss_and_grad("top1", _x())[0] == pytest.approx(1.0679981151, abs=1e-9)
+    value, grad = loss_and_grad("bpr", torch.tensor([[0.3]]))
+    assert value == 0.0 and grad.tolist() == [[0.0]]
+    with pytest.raises(ValueError, match="unknown loss"):
+        loss_and_grad("hinge", _x())

@@ -36,7 +36,12 @@ class PopularitySampler:
     def _refill(self) -> None:
         u = self.rng.random(self.n_batches * self.n_sample)
         draws = np.searchsorted(self.cdf, u, side="right").astype(np.int64)
-        self._cache = torch.from_numpy(draws.reshape(self.n_batches, self.n_sample))
+        draws = draws.reshape(self.n_batches, self.n_sample)
+        # each step's draws in increasing item order: the same set of negatives (the losses
+        # do not depend on column order), but the trainer's gather of their table rows and
+        # the row update then walk memory forwards (measured: ~0.5 ms less per step)
+        draws.sort(axis=1)
+        self._cache = torch.from_numpy(draws)
         self._pos = 0
 
     def next(self) -> torch.Tensor:

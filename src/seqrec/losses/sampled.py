@@ -150,21 +150,21 @@ def _neg_softmax(scores: torch.Tensor) -> torch.Tensor:
 
 
 def _bpr_max_grad(r: torch.Tensor, bpreg: float) -> tuple[torch.Tensor, torch.Tensor]:
+    # dL/dr_j = s_j [λ (r_j² + 2 r_j) - σ_j² / P + c] with the row constant c = P / P - λ R
+    # (P in the denominators is P + ε), the same as the form above in fewer passes
     t = r.diagonal().unsqueeze(1)  # (B, 1)
     s = _neg_softmax(r)  # (B, M)
     sig = torch.sigmoid(t - r)  # σ(t - r_j)
-    r2 = r * r
-    P = (s * sig).sum(1, keepdim=True)  # (B, 1)
-    R = (s * r2).sum(1, keepdim=True)
+    ssig = s * sig
+    P = ssig.sum(1, keepdim=True)  # (B, 1)
     Pe = P + _EPS
+    S2 = torch.linalg.vecdot(ssig, sig).unsqueeze(1)  # Σ s σ²
+    r2 = r * r
+    R = torch.linalg.vecdot(s, r2).unsqueeze(1)  # Σ s r²
     loss = -torch.log(Pe) + bpreg * R  # (B, 1)
-    sig2 = sig * sig
-    dt = (sig2 - sig).mul_(s).sum(1) / Pe.squeeze(1)  # -Σ s σ (1 - σ) / P   (B,)
-    g = torch.sub(P, sig2).div_(Pe)  # (P - σ²) / P
-    if bpreg:
-        g.add_(r2.sub_(R).add_(r, alpha=2.0), alpha=bpreg)  # + λ (r² - R + 2r)
-    g.mul_(s)  # the diagonal is 0 here (s_ii = 0)
-    g.diagonal().copy_(dt)
+    g = torch.add(P / Pe - bpreg * R, r2.add_(r, alpha=2.0), alpha=bpreg)
+    g.addcmul_(sig.div(Pe), sig, value=-1.0).mul_(s)  # the diagonal is 0 here (s_ii = 0)
+    g.diagonal().copy_(((S2 - P) / Pe).squeeze(1))  # dL/dt = -Σ s σ (1 - σ) / P
     return loss, g
 
 

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqrec.layers.activation import FinalActivation
 from seqrec.layers.dropout import PooledDropout
 
 EMBEDDINGS = ("onehot", "separate", "constrained")
@@ -67,64 +68,11 @@ class GRU4RecConfig:
             raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
         if not self.layers or min(self.layers) <= 0:
             raise ValueError(f"layers must be positive sizes, got {self.layers}")
-        parse_final_act(self.final_act)
+        FinalActivation(self.final_act)  # validates the name
         from seqrec.losses.sampled import LOSSES
 
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
-
-
-def _step01(s: torch.Tensor) -> torch.Tensor:
-    """[s > 0] as float (sign + clamp: comparison ops that make bool tensors are ~5x slower)."""
-    return torch.sign(s).clamp_(min=0.0)
-
-
-def _elu(s: torch.Tensor, alpha: float) -> torch.Tensor:
-    """elu-α: s for s > 0, α (e^s - 1) otherwise."""
-    return s.clamp(min=0.0) + alpha * (torch.exp(s.clamp(max=0.0)) - 1.0)
-
-
-def _leaky(s: torch.Tensor, alpha: float) -> torch.Tensor:
-    return s * (torch.sign(s).clamp(min=0.0) * (1.0 - alpha) + alpha)
-
-
-def parse_final_act(name: str):
-    """'linear', 'tanh', 'relu', 'elu-0.5', 'leaky-0.01' -> a tensor function (None = linear)."""
-    if name in ("linear", "softmax"):  # softmax = linear scores fed to cross-entropy
-        return None
-    if name == "tanh":
-        return torch.tanh
-    if name == "relu":
-        return lambda s: s.clamp(min=0.0)
-    for prefix, fn in (("elu-", _elu), ("leaky-", _leaky)):
-        if name.startswith(prefix):
-            try:
-                a = float(name[len(prefix) :])
-            except ValueError:
-                break
-            return lambda s, a=a, fn=fn: fn(s, a)
-    raise ValueError(f"unknown final_act {name!r}: use linear, tanh, relu, elu-<a> or leaky-<a>")
-
-
-def final_act_derivative(name: str):
-    """d final_act(s) / ds as a function of (s, a = final_act(s)); None for linear.
-
-    Used by the fused training step, which backpropagates by hand:
-    tanh' = 1 - a², relu' = [s > 0], leaky-α' = α + (1 - α)[s > 0],
-    elu-α' = α e^min(s, 0) + (1 - α)[s > 0], where α e^min(s, 0) = min(a + α, α).
-    """
-    parse_final_act(name)  # validates
-    if name in ("linear", "softmax"):
-        return None
-    if name == "tanh":
-        return lambda s, a: 1.0 - a * a
-    if name == "relu":
-        return lambda s, a: _step01(s)
-    if name.startswith("elu-"):
-        alpha = float(name[4:])
-        return lambda s, a: (a + alpha).clamp_(max=alpha).add_(_step01(s), alpha=1.0 - alpha)
-    alpha = float(name[6:])  # leaky-α
-    return lambda s, a: _step01(s).mul_(1.0 - alpha).add_(alpha)
 
 
 def _gru_cell_gates(
@@ -186,7 +134,7 @@ class GRU4Rec(nn.Module):
             self.w_hh.append(nn.Parameter(torch.empty(3 * h, h)))
             self.b_hh.append(nn.Parameter(torch.zeros(3 * h)))
             prev = h
-        self.final_act = parse_final_act(config.final_act)
+        self.final_act = FinalActivation(config.final_act)
         self.dropout = PooledDropout()
         self.reset_parameters()
 
@@ -271,8 +219,7 @@ class GRU4Rec(nn.Module):
         out, hidden = self.step(None, hidden, x=in_rows, extra=extra)
         scores = torch.addmm(out_b, out, out_w.t())  # (B, U): each distinct item once
         scores = scores.index_select(1, out_cols)  # (B, M)
-        if self.final_act is not None:
-            scores = self.final_act(scores)
+        scores = self.final_act(scores)
         return scores, hidden
 
 

@@ -10,7 +10,8 @@ forward (per GRU layer, torch's gate order r, z, n; one-step truncated BPTT)
     gx = W x + b,  gh = U h + c,  r = σ(gx_r + gh_r),  z = σ(gx_z + gh_z)
     n = tanh(gx_n + r ⊙ gh_n),   h' = n + z ⊙ (h - n)
     S = o Wyᵀ + by  over the M = B + n_sample output rows,  A = final_act(S)
-backward (closed forms of :func:`seqrec.losses.sampled.loss_and_grad`)
+backward (closed forms of :func:`seqrec.losses.sampled.loss_and_grad`; BPR-max
+and the activation's backward in one numba pass, :mod:`seqrec.losses.fused`)
     dS = dL/dA ⊙ final_act'(S);  do = dS Wy;  dWy = dSᵀ o;  dby = Σ_b dS
     dn = dh' ⊙ (1 - z),  dz = dh' ⊙ (h - n),  dn̂ = dn ⊙ (1 - n²)
     dr̂ = dn̂ ⊙ gh_n ⊙ r(1 - r),  dẑ = dz ⊙ z(1 - z)
@@ -32,8 +33,9 @@ from __future__ import annotations
 
 import torch
 
+from seqrec.losses.fused import bpr_max_through_act
 from seqrec.losses.sampled import loss_and_grad
-from seqrec.models.gru4rec import GRU4Rec, final_act_derivative
+from seqrec.models.gru4rec import GRU4Rec
 from seqrec.train.kernels import ScatterScratch
 
 
@@ -49,7 +51,6 @@ class FusedGRU4RecStep:
         self.loss = cfg.loss
         self.bpreg = cfg.bpreg
         self.logq = cfg.logq
-        self.act_grad = final_act_derivative(cfg.final_act)
         self._scratch_out = ScatterScratch(model.n_items)
         self._scratch_in = ScatterScratch(model.n_items)
         self._grad = torch.empty(0)  # (K, H_L) per-use gradients of item_out rows
@@ -105,10 +106,13 @@ class FusedGRU4RecStep:
             x = out
         o = x  # (B, H_L)
         S = torch.addmm(b_out, o, w_out.t())  # (B, M)
-        A = m.final_act(S) if m.final_act is not None else S
-        loss, dS = loss_and_grad(self.loss, A, bpreg=self.bpreg, logq=self.logq, log_q=log_q)
-        if self.act_grad is not None:
-            dS.mul_(self.act_grad(S, A))
+        act = m.final_act
+        A = act.forward_(S)  # S may be overwritten where the backward only needs A
+        if self.loss == "bpr-max" and A.shape[1] >= 2:  # one numba pass incl. the act's backward
+            loss, dS = bpr_max_through_act(A, act, self.bpreg)
+        else:
+            loss, dA = loss_and_grad(self.loss, A, bpreg=self.bpreg, logq=self.logq, log_q=log_q)
+            dS = act.backward(dA, S, A)
         # output layer; the item_out/bias gradient rows go straight into the update buffers:
         # one row per use (targets and samples, then the inputs when the table is shared)
         M, B = len(out_items), len(inputs)
