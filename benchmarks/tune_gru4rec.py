@@ -1,0 +1,102 @@
+"""Random search of GRU4Rec hyperparameters on the validation split (never on test).
+
+    python benchmarks/tune_gru4rec.py --dataset taobao --loss bpr-max --trials 20
+    python benchmarks/tune_gru4rec.py --dataset taobao --loss cross-entropy --trials 20 --seed 1
+
+Every trial trains on the dataset's ``train`` split (training data minus the
+validation part carved the same way as the test part) and is scored on
+``valid`` by MRR@20 + Recall@20 (full-catalogue ranking). The starting point is
+``configs/gru4rec_<dataset>_<loss>.toml``; each trial draws the values below.
+Trials are appended to ``benchmarks/results/tune_<dataset>_<loss>.json``
+(atomic writes), the best is printed with the ``--set`` overrides that
+reproduce it; copy them into the config to adopt them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, write_text
+
+SPACE = {
+    "model.layers": [[64], [100], [224], [480]],
+    "model.final_act": ["linear", "elu-0.5", "elu-1", "tanh"],
+    "model.dropout_embed": [0.0, 0.2, 0.5],
+    "model.dropout_hidden": [0.0, 0.1, 0.3, 0.5],
+    "model.n_sample": [0, 512, 2048],
+    "model.sample_alpha": [0.0, 0.25, 0.5, 0.75, 1.0],
+    "train.batch_size": [32, 64, 128],
+    "train.lr": [0.02, 0.05, 0.1, 0.2],
+    "train.momentum": [0.0, 0.2, 0.4],
+    "train.epochs": [5, 10, 20],
+}
+LOSS_SPACE = {
+    "bpr-max": {"model.bpreg": [0.0, 0.5, 1.0, 2.0]},
+    "cross-entropy": {"model.logq": [0.0, 0.5, 1.0]},
+}
+
+
+def _toml(value) -> str:
+    return json.dumps(value)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--loss", default="bpr-max", choices=sorted(LOSS_SPACE))
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+
+    import torch
+
+    from seqrec.config import load_run_config
+    from seqrec.experiment import train_run
+
+    torch.set_num_threads(args.threads)
+    base = ROOT / f"configs/gru4rec_{args.dataset}_{args.loss}.toml"
+    out = Path(args.out or ROOT / f"benchmarks/results/tune_{args.dataset}_{args.loss}.json")
+    trials = json.loads(out.read_text()) if out.exists() else []
+    rng = random.Random(args.seed)
+    space = {**SPACE, **LOSS_SPACE[args.loss]}
+    for i in range(args.trials):
+        pick = {k: rng.choice(v) for k, v in space.items()}
+        overrides = ['data.train_split="train"', "train.progress=false", "train.patience=0",
+                     f"train.threads={args.threads}"] + [f"{k}={_toml(v)}" for k, v in pick.items()]
+        cfg = load_run_config(base, overrides)
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                m = train_run(cfg, Path(tmp) / "run", progress=False)
+            except Exception as exc:  # a diverged trial is a result too
+                trials.append({"params": pick, "error": str(exc)})
+                print(f"[{i + 1}/{args.trials}] failed: {exc}", flush=True)
+                continue
+        v = m["valid"]
+        rec = {"params": pick, "valid_recall@20": v["recall@20"], "valid_mrr@20": v["mrr@20"],
+               "score": v["recall@20"] + v["mrr@20"], "seconds": time.perf_counter() - t0,
+               "n_valid_events": v["n_events"]}
+        trials.append(rec)
+        write_text(out, json.dumps(trials, indent=1) + "\n")
+        print(f"[{i + 1}/{args.trials}] valid recall@20 {v['recall@20']:.4f} mrr@20 {v['mrr@20']:.4f} "
+              f"({rec['seconds']:.0f} s) {pick}", flush=True)
+    done = [t for t in trials if "score" in t]
+    if not done:
+        return 1
+    best = max(done, key=lambda t: t["score"])
+    print(f"best of {len(done)}: valid recall@20 {best['valid_recall@20']:.4f} "
+          f"mrr@20 {best['valid_mrr@20']:.4f}")
+    print("  --set " + " --set ".join(f"{k}={_toml(v)}" for k, v in best["params"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
