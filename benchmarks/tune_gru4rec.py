@@ -31,10 +31,10 @@ SPACE = {
     "model.dropout_hidden": [0.0, 0.1, 0.3, 0.5],
     "model.n_sample": [0, 512, 2048],
     "model.sample_alpha": [0.0, 0.25, 0.5, 0.75, 1.0],
-    "train.batch_size": [32, 64, 128],
+    "train.batch_size": [48, 80, 128],
     "train.lr": [0.02, 0.05, 0.1, 0.2],
     "train.momentum": [0.0, 0.2, 0.4],
-    "train.epochs": [5, 10, 20],
+    "train.epochs": [5, 10, 15],
 }
 LOSS_SPACE = {
     "bpr-max": {"model.bpreg": [0.0, 0.5, 1.0, 2.0]},
