@@ -61,7 +61,6 @@ class GRU4RecConfig:
     bpreg: float = 1.0  # score regularisation of BPR-max
     logq: float = 0.0  # logQ correction strength for cross-entropy
     sample_cache: int = 10_000_000  # number of negatives drawn ahead at once
-    sparse: bool = True  # update only the item-table rows a step uses
 
     def __post_init__(self) -> None:
         if self.embedding not in EMBEDDINGS:

@@ -4,9 +4,11 @@ One step (Hidasi & Karatzoglou CIKM 2018):
   1. lanes that start a new session get a zero hidden state;
   2. the output items are the B targets plus ``n_sample`` items drawn once for
      the whole batch from supp^alpha (pre-drawn cache);
-  3. only the distinct item rows of the step are gathered (``GatheredRows``), the
-     (B, B + n_sample) scores go to the sampled loss, and the optimiser updates
-     exactly those rows plus the dense GRU weights;
+  3. the (B, B + n_sample) scores go to the sampled loss and the optimiser
+     updates exactly the item rows the step used plus the dense GRU weights:
+     by default with :class:`~seqrec.train.fused_step.FusedGRU4RecStep`
+     (hand-written backward), with ``train.fused = false`` or for HRNN through
+     autograd on the gathered distinct rows (``GatheredRows``);
   4. the hidden state is carried to the next step without backpropagating into
      earlier steps.
 Epochs end with an optional validation pass (full-catalogue Recall/MRR@20)
