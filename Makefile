@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/session.py
+
+# the CTR peer (benchmarks/_deepctr_peer.py); --no-deps so pip never touches torch
+bench-deps: $(STAMP)
+	$(BIN)/pip install -q --no-deps deepctr-torch==0.3.0
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -36,6 +36,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = load_run_config(args.config, args.set)
     m = train_run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     t = m["test"]
+    if "auc" in t:  # a CTR model
+        sps = m.get("train_samples_per_s")
+        print(f"{cfg.model_name} on {cfg.data.dataset}: test auc={t['auc']:.4f} gauc={t['gauc']:.4f} "
+              f"logloss={t['logloss']:.4f} ({t['n_samples']} samples); train {m['train_seconds']:.1f}s"
+              + (f" ({sps:,.0f} samples/s)" if sps else "") + f"; run written to {args.out}")
+        return 0
     ks = max(cfg.eval.ks)
     eps = m.get("train_events_per_s")
     print(

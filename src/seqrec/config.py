@@ -30,6 +30,7 @@ class DataConfig:
     test_split: str = "test"
     dwell_bucket: float = 0.0  # > 0: repeat items by dwell time (seconds per extra copy)
     dwell_max_repeat: int = 10
+    max_len: int = 50  # CTR tasks: behaviours kept in a history (the most recent)
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,10 @@ def train_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False,
     _set_threads(cfg.train.threads)
     if progress is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=progress))
+    if get_model_entry(cfg.model_name).family == "ctr":
+        from seqrec.experiment_ctr import train_ctr_run
+
+        return train_ctr_run(cfg, out, resume=resume)
     if out.exists() and not resume and any(out.iterdir()):
         if (out / "config.json").exists():
             shutil.rmtree(out)  # re-running into an old run directory replaces it
@@ -203,6 +207,10 @@ class Run:
 def evaluate_run(run_dir: str | os.PathLike, split: str = "test", ties: str | None = None,
                  data_dir: str | None = None) -> dict:
     """Recompute the metrics of a saved run on ``split`` from the checkpoint alone."""
+    if (Path(run_dir) / "schema.json").is_file():  # a CTR run
+        from seqrec.experiment_ctr import evaluate_ctr_run
+
+        return evaluate_ctr_run(run_dir, split=split, data_dir=data_dir)
     run = Run(run_dir)
     cfg = run.config
     if data_dir:

@@ -11,14 +11,23 @@ from seqrec.errors import ConfigError
 class ModelEntry:
     name: str
     config_cls: type
-    family: str  # "gru4rec" | "hrnn" | "baseline"
+    family: str  # "gru4rec" | "hrnn" | "baseline" | "ctr"
     description: str
+    model_cls: type | None = None  # CTR models: X(config, schema)
 
 
 def _entries() -> dict[str, ModelEntry]:
     from seqrec.baselines import ItemKNNConfig, PopConfig, SKNNConfig
+    from seqrec.models.bst import BST, BSTConfig
+    from seqrec.models.deepfm import DeepFM, DeepFMConfig
+    from seqrec.models.dien import DIEN, DIENConfig
+    from seqrec.models.din import DIN, DINConfig
+    from seqrec.models.dlrm import DLRM, DLRMConfig
+    from seqrec.models.dsin import DSIN, DSINConfig
     from seqrec.models.gru4rec import GRU4RecConfig
     from seqrec.models.hrnn import HRNNConfig
+    from seqrec.models.mlp_sum import MLPSum, MLPSumConfig
+    from seqrec.models.wide_deep import WideDeep, WideDeepConfig
 
     return {
         e.name: e
@@ -28,12 +37,20 @@ def _entries() -> dict[str, ModelEntry]:
             ModelEntry("pop", PopConfig, "baseline", "most popular items"),
             ModelEntry("item-knn", ItemKNNConfig, "baseline", "item-kNN on session co-occurrence"),
             ModelEntry("sknn", SKNNConfig, "baseline", "session-based kNN (Jannach & Ludewig 2017)"),
+            ModelEntry("din", DINConfig, "ctr", "Deep Interest Network (Zhou et al. 2018)", DIN),
+            ModelEntry("dien", DIENConfig, "ctr", "Deep Interest Evolution Network (Zhou et al. 2019)", DIEN),
+            ModelEntry("dsin", DSINConfig, "ctr", "Deep Session Interest Network (Feng et al. 2019)", DSIN),
+            ModelEntry("bst", BSTConfig, "ctr", "Behavior Sequence Transformer (Chen et al. 2019)", BST),
+            ModelEntry("wide_deep", WideDeepConfig, "ctr", "Wide & Deep (Cheng et al. 2016)", WideDeep),
+            ModelEntry("deepfm", DeepFMConfig, "ctr", "DeepFM (Guo et al. 2017)", DeepFM),
+            ModelEntry("dlrm", DLRMConfig, "ctr", "DLRM, dot interaction (Naumov et al. 2019)", DLRM),
+            ModelEntry("mlp_sum", MLPSumConfig, "ctr", "sum-pooled history + MLP (DIN's base model)", MLPSum),
         )
     }
 
 
-def model_names() -> list[str]:
-    return sorted(_entries())
+def model_names(family: str | None = None) -> list[str]:
+    return sorted(n for n, e in _entries().items() if family is None or e.family == family)
 
 
 def get_model_entry(name: str) -> ModelEntry:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 COLUMNS = ("kind", "epoch", "step", "events", "loss", "events_per_s", "lr", "elapsed_s",
-           "valid_recall@20", "valid_mrr@20")
+           "valid_recall@20", "valid_mrr@20", "valid_auc")
 
 
 class RunLog:

@@ -1,0 +1,264 @@
+"""CTR samples with behaviour histories from real logs (DIN / DIEN / DSIN / BST and baselines).
+
+Two recipes, both vectorised (numpy index arithmetic, no loop over samples):
+
+``amazon_ctr("amazon_beauty" | "amazon_sports")`` — S3-Rec Amazon review sequences (items in
+time order per user, item attributes). For every user and every position p >= 1 of the
+user's sequence: history = the items before p (the most recent ``max_len``) with their
+categories, target = the item at p (label 1) and one item the user never touched, drawn
+uniformly from the catalogue with a fixed seed (label 0) with the same history.
+Leave-one-out in time per user: the user's last target -> test, the second last -> valid,
+the rest -> train (the DIN paper's Amazon protocol, Zhou et al. KDD 2018, sec. 6.1).
+Category = the item's first listed attribute (S3-Rec's attributes are Amazon categories
+and brand, unnamed; the first one is the most general category the item lists).
+
+``taobao_ctr()`` — Taobao UserBehavior sample (pv / cart / fav / buy with category and Unix
+time). For every click (pv) with at least one earlier behaviour: history = the user's
+previous behaviours of any type (most recent ``max_len``) with category, behaviour type,
+time and 30-minute session id (the shared sessionizer, for DSIN), target = the clicked item
+(label 1) and an item the user never clicked, drawn from the catalogue with its category
+(label 0). Split by time like the session split of the same data: targets on the last day
+-> test, the day before -> valid, earlier -> train (histories may reach back across days).
+
+Extra columns (not features): ``hist_len``, ``neg_hist_item`` / ``neg_hist_cate`` (one
+sampled non-clicked item per history position, for DIEN's auxiliary loss), and for Taobao
+``hist_time``, ``time`` (seconds) and ``hist_session`` (session ids, increasing with time).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from seqrec.data.ctr import CTRData
+from seqrec.data.registry import data_dir
+from seqrec.data.sessionize import sessionize
+from seqrec.data.vocab import Vocab
+from seqrec.errors import ConfigError, DataNotFoundError, DataValidationError
+from seqrec.schema import Feature, Schema, Table
+
+AMAZON = {
+    "amazon_beauty": ("sequential/amazon_beauty", "Beauty.txt", "Beauty_item2attributes.json"),
+    "amazon_sports": ("sequential/amazon_sports", "Sports_and_Outdoors.txt",
+                      "Sports_and_Outdoors_item2attributes.json"),
+}
+AMAZON_SOURCE = "GitHub RUCAIBox/CIKM2020-S3Rec data/ (Amazon review 5-core, McAuley lab; research only)"
+TAOBAO = ("session/taobao_userbehavior_sample", "UserBehavior_head.csv")
+TAOBAO_SOURCE = "Tianchi UserBehavior (Alibaba, dataId=649), head of UserBehavior.csv; research only"
+BEHAVIOURS = ("pv", "cart", "fav", "buy")
+DAY = 86400.0
+
+
+@dataclass
+class CTRTask:
+    """Train / valid / test samples of one recipe plus what models and serving need."""
+
+    name: str
+    train: CTRData
+    valid: CTRData
+    test: CTRData
+    vocabs: dict[str, Vocab]
+    item_cate: np.ndarray  # (item rows,) category index of every item index
+
+    @property
+    def schema(self) -> Schema:
+        return self.train.schema
+
+    def split(self, name: str) -> CTRData:
+        if name not in ("train", "valid", "test"):
+            raise ConfigError(f"unknown split {name!r}; choose train, valid or test")
+        return getattr(self, name)
+
+
+def _require(path: Path, source: str) -> Path:
+    if not path.is_file():
+        raise DataNotFoundError(
+            f"missing {path.name}: expected at {path} (set SEQREC_DATA to the data root); source: {source}"
+        )
+    return path
+
+
+def _histories(items: np.ndarray, user_start: np.ndarray, pos: np.ndarray, max_len: int):
+    """Left-aligned (N, max_len) index matrix of the events before ``pos`` (same user), and lengths."""
+    length = np.minimum(pos - user_start, max_len)  # (N,)
+    ar = np.arange(max_len)
+    idx = (pos - length)[:, None] + ar[None, :]  # (N, T)
+    valid = ar[None, :] < length[:, None]
+    return np.where(valid, idx, -1), length
+
+
+def _gather(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    out = values[np.maximum(idx, 0)]
+    out[idx < 0] = 0
+    return out
+
+
+def _sample_untouched(users: np.ndarray, touched: np.ndarray, n_items: int, rng) -> np.ndarray:
+    """For each sample, an item index in 2..n_items-1 that its user never touched.
+
+    ``touched`` holds user * n_items + item for every (user, item) the user touched.
+    """
+    keys = np.unique(touched)
+    out = rng.integers(2, n_items, size=len(users))
+    bad = np.isin(users * n_items + out, keys)
+    for _ in range(100):
+        if not bad.any():
+            return out
+        out[bad] = rng.integers(2, n_items, size=int(bad.sum()))
+        bad = np.isin(users * n_items + out, keys)
+    raise DataValidationError("could not draw negatives: some users touched almost every item")
+
+
+def _schema(n_items: int, n_cates: int, n_users: int, max_len: int, dim: int, btypes: bool) -> Schema:
+    tables = [Table("item", n_items, dim), Table("cate", n_cates, dim), Table("user", n_users, dim)]
+    feats = [Feature("user", "sparse", "user"), Feature("item", "sparse", "item"),
+             Feature("cate", "sparse", "cate"),
+             Feature("hist_item", "sequence", "item", max_len=max_len),
+             Feature("hist_cate", "sequence", "cate", max_len=max_len)]
+    if btypes:
+        tables.append(Table("btype", len(BEHAVIOURS) + 2, dim))
+        feats.append(Feature("hist_btype", "sequence", "btype", max_len=max_len))
+    return Schema(tables=tuple(tables), features=tuple(feats))
+
+
+def _pair_samples(cols: dict[str, np.ndarray], neg_item: np.ndarray, item_cate: np.ndarray) -> dict:
+    """Each target row once with label 1 and once with its negative item, label 0 (interleaved)."""
+    n = len(neg_item)
+    out = {k: np.repeat(v, 2, axis=0) for k, v in cols.items()}
+    out["item"][1::2] = neg_item
+    out["cate"][1::2] = item_cate[neg_item]
+    label = np.zeros(2 * n, dtype=np.float32)
+    label[0::2] = 1.0
+    out["label"] = label
+    return out
+
+
+def _neg_history(hist_item: np.ndarray, users: np.ndarray, touched, n_items, item_cate, rng):
+    flat = _sample_untouched(np.repeat(users, hist_item.shape[1]), touched, n_items, rng)
+    neg = flat.reshape(hist_item.shape)
+    neg[hist_item == 0] = 0
+    return neg, item_cate[neg]
+
+
+def amazon_ctr(name: str = "amazon_beauty", *, max_len: int = 50, dim: int = 18, seed: int = 0,
+               root: str | Path | None = None) -> CTRTask:
+    """Build the Amazon CTR task (see module docstring)."""
+    if name not in AMAZON:
+        raise ConfigError(f"unknown Amazon dataset {name!r}; choose one of {sorted(AMAZON)}")
+    sub, seq_file, attr_file = AMAZON[name]
+    folder = data_dir(root) / sub
+    seq_path = _require(folder / seq_file, AMAZON_SOURCE)
+    attrs = json.loads(_require(folder / attr_file, AMAZON_SOURCE).read_text())
+    users_raw, items_raw = [], []
+    for lineno, line in enumerate(seq_path.read_text().splitlines(), 1):
+        parts = line.split()
+        if len(parts) < 2:
+            raise DataValidationError(f"{seq_path}:{lineno}: expected 'user item item ...', got {line!r}")
+        users_raw.append(np.full(len(parts) - 1, int(parts[0]), dtype=np.int64))
+        items_raw.append(np.asarray(parts[1:], dtype=np.int64))
+    user_raw = np.concatenate(users_raw)
+    item_raw = np.concatenate(items_raw)
+    item_vocab = Vocab(name="item").fit(sorted({int(k) for k in attrs} | set(np.unique(item_raw).tolist())))
+    cate_vocab = Vocab(name="cate").fit(sorted({v[0] for v in attrs.values() if v}))
+    user_vocab = Vocab(name="user").fit(np.unique(user_raw).tolist())
+    items = item_vocab.encode(item_raw.tolist())
+    users = user_vocab.encode(user_raw.tolist())
+    item_cate = np.ones(len(item_vocab), dtype=np.int64)  # OOV category unless listed
+    item_cate[0] = 0
+    for raw, a in attrs.items():
+        if a:
+            item_cate[item_vocab.encode([int(raw)])[0]] = cate_vocab.encode([a[0]])[0]
+    # positions: every event but the user's first; the user's last two go to test / valid
+    new_user = np.r_[True, users[1:] != users[:-1]]
+    start = np.maximum.accumulate(np.where(new_user, np.arange(len(users)), 0))
+    pos = np.flatnonzero(~new_user)
+    end = np.r_[np.flatnonzero(new_user)[1:], len(users)]  # exclusive end of each event's user
+    from_end = end[np.searchsorted(np.flatnonzero(new_user), pos, side="right") - 1] - pos
+    hidx, hlen = _histories(items, start[pos], pos, max_len)
+    cols = {"user": users[pos], "item": items[pos], "cate": item_cate[items[pos]],
+            "hist_item": _gather(items, hidx)}
+    cols["hist_cate"] = item_cate[cols["hist_item"]]
+    cols["hist_len"] = hlen.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    touched = users * len(item_vocab) + items
+    cols["neg_hist_item"], cols["neg_hist_cate"] = _neg_history(
+        cols["hist_item"], cols["user"], touched, len(item_vocab), item_cate, rng)
+    neg = _sample_untouched(cols["user"], touched, len(item_vocab), rng)
+    data = _pair_samples(cols, neg, item_cate)
+    which = np.repeat(np.where(from_end == 1, 2, np.where(from_end == 2, 1, 0)), 2)
+    schema = _schema(len(item_vocab), len(cate_vocab), len(user_vocab), max_len, dim, btypes=False)
+    return _task(name, schema, data, which, {"item": item_vocab, "cate": cate_vocab, "user": user_vocab},
+                 item_cate)
+
+
+def _task(name, schema, data, which, vocabs, item_cate) -> CTRTask:
+    parts = [CTRData(schema, {k: v[which == i] for k, v in data.items()}, f"{name} {s}")
+             for i, s in enumerate(("train", "valid", "test"))]
+    return CTRTask(name, *parts, vocabs=vocabs, item_cate=item_cate)
+
+
+def taobao_ctr(*, max_len: int = 50, dim: int = 18, seed: int = 0, session_gap: float = 1800.0,
+               root: str | Path | None = None) -> CTRTask:
+    """Build the Taobao CTR task (see module docstring)."""
+    from seqrec.data.readers.raw_logs import TAOBAO_END, TAOBAO_START
+
+    path = _require(data_dir(root) / TAOBAO[0] / TAOBAO[1], TAOBAO_SOURCE)
+    df = pl.read_csv(path, has_header=False, new_columns=["user_id", "item_id", "category_id",
+                                                            "btype", "timestamp"],
+                     schema_overrides={"btype": pl.Utf8})
+    bad = df.filter(~pl.col("btype").is_in(BEHAVIOURS))
+    if bad.height:
+        raise DataValidationError(f"{path}: behaviour type must be one of {BEHAVIOURS}; got "
+                                  f"{bad['btype'][0]!r}")
+    df = df.with_columns(pl.col("timestamp").cast(pl.Float64)).filter(
+        pl.col("timestamp").is_between(TAOBAO_START, TAOBAO_END, closed="left"))
+    df = sessionize(df, gap_seconds=session_gap)  # sorted by (user, time)
+    item_vocab = Vocab(name="item").fit(df["item_id"].unique().sort())
+    cate_vocab = Vocab(name="cate").fit(df["category_id"].unique().sort())
+    user_vocab = Vocab(name="user").fit(df["user_id"].unique().sort())
+    items = item_vocab.encode_series(df["item_id"])
+    cates = cate_vocab.encode_series(df["category_id"])
+    users = user_vocab.encode_series(df["user_id"])
+    btype = df["btype"].replace_strict({b: i + 2 for i, b in enumerate(BEHAVIOURS)},
+                                       return_dtype=pl.Int64).to_numpy()
+    times = df["timestamp"].to_numpy()
+    sess = df["session_id"].to_numpy().astype(np.int64)
+    item_cate = np.ones(len(item_vocab), dtype=np.int64)
+    item_cate[0] = 0
+    item_cate[items] = cates  # an item's category is fixed in this data
+    new_user = np.r_[True, users[1:] != users[:-1]]
+    start = np.maximum.accumulate(np.where(new_user, np.arange(len(users)), 0))
+    pos = np.flatnonzero(~new_user & (btype == 2))  # clicks with some history
+    hidx, hlen = _histories(items, start[pos], pos, max_len)
+    cols = {"user": users[pos], "item": items[pos], "cate": cates[pos],
+            "hist_item": _gather(items, hidx), "hist_cate": _gather(cates, hidx),
+            "hist_btype": _gather(btype, hidx), "hist_session": _gather(sess, hidx),
+            "hist_time": np.where(hidx >= 0, times[np.maximum(hidx, 0)], 0.0),
+            "time": times[pos], "hist_len": hlen.astype(np.int64)}
+    rng = np.random.default_rng(seed)
+    clicked = users[btype == 2] * len(item_vocab) + items[btype == 2]
+    cols["neg_hist_item"], cols["neg_hist_cate"] = _neg_history(
+        cols["hist_item"], cols["user"], clicked, len(item_vocab), item_cate, rng)
+    neg = _sample_untouched(cols["user"], clicked, len(item_vocab), rng)
+    data = _pair_samples(cols, neg, item_cate)
+    last_day = np.floor((times.max() - TAOBAO_START) / DAY)
+    day = np.floor((data["time"] - TAOBAO_START) / DAY)
+    which = np.where(day >= last_day, 2, np.where(day >= last_day - 1, 1, 0))
+    schema = _schema(len(item_vocab), len(cate_vocab), len(user_vocab), max_len, dim, btypes=True)
+    return _task("taobao", schema, data, which,
+                 {"item": item_vocab, "cate": cate_vocab, "user": user_vocab}, item_cate)
+
+
+CTR_TASKS = {"amazon_beauty": lambda **kw: amazon_ctr("amazon_beauty", **kw),
+             "amazon_sports": lambda **kw: amazon_ctr("amazon_sports", **kw),
+             "taobao": taobao_ctr}
+
+
+def load_ctr_task(name: str, **kwargs) -> CTRTask:
+    if name not in CTR_TASKS:
+        raise ConfigError(f"unknown CTR dataset {name!r}; choose one of {sorted(CTR_TASKS)}")
+    return CTR_TASKS[name](**kwargs)

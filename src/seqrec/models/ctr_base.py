@@ -1,0 +1,56 @@
+"""What every CTR model shares: the config fields, the output, field embeddings for baselines.
+
+Every CTR model is ``X(config, schema)`` and maps a batch (dict of tensors, see
+:mod:`seqrec.data.ctr`) to :class:`CTROutput`: click logits (B,) and, for DIEN, the
+auxiliary loss. The mini-batch aware L2 (``mba_reg``, DIN sec. 4.2) is applied by the
+trainer through ``model.inp.emb.minibatch_l2`` for any model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from seqrec.models.ctr_inputs import CTRInputs
+
+
+@dataclass(frozen=True)
+class CTRConfig:
+    embedding_dim: int = 18
+    mlp_hidden: tuple[int, ...] = (200, 80)
+    mlp_act: str = "prelu"  # relu | prelu | dice
+    dropout: float = 0.0
+    mba_reg: float = 0.0  # λ of the mini-batch aware regulariser (0 = off)
+
+    def __post_init__(self) -> None:
+        if self.embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be >= 1, got {self.embedding_dim}")
+        if self.mlp_act not in ("relu", "prelu", "dice"):
+            raise ValueError(f"mlp_act must be relu, prelu or dice, got {self.mlp_act!r}")
+        if not 0 <= self.dropout < 1 or self.mba_reg < 0:
+            raise ValueError("dropout must be in [0, 1) and mba_reg >= 0")
+
+
+@dataclass
+class CTROutput:
+    logits: torch.Tensor  # (B,)
+    aux_loss: torch.Tensor | None = None
+
+
+def field_embeddings(inp: CTRInputs, batch) -> torch.Tensor:
+    """(B, F, D): every sparse feature, plus each history feature mean-pooled over its real
+    positions — the fields of the non-sequence baselines (Wide&Deep, DeepFM, DLRM)."""
+    emb = inp.emb
+    vecs = [emb.lookup(batch, n) for n in (*inp.f.targets, *inp.f.others)]
+    mask = (batch[inp.first_hist] != 0).unsqueeze(-1)  # (B, T, 1)
+    n = mask.sum(1).clamp(min=1)
+    for h in inp.f.history:
+        vecs.append((emb.lookup(batch, h) * mask).sum(1) / n)
+    return torch.stack(vecs, 1)
+
+
+def dense_input(inp: CTRInputs, batch) -> torch.Tensor | None:
+    if not inp.f.dense:
+        return None
+    return torch.cat([batch[n] for n in inp.f.dense], 1)
