@@ -185,6 +185,12 @@ def test_every_shipped_config_loads(path):
     cfg = load_run_config(path)
     assert cfg.model is not None
     from seqrec.data.registry import get_dataset_info
+    from seqrec.data.tasks.ctr import CTR_TASKS
+    from seqrec.registry import get_model_entry
 
-    get_dataset_info(cfg.data.dataset)  # names a registered dataset
+    if get_model_entry(cfg.model_name).family == "ctr":
+        assert cfg.data.dataset in CTR_TASKS  # names a CTR task
+        assert path.name == f"{cfg.model_name}_{cfg.data.dataset}.toml"
+    else:
+        get_dataset_info(cfg.data.dataset)  # names a registered dataset
     assert load_run_config(raw=cfg.to_dict()) == cfg

@@ -21,11 +21,12 @@ from seqrec.schema import Schema
 
 
 class FeatureEmbedding(nn.Module):
-    def __init__(self, schema: Schema, init_std: float = 1e-2) -> None:
+    def __init__(self, schema: Schema, init_std: float = 1e-2, sparse: bool = False) -> None:
         super().__init__()
         self.schema = schema
+        self.sparse = sparse  # sparse gradients: optimisers update only the rows used
         self.tables = nn.ModuleDict(
-            {t.name: nn.Embedding(t.rows, t.dim, padding_idx=0) for t in schema.tables}
+            {t.name: nn.Embedding(t.rows, t.dim, padding_idx=0, sparse=sparse) for t in schema.tables}
         )
         for emb in self.tables.values():
             nn.init.normal_(emb.weight, std=init_std)
@@ -78,6 +79,6 @@ class FeatureEmbedding(nn.Module):
         total = torch.zeros(())
         for table, parts in ids.items():
             uniq = torch.unique(torch.cat(parts))
-            w = self.tables[table].weight.index_select(0, uniq)  # (U, D)
+            w = self.tables[table](uniq)  # (U, D); a sparse gradient like the lookups
             total = total + (w.pow(2).sum(1) * self.inv_counts[table].index_select(0, uniq)).sum()
         return total

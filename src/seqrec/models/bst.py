@@ -39,7 +39,7 @@ class BST(nn.Module):
     def __init__(self, config: BSTConfig, schema: Schema) -> None:
         super().__init__()
         self.config = config
-        self.inp = CTRInputs(schema.with_dim(config.embedding_dim))
+        self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
         d = self.inp.key_dim
         if d % config.heads:
             raise SchemaError(f"BST: behaviour width {d} must be divisible by heads={config.heads}")

@@ -22,6 +22,9 @@ class CTRConfig:
     mlp_act: str = "prelu"  # relu | prelu | dice
     dropout: float = 0.0
     mba_reg: float = 0.0  # λ of the mini-batch aware regulariser (0 = off)
+    # embedding tables get sparse gradients: the optimiser then updates only the rows a
+    # batch uses (lazy Adam / Adagrad), instead of a pass over every table each step
+    sparse_grad: bool = True
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1:

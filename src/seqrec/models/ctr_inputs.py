@@ -52,10 +52,10 @@ def fields_of(schema: Schema, group: str = "hist") -> Fields:
 class CTRInputs(nn.Module):
     """Embeddings plus the field bookkeeping above; ``dims`` give the widths models need."""
 
-    def __init__(self, schema: Schema, group: str = "hist") -> None:
+    def __init__(self, schema: Schema, group: str = "hist", sparse: bool = False) -> None:
         super().__init__()
         self.schema = schema
-        self.emb = FeatureEmbedding(schema)
+        self.emb = FeatureEmbedding(schema, sparse=sparse)
         self.f = fields_of(schema, group)
         d = self.emb.dim_of
         self.key_dim = sum(d(n) for n in self.f.history)  # width of k_t (and of padded q)

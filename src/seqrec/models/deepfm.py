@@ -35,7 +35,7 @@ class DeepFM(nn.Module):
     def __init__(self, config: DeepFMConfig, schema: Schema) -> None:
         super().__init__()
         self.config = config
-        self.inp = CTRInputs(schema.with_dim(config.embedding_dim))
+        self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
         n_fields = len(self.inp.f.targets) + len(self.inp.f.others) + len(self.inp.f.history)
         self.first = FirstOrder(self.inp)
         self.deep = MLP(n_fields * config.embedding_dim + self.inp.schema.dense_dim(),

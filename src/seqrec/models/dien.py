@@ -47,7 +47,7 @@ class DIEN(nn.Module):
     def __init__(self, config: DIENConfig, schema: Schema) -> None:
         super().__init__()
         self.config = config
-        self.inp = CTRInputs(schema.with_dim(config.embedding_dim))
+        self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
         d = self.inp.key_dim
         H = config.gru_hidden or d
         self.extractor = nn.GRU(d, H, batch_first=True)

@@ -36,7 +36,7 @@ class DIN(nn.Module):
     def __init__(self, config: DINConfig, schema: Schema) -> None:
         super().__init__()
         self.config = config
-        self.inp = CTRInputs(schema.with_dim(config.embedding_dim))
+        self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
         d = self.inp.key_dim
         self.att = ActivationUnit(d, config.att_hidden, config.att_act, config.att_softmax)
         self.mlp = MLP(2 * d + self.inp.other_dim, config.mlp_hidden, config.mlp_act,

@@ -37,7 +37,7 @@ class DLRM(nn.Module):
     def __init__(self, config: DLRMConfig, schema: Schema) -> None:
         super().__init__()
         self.config = config
-        self.inp = CTRInputs(schema.with_dim(config.embedding_dim))
+        self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
         D = config.embedding_dim
         dd = self.inp.schema.dense_dim()
         self.bottom = MLP(dd, config.bottom_hidden, "relu", out_dim=D) if dd else None

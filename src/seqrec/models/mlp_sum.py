@@ -26,7 +26,7 @@ class MLPSum(nn.Module):
     def __init__(self, config: MLPSumConfig, schema: Schema) -> None:
         super().__init__()
         self.config = config
-        self.inp = CTRInputs(schema.with_dim(config.embedding_dim))
+        self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
         d = self.inp.key_dim
         self.mlp = MLP(2 * d + self.inp.other_dim, config.mlp_hidden, config.mlp_act,
                        config.dropout, out_dim=1)

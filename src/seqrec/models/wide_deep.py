@@ -31,7 +31,8 @@ class FirstOrder(nn.Module):
     def __init__(self, inp: CTRInputs) -> None:
         super().__init__()
         self.inp = inp
-        self.w = nn.ModuleDict({t.name: nn.Embedding(t.rows, 1, padding_idx=0) for t in inp.schema.tables})
+        self.w = nn.ModuleDict({t.name: nn.Embedding(t.rows, 1, padding_idx=0, sparse=inp.emb.sparse)
+                                for t in inp.schema.tables})
         for e in self.w.values():
             nn.init.zeros_(e.weight)
         dd = inp.schema.dense_dim()
@@ -57,7 +58,7 @@ class WideDeep(nn.Module):
     def __init__(self, config: WideDeepConfig, schema: Schema) -> None:
         super().__init__()
         self.config = config
-        self.inp = CTRInputs(schema.with_dim(config.embedding_dim))
+        self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
         n_fields = len(self.inp.f.targets) + len(self.inp.f.others) + len(self.inp.f.history)
         self.wide = FirstOrder(self.inp)
         self.deep = MLP(n_fields * config.embedding_dim + self.inp.schema.dense_dim(),

@@ -27,14 +27,44 @@ from seqrec.train.logs import RunLog
 from seqrec.train.session_trainer import TrainState, lr_factor
 
 
-def build_torch_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+class _Optimizers:
+    """A dense optimiser plus, for embedding tables with sparse gradients, its lazy twin
+    (``SparseAdam`` for Adam: moments of the rows a batch uses only; Adagrad and SGD take
+    sparse gradients themselves). Behaves like one optimiser for the trainer."""
+
+    def __init__(self, opts: list[torch.optim.Optimizer]) -> None:
+        self.opts = opts
+        self.param_groups = [g for o in opts for g in o.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.opts:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for o in self.opts:
+            o.step()
+
+    def state_dict(self) -> dict:
+        return {"opts": [o.state_dict() for o in self.opts]}
+
+    def load_state_dict(self, sd: dict) -> None:
+        for o, s in zip(self.opts, sd["opts"], strict=True):
+            o.load_state_dict(s)
+
+
+def build_torch_optimizer(name: str, model: torch.nn.Module, lr: float) -> _Optimizers:
+    sparse = [m.weight for m in model.modules() if isinstance(m, torch.nn.Embedding) and m.sparse]
+    ids = {id(p) for p in sparse}
+    dense = [p for p in model.parameters() if id(p) not in ids]
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr)
-    raise ConfigError(f"unknown optimizer {name!r} for CTR models; choose adam, adagrad or sgd")
+        opts = [torch.optim.Adam(dense, lr=lr)] + ([torch.optim.SparseAdam(sparse, lr=lr)] if sparse else [])
+    elif name == "adagrad":
+        opts = [torch.optim.Adagrad(dense + sparse, lr=lr)]
+    elif name == "sgd":
+        opts = [torch.optim.SGD(dense + sparse, lr=lr)]
+    else:
+        raise ConfigError(f"unknown optimizer {name!r} for CTR models; choose adam, adagrad or sgd")
+    return _Optimizers(opts)
 
 
 @torch.no_grad()
@@ -58,7 +88,7 @@ class CTRTrainer:
     def __init__(self, model: torch.nn.Module, cfg: RunConfig, train: CTRData, log: RunLog | None = None):
         self.model, self.cfg, self.train_data, self.log = model, cfg, train, log
         tc = cfg.train
-        self.opt = build_torch_optimizer(tc.optimizer, model.parameters(), tc.lr)
+        self.opt = build_torch_optimizer(tc.optimizer, model, tc.lr)
         self.mba = float(getattr(model.config, "mba_reg", 0.0))
         self.aux_weight = float(getattr(model.config, "aux_weight", 0.0))
         if self.mba > 0:

@@ -1,0 +1,133 @@
+"""CTR building blocks against hand-computed values: Dice, the mini-batch aware L2, DSIN's
+session layout and bias encoding, the activation unit's masking, AUGRU's gate."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from seqrec.layers.attention import ActivationUnit
+from seqrec.layers.augru import AttentionGRU
+from seqrec.layers.dice import Dice
+from seqrec.layers.embedding import FeatureEmbedding
+from seqrec.layers.sessions import session_layout, to_sessions
+from seqrec.schema import Feature, Schema, Table
+
+
+def _sig(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def test_dice_eval_mode_uses_running_statistics():
+    d = Dice(2).eval()
+    d.bn.running_mean.copy_(torch.tensor([1.0, -2.0]))
+    d.bn.running_var.copy_(torch.tensor([4.0, 1.0]))
+    with torch.no_grad():
+        d.alpha.copy_(torch.tensor([0.5, 0.1]))
+    s = torch.tensor([[3.0, -3.0]])
+    # channel 0: p = σ((3 - 1) / sqrt(4 + 1e-8)) = σ(1) = 0.731059; f = 0.731059·3 + 0.268941·0.5·3
+    #            = 2.193176 + 0.403412 = 2.596588
+    # channel 1: p = σ((-3 + 2) / 1) = σ(-1) = 0.268941; f = 0.268941·(-3) + 0.731059·0.1·(-3)
+    #            = -0.806824 - 0.219318 = -1.026142
+    out = d(s)
+    assert out.tolist()[0] == pytest.approx([2.596588, -1.026142], abs=1e-5)
+    assert _sig(1.0) == pytest.approx(0.731059, abs=1e-6)
+
+
+def test_dice_training_mode_uses_batch_statistics():
+    d = Dice(1).train()
+    s = torch.tensor([[0.0], [2.0]])  # batch mean 1, biased variance 1
+    # p = σ(∓1) = (0.268941, 0.731059); α = 0: f = p·s = (0, 1.462117)
+    assert d(s).flatten().tolist() == pytest.approx([0.0, 1.462117], abs=1e-5)
+    # running stats moved by momentum 0.1 toward (mean 1, unbiased var 2)
+    assert d.bn.running_mean.item() == pytest.approx(0.1)
+    assert d.bn.running_var.item() == pytest.approx(0.9 + 0.1 * 2.0)
+
+
+def test_minibatch_aware_l2_only_rows_in_batch_scaled_by_frequency():
+    schema = Schema(tables=(Table("item", 5, 2),),
+                    features=(Feature("item", "sparse", "item"),
+                              Feature("hist_item", "sequence", "item", max_len=3)), user="")
+    emb = FeatureEmbedding(schema)
+    with torch.no_grad():
+        emb.tables["item"].weight.copy_(torch.tensor([[0, 0], [1, 1], [1, 2], [3, 0], [2, 2.0]]))
+    # training data: item 2 occurs 3 times, item 3 once, item 4 twice (counts over both features)
+    emb.fit_counts({"item": np.array([2, 3]), "hist_item": np.array([[2, 2, 0], [4, 4, 0]])})
+    batch = {"item": torch.tensor([2]), "hist_item": torch.tensor([[3, 2, 0]])}
+    # distinct ids in the batch: 2 and 3 (padding 0 never counts; 4 is not in the batch)
+    # ||w_2||² / 3 + ||w_3||² / 1 = 5 / 3 + 9 = 10.666667
+    assert emb.minibatch_l2(batch).item() == pytest.approx(10.666667, abs=1e-5)
+
+
+def test_session_layout_hand_made_stream():
+    # two histories; session ids from the sessionizer: [7 7 7 | 9 | 12 12] and [3 x5]
+    sid = torch.tensor([[7, 7, 7, 9, 12, 12, 0, 0], [3, 3, 3, 3, 3, 0, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 0, 0, 0]]).bool()
+    slot, cell = session_layout(sid, mask, n_sessions=2, session_len=2)
+    # row 0 keeps the 2 most recent sessions (9 -> slot 0, 12 -> slot 1); row 1 the last 2 of 5
+    assert slot.tolist() == [[-1, -1, -1, 0, 2, 3, -1, -1], [-1, -1, -1, 0, 1, -1, -1, -1]]
+    assert cell.int().tolist() == [[[1, 0], [1, 1]], [[1, 1], [0, 0]]]
+    x = torch.arange(1, 9).float().repeat(2, 1).unsqueeze(-1)
+    assert to_sessions(x, slot, 2, 2).squeeze(-1).tolist() == [[[4, 0], [5, 6]], [[4, 5], [0, 0]]]
+
+
+def test_sessionizer_feeds_dsin_sessions_at_30_minutes():
+    import polars as pl
+
+    from seqrec.data.sessionize import sessionize
+
+    df = pl.DataFrame({"user_id": [1] * 5, "timestamp": [0.0, 600.0, 2401.0, 2500.0, 9000.0]})
+    # gaps 600, 1801 (> 1800: new session), 99, 6500 (new session)
+    assert sessionize(df)["session_id"].to_list() == [0, 0, 1, 1, 2]
+
+
+def test_dsin_bias_encoding_is_session_plus_position_plus_unit():
+    from seqrec.config import load_run_config
+    from seqrec.experiment_ctr import build_ctr_model
+
+    schema = Schema(tables=(Table("item", 10, 4), Table("user", 4, 4)),
+                    features=(Feature("user", "sparse", "user"), Feature("item", "sparse", "item"),
+                              Feature("hist_item", "sequence", "item", max_len=4)))
+    cfg = load_run_config(raw={"model": {"name": "dsin", "embedding_dim": 4, "n_sessions": 2,
+                                         "session_len": 2}})
+    m = build_ctr_model(cfg, schema)
+    with torch.no_grad():
+        m.bias_session.copy_(torch.tensor([10.0, 20.0]).view(2, 1, 1))
+        m.bias_position.copy_(torch.tensor([1.0, 2.0]).view(1, 2, 1))
+        m.bias_unit.copy_(torch.tensor([0.1, 0.2, 0.3, 0.4]).view(1, 1, 4))
+    be = (m.bias_session + m.bias_position + m.bias_unit)  # (S, L, D)
+    assert be[1, 0].tolist() == pytest.approx([21.1, 21.2, 21.3, 21.4])
+    assert be[0, 1].tolist() == pytest.approx([12.1, 12.2, 12.3, 12.4])
+
+
+def test_activation_unit_padding_gets_zero_weight_and_no_softmax():
+    au = ActivationUnit(3, (4,), act="prelu").eval()
+    q = torch.randn(2, 3)
+    k = torch.randn(2, 4, 3)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]]).bool()
+    w = au.weights(q, k, mask)
+    assert (w[~mask] == 0).all()
+    k2 = k.clone()
+    k2[~mask] = 99.0  # garbage in padded slots changes nothing
+    torch.testing.assert_close(au(q, k, mask), au(q, k2, mask))
+    assert not torch.allclose(w[mask].sum(), torch.tensor(1.0))  # not normalised
+    soft = ActivationUnit(3, (4,), act="prelu", softmax=True).eval()
+    assert soft.weights(q, k, mask).sum(1).tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_augru_attention_zero_keeps_state_and_one_is_a_gru_step():
+    g = AttentionGRU(2, 3, "augru")
+    x = torch.randn(1, 1, 2)
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    assert g(x, torch.zeros(1, 1), mask).abs().max().item() == 0.0  # h_0 = 0 kept
+    # attention 1: AUGRU is a plain GRU cell step from h = 0
+    gru = torch.nn.GRUCell(2, 3)
+    with torch.no_grad():
+        gru.weight_ih.copy_(g.ih.weight)
+        gru.bias_ih.copy_(g.ih.bias)
+        gru.weight_hh.copy_(g.hh.weight)
+        gru.bias_hh.copy_(g.hh.bias)
+    torch.testing.assert_close(g(x, torch.ones(1, 1), mask), gru(x[:, 0], torch.zeros(1, 3)))
