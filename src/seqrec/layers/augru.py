@@ -49,28 +49,34 @@ class AttentionGRU(nn.Module):
         self.hh = nn.Linear(hidden, 3 * hidden)
 
     def forward(self, x: torch.Tensor, att: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (B, T, D), att (B, T), mask (B, T) bool -> final state (B, H)."""
-        B, T, _ = x.shape
-        H = self.hidden
-        a = (att * mask).unsqueeze(-1)  # (B, T, 1)
+        """x (B, T, D), att (B, T), mask (B, T) bool, left-aligned -> final state (B, H).
+
+        Like a packed sequence: the rows are sorted by length, and step t updates only the
+        rows still running, so the work is the number of real behaviours, not B x T.
+        """
+        lengths = mask.sum(1)
+        order = torch.argsort(lengths, descending=True)
+        lens = lengths[order]
+        x, a = x[order], (att * mask)[order].unsqueeze(-1)  # (B, T, D), (B, T, 1)
         if self.mode == "aigru":
             x = x * a
-        gx = self.ih(x)  # (B, T, 3H): all input projections at once
+        T_max = int(lens[0]) if len(lens) else 0
+        gx = self.ih(x[:, :T_max])  # (B, T', 3H): all input projections at once
+        B, H = x.shape[0], self.hidden
+        running = (lens.unsqueeze(1) > torch.arange(T_max)).sum(0).tolist()  # rows still running
         h = x.new_zeros(B, H)
-        m = mask.unsqueeze(-1).to(x.dtype)
-        for t in range(T):
-            gh = self.hh(h)
-            xr, xz, xn = gx[:, t].chunk(3, 1)
-            hr, hz, hn = gh.chunk(3, 1)
+        for t, n in enumerate(running):
+            hp = h[:n]
+            xr, xz, xn = gx[:n, t].chunk(3, 1)
+            hr, hz, hn = self.hh(hp).chunk(3, 1)
             r = torch.sigmoid(xr + hr)
             keep = torch.sigmoid(xz + hz)  # torch's z: weight of h_{t-1}
-            n = torch.tanh(xn + r * hn)
+            cand = torch.tanh(xn + r * hn)
             if self.mode == "augru":
-                u = (1.0 - keep) * a[:, t]  # DIEN's update gate, scaled by attention
+                u = (1.0 - keep) * a[:n, t]  # DIEN's update gate, scaled by attention
             elif self.mode == "agru":
-                u = a[:, t].expand_as(h)
+                u = a[:n, t].expand_as(hp)
             else:
                 u = 1.0 - keep
-            h_new = h + u * (n - h)  # (1 - u) h + u n
-            h = torch.lerp(h, h_new, m[:, t])  # padded step: state unchanged
-        return h
+            h = torch.cat([hp + u * (cand - hp), h[n:]], 0)  # (1 - u) h + u h~; ended rows keep h
+        return h[torch.argsort(order)]
