@@ -174,7 +174,9 @@ def test_datasets_lists_found(shared_data, capsys):
         assert name in rows and "found" in rows[name], stdout
     rc, stdout, _ = _cli(capsys, ["datasets", "--json"])
     table = json.loads(stdout.split("\n", 1)[1])
-    assert {r["name"]: r["found"] for r in table}["yoochoose_100k"] is True
+    assert {r["name"]: r["found"] for r in table["session"]}["yoochoose_100k"] is True
+    assert {r["name"]: r["found"] for r in table["ctr"]} == {
+        "amazon_beauty": True, "amazon_sports": True, "taobao": True}
 
 
 # -- error paths: exit 2, exactly one line on stderr naming the problem ------------------------

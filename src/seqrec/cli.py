@@ -16,16 +16,23 @@ from seqrec.errors import SeqrecError
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from seqrec.data.registry import data_dir, dataset_status
 
+    from seqrec.data.tasks.ctr import ctr_task_status
+
     rows = dataset_status(args.data_dir)
+    ctr = ctr_task_status(args.data_dir)
     print(f"data directory: {data_dir(args.data_dir)}  (set SEQREC_DATA to change)")
     if args.json:
-        print(json.dumps(rows, indent=2, default=str))
+        print(json.dumps({"session": rows, "ctr": ctr}, indent=2, default=str))
         return 0
     for r in rows:
         state = "found" if r["found"] else f"MISSING {', '.join(r['missing'])}"
         flags = ",".join(f for f, on in (("users", r["has_users"]), ("time", r["has_time"])) if on)
         print(f"{r['name']:<24} {state:<10} [{flags or '-'}] {r['description']}")
         print(f"{'':<24} split: {r['split']}")
+    print("\nCTR tasks (seqrec.data.tasks.ctr):")
+    for r in ctr:
+        state = "found" if r["found"] else f"MISSING {', '.join(r['missing'])}"
+        print(f"{r['name']:<24} {state:<10} {r['recipe']}")
     return 0
 
 

@@ -103,13 +103,19 @@ def _sample_untouched(users: np.ndarray, touched: np.ndarray, n_items: int, rng)
     ``touched`` holds user * n_items + item for every (user, item) the user touched.
     """
     keys = np.unique(touched)
+
+    def seen(q: np.ndarray) -> np.ndarray:  # membership by binary search (np.isin sorts q too)
+        pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+        return keys[pos] == q
+
     out = rng.integers(2, n_items, size=len(users))
-    bad = np.isin(users * n_items + out, keys)
+    bad = seen(users * n_items + out)
     for _ in range(100):
         if not bad.any():
             return out
-        out[bad] = rng.integers(2, n_items, size=int(bad.sum()))
-        bad = np.isin(users * n_items + out, keys)
+        idx = np.flatnonzero(bad)
+        out[idx] = rng.integers(2, n_items, size=len(idx))
+        bad[idx] = seen(users[idx] * n_items + out[idx])
     raise DataValidationError("could not draw negatives: some users touched almost every item")
 
 
@@ -196,8 +202,10 @@ def amazon_ctr(name: str = "amazon_beauty", *, max_len: int = 50, dim: int = 18,
 
 
 def _task(name, schema, data, which, vocabs, item_cate) -> CTRTask:
-    parts = [CTRData(schema, {k: v[which == i] for k, v in data.items()}, f"{name} {s}")
-             for i, s in enumerate(("train", "valid", "test"))]
+    parts = []
+    for i, split in enumerate(("train", "valid", "test")):
+        idx = np.flatnonzero(which == i)
+        parts.append(CTRData(schema, {k: v[idx] for k, v in data.items()}, f"{name} {split}"))
     return CTRTask(name, *parts, vocabs=vocabs, item_cate=item_cate)
 
 
@@ -262,3 +270,20 @@ def load_ctr_task(name: str, **kwargs) -> CTRTask:
     if name not in CTR_TASKS:
         raise ConfigError(f"unknown CTR dataset {name!r}; choose one of {sorted(CTR_TASKS)}")
     return CTR_TASKS[name](**kwargs)
+
+
+def ctr_task_status(root: str | Path | None = None) -> list[dict]:
+    """One row per CTR task: its source files, whether they are present, its recipe."""
+    rows = []
+    for name in CTR_TASKS:
+        if name in AMAZON:
+            sub, *files = AMAZON[name]
+            source, recipe = AMAZON_SOURCE, "leave-one-out per user; 1 sampled untouched item per target"
+        else:
+            sub, files = TAOBAO[0], [TAOBAO[1]]
+            source, recipe = TAOBAO_SOURCE, "clicks vs sampled unclicked items; last day test, day before valid"
+        folder = data_dir(root) / sub
+        missing = [f for f in files if not (folder / f).is_file()]
+        rows.append({"name": name, "path": str(folder), "found": not missing, "missing": missing,
+                     "source": source, "recipe": recipe})
+    return rows
