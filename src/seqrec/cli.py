@@ -15,7 +15,6 @@ from seqrec.errors import SeqrecError
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from seqrec.data.registry import data_dir, dataset_status
-
     from seqrec.data.tasks.ctr import ctr_task_status
 
     rows = dataset_status(args.data_dir)
