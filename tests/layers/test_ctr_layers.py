@@ -131,3 +131,31 @@ def test_augru_attention_zero_keeps_state_and_one_is_a_gru_step():
         gru.weight_hh.copy_(g.hh.weight)
         gru.bias_hh.copy_(g.hh.bias)
     torch.testing.assert_close(g(x, torch.ones(1, 1), mask), gru(x[:, 0], torch.zeros(1, 3)))
+
+
+def test_self_attention_block_matches_a_reference_encoder_layer_and_ignores_padding():
+    from seqrec.layers.transformer import SelfAttentionBlock
+
+    torch.manual_seed(0)
+    ours = SelfAttentionBlock(8, heads=2, ff=16, dropout=0.0, layer_norm=True).eval()
+    ref = torch.nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True).eval()
+    lay = ours.layers[0]
+    with torch.no_grad():  # same weights: [q; k; v] projections, output, feed-forward, norms
+        ref.self_attn.in_proj_weight.copy_(lay.qkv.weight)
+        ref.self_attn.in_proj_bias.copy_(lay.qkv.bias)
+        ref.self_attn.out_proj.weight.copy_(lay.out.weight)
+        ref.self_attn.out_proj.bias.copy_(lay.out.bias)
+        ref.linear1.weight.copy_(lay.ff[0].weight)
+        ref.linear1.bias.copy_(lay.ff[0].bias)
+        ref.linear2.weight.copy_(lay.ff[2].weight)
+        ref.linear2.bias.copy_(lay.ff[2].bias)
+    x = torch.randn(3, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], dtype=torch.bool)
+    got = ours(x, mask)
+    with torch.no_grad():
+        want = ref(x[:2], src_key_padding_mask=~mask[:2]) * mask[:2].unsqueeze(-1)
+    torch.testing.assert_close(got[:2], want, atol=1e-5, rtol=1e-5)
+    assert torch.equal(got[2], torch.zeros(5, 8))  # an empty sequence gives zeros, not NaN
+    x2 = x.clone()
+    x2[0, 3:] = 99.0  # padded positions are never keys
+    torch.testing.assert_close(ours(x2, mask)[0], got[0])

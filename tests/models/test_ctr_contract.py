@@ -17,6 +17,7 @@ from seqrec.experiment_ctr import build_ctr_model
 from seqrec.registry import model_names
 from seqrec.schema import Feature, Schema, Table
 from seqrec.train.checkpoint import load_tensors, save_tensors
+from seqrec.train.ctr_trainer import build_torch_optimizer
 
 CTR_MODELS = model_names("ctr")
 T = 8
@@ -104,7 +105,7 @@ def test_seeded_determinism_and_checkpoint_round_trip(name, tmp_path):
 def test_overfits_one_batch(name):
     m = model_for(name, dropout=0.0).train()
     batch = to_tensors(columns(n=32, seed=1))
-    opt = torch.optim.Adam(m.parameters(), lr=0.01)
+    opt = build_torch_optimizer("adam", m, lr=0.01)  # as the trainer: SparseAdam for the tables
     losses = []
     for _ in range(150):
         out = m(batch)

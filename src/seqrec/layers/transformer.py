@@ -1,32 +1,61 @@
 """Self-attention block for behaviour sequences (BST, Chen et al. 2019; DSIN's session encoder).
 
-A standard post-norm transformer encoder layer (multi-head self-attention, feed-forward,
-residuals, layer norm; Vaswani et al. 2017) from ``torch.nn`` with a key padding mask.
-Padded positions never act as keys; a sequence with no real position at all (an empty
-history or session) is given one dummy key so attention stays finite, and its outputs are
-zeroed, so padding changes nothing.
+An encoder layer as in Vaswani et al. 2017: multi-head scaled dot-product self-attention
+(eq. 1-2 there), a position-wise feed-forward net (ReLU), a residual around each, and a
+layer norm after each residual (post-norm) when ``layer_norm`` is set. Padded positions
+never act as keys; a sequence with no real position at all (an empty history or session)
+is given one dummy key so attention stays finite, and its outputs are zeroed, so padding
+changes nothing.
+
+``layer_norm=False`` keeps the residuals but drops the normalisation (DSIN's and BST's
+default; the better of the two on the Taobao task, numbers in their docstrings). Written
+here rather than taken from ``torch.nn.TransformerEncoder`` (same equations, tested
+against it): with that module and its initialisation DSIN did not learn on the Taobao
+task (valid AUC 0.50 after 400 steps of batch 256).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
+class _EncoderLayer(nn.Module):
+    def __init__(self, dim: int, heads: int, ff: int, dropout: float, layer_norm: bool) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.ff = nn.Sequential(nn.Linear(dim, ff), nn.ReLU(), nn.Linear(ff, dim))
+        self.drop = nn.Dropout(dropout)
+        self.norm1 = nn.LayerNorm(dim) if layer_norm else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim) if layer_norm else nn.Identity()
+        self.p = dropout
+
+    def forward(self, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        h = self.heads
+        q, k, v = self.qkv(x).view(B, T, 3, h, D // h).permute(2, 0, 3, 1, 4)  # each (B, h, T, d)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=keys[:, None, None, :],
+                                           dropout_p=self.p if self.training else 0.0)
+        x = self.norm1(x + self.drop(self.out(a.transpose(1, 2).reshape(B, T, D))))
+        return self.norm2(x + self.drop(self.ff(x)))
+
+
 class SelfAttentionBlock(nn.Module):
-    def __init__(self, dim: int, heads: int = 2, ff: int = 0, dropout: float = 0.1, layers: int = 1):
+    def __init__(self, dim: int, heads: int = 2, ff: int = 0, dropout: float = 0.1, layers: int = 1,
+                 layer_norm: bool = True):
         super().__init__()
         if dim % heads:
             raise ValueError(f"width {dim} is not divisible by {heads} heads")
-        layer = nn.TransformerEncoderLayer(dim, heads, ff or 4 * dim, dropout, batch_first=True)
-        self.enc = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.layers = nn.ModuleList(
+            _EncoderLayer(dim, heads, ff or 4 * dim, dropout, layer_norm) for _ in range(layers))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x (B, T, D), mask (B, T) bool (True = real) -> (B, T, D), zero at padded positions."""
-        empty = ~mask.any(1)  # (B,)
-        pad = ~mask
-        if bool(empty.any()):
-            pad = pad.clone()
-            pad[empty, 0] = False
-        y = self.enc(x, src_key_padding_mask=pad)
-        return y * mask.unsqueeze(-1)
+        keys = mask.clone()
+        keys[:, 0] |= ~mask.any(1)  # an empty sequence attends to one dummy key
+        for layer in self.layers:
+            x = layer(x, keys)
+        return x * mask.unsqueeze(-1)

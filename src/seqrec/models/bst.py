@@ -10,6 +10,10 @@ transformer outputs] into an MLP (the paper: 1024-512-256, LeakyReLU).
 Deviation: instead of flattening all T + 1 outputs (the paper's sequences have a fixed
 length of 20), the candidate's output and the mean of the real behaviours' outputs are
 used, so padding never changes the score; the MLP default is 200-80 like the others.
+Deviation: no layer norm after the residuals by default (``layer_norm = true`` restores
+it): on the Taobao task valid AUC after 400 steps of batch 256 is 0.778 without and 0.719
+with it. Position embeddings start at the item tables' scale (N(0, 0.01)); at N(0, 1) they
+buried the behaviour embeddings and BST did not learn (valid AUC 0.50).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class BSTConfig(CTRConfig):
     layers: int = 1
     position_buckets: int = 64
     mlp_act: str = "relu"
+    layer_norm: bool = False
 
 
 class BST(nn.Module):
@@ -44,7 +49,9 @@ class BST(nn.Module):
         if d % config.heads:
             raise SchemaError(f"BST: behaviour width {d} must be divisible by heads={config.heads}")
         self.pos = nn.Embedding(config.position_buckets, d)
-        self.encoder = SelfAttentionBlock(d, config.heads, dropout=config.dropout, layers=config.layers)
+        nn.init.normal_(self.pos.weight, std=1e-2)  # the item tables' scale: N(0, 1) rows bury them
+        self.encoder = SelfAttentionBlock(d, config.heads, dropout=config.dropout, layers=config.layers,
+                                          layer_norm=config.layer_norm)
         self.mlp = MLP(2 * d + self.inp.other_dim, config.mlp_hidden, config.mlp_act,
                        config.dropout, out_dim=1)
 

@@ -13,6 +13,9 @@ Implements (sec. 4):
     candidate over I_k and over H_k (softmax-normalised, as the paper's a^I, a^H);
   * [user / context fields, candidate, U^I, U^H] -> MLP 200-80-1.
 Empty sessions (users with fewer than S) are masked everywhere.
+Deviation: the session transformer has residuals but no layer norm by default
+(``layer_norm = true`` adds it): valid AUC on the Taobao task after 400 steps of batch
+256 is 0.777 without and 0.747 with it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class DSINConfig(CTRConfig):
     att_hidden: tuple[int, ...] = (64, 16)
     att_act: str = "dice"
     session_column: str = "hist_session"
+    layer_norm: bool = False
 
 
 class DSIN(nn.Module):
@@ -55,7 +59,8 @@ class DSIN(nn.Module):
         self.bias_session = nn.Parameter(torch.zeros(S, 1, 1))  # w^K
         self.bias_position = nn.Parameter(torch.zeros(1, L, 1))  # w^T
         self.bias_unit = nn.Parameter(torch.zeros(1, 1, d))  # w^C
-        self.encoder = SelfAttentionBlock(d, config.heads, dropout=config.dropout)
+        self.encoder = SelfAttentionBlock(d, config.heads, dropout=config.dropout,
+                                          layer_norm=config.layer_norm)
         if d % 2:
             raise SchemaError(f"DSIN: behaviour width {d} must be even for the Bi-LSTM")
         self.bilstm = nn.LSTM(d, d // 2, batch_first=True, bidirectional=True)
