@@ -159,3 +159,65 @@ def test_self_attention_block_matches_a_reference_encoder_layer_and_ignores_padd
     x2 = x.clone()
     x2[0, 3:] = 99.0  # padded positions are never keys
     torch.testing.assert_close(ours(x2, mask)[0], got[0])
+
+
+@pytest.mark.parametrize("mode", ["augru", "agru", "aigru"])
+def test_attention_gru_hand_backward_matches_autograd_of_the_equations(mode):
+    """The hand-written recurrence (forward and backward) against autograd of DIEN's
+    equations, written out step by step over all rows with masks."""
+    torch.manual_seed(1)
+    g = AttentionGRU(4, 3, mode).double()
+    x = torch.randn(5, 6, 4, dtype=torch.double, requires_grad=True)
+    att = torch.rand(5, 6, dtype=torch.double, requires_grad=True)
+    mask = torch.arange(6) < torch.tensor([6, 0, 3, 1, 4]).unsqueeze(1)
+
+    def reference():
+        a = (att * mask).unsqueeze(-1)
+        xin = x * a if mode == "aigru" else x
+        h = torch.zeros(5, 3, dtype=torch.double)
+        for t in range(6):
+            xr, xz, xn = g.ih(xin[:, t]).chunk(3, 1)
+            hr, hz, hn = g.hh(h).chunk(3, 1)
+            r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+            c = torch.tanh(xn + r * hn)
+            u = {"augru": (1 - z) * a[:, t], "agru": a[:, t].expand(5, 3), "aigru": 1 - z}[mode]
+            h = torch.where(mask[:, t:t + 1], (1 - u) * h + u * c, h)
+        return h
+
+    params = [x, att, *g.parameters()]
+    w = torch.randn(5, 3, dtype=torch.double)
+    got = g(x, att, mask)
+    gg = torch.autograd.grad((got * w).sum(), params)
+    want = reference()
+    gw = torch.autograd.grad((want * w).sum(), params)
+    torch.testing.assert_close(got, want)
+    for a, b in zip(gg, gw, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_sequence_gru_matches_torch_gru_and_is_zero_at_padding():
+    from seqrec.layers.augru import SequenceGRU
+
+    torch.manual_seed(2)
+    g = SequenceGRU(4, 3).double()
+    ref = torch.nn.GRU(4, 3, batch_first=True).double()
+    with torch.no_grad():
+        ref.weight_ih_l0.copy_(g.ih.weight)
+        ref.bias_ih_l0.copy_(g.ih.bias)
+        ref.weight_hh_l0.copy_(g.hh.weight)
+        ref.bias_hh_l0.copy_(g.hh.bias)
+    x = torch.randn(4, 5, 4, dtype=torch.double, requires_grad=True)
+    lens = torch.tensor([5, 2, 0, 3])
+    mask = torch.arange(5) < lens.unsqueeze(1)
+    got = g(x, mask)
+    w = torch.randn(4, 5, 3, dtype=torch.double)
+    gg = torch.autograd.grad((got * w).sum(), [x, g.ih.weight, g.hh.weight, g.ih.bias, g.hh.bias])
+    want = torch.zeros_like(got)
+    for i, n in enumerate(lens.tolist()):  # each sequence alone through torch's GRU
+        if n:
+            want[i, :n] = ref(x[i : i + 1, :n])[0][0]
+    gw = torch.autograd.grad((want * w).sum(), [x, *ref.parameters()])  # w_ih, w_hh, b_ih, b_hh
+    torch.testing.assert_close(got, want)
+    assert torch.equal(got[2], torch.zeros(5, 3)) and torch.equal(got[1, 2:], torch.zeros(3, 3))
+    for a, b in zip(gg, gw, strict=True):
+        torch.testing.assert_close(a, b)

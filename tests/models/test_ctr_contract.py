@@ -143,6 +143,10 @@ def test_bad_input_errors():
     bad["label"][5] = 2.0
     with pytest.raises(DataValidationError, match="row 5 has 2.0"):
         CTRData(schema(), bad)
+    gap = dict(cols, hist_item=cols["hist_item"].copy())
+    gap["hist_item"][2, 0] = 0  # row 2 is a full history: a hole at its start
+    with pytest.raises(DataValidationError, match="'hist_item' row 2 has a behaviour after padding"):
+        CTRData(schema(), gap)
     oov = dict(cols, item=cols["item"].copy())
     oov["item"][7] = 40
     with pytest.raises(DataValidationError, match="'item' row 7 has ids outside table 'item'"):

@@ -87,6 +87,14 @@ def validate(data: CTRData) -> None:
             )
         if a.shape != want:
             raise SchemaError(f"{where}: feature {f.name!r} must have shape {want}, got {a.shape}")
+        if f.kind == "sequence" and a.shape[1] > 1:
+            gap = (a[:, 1:] != 0) & (a[:, :-1] == 0)  # a behaviour after padding
+            if gap.any():
+                i = _first_bad(gap)
+                raise DataValidationError(
+                    f"{where}: sequence {f.name!r} row {i} has a behaviour after padding; "
+                    "histories must be left-aligned (oldest first, padding 0 at the end)"
+                )
         rows = s.table(f.table).rows
         bad = (a < 0) | (a >= rows)
         if bad.any():

@@ -2,7 +2,7 @@
 
 Implements:
   * interest extractor (sec. 4.2): a GRU over the behaviour embeddings (padded steps
-    skipped by packing), h_t its hidden states;
+    skipped), h_t its hidden states;
   * auxiliary loss (eq. 3): L_aux = -1/N Σ_i Σ_t [log σ(h_t, e_{t+1}) + log(1 - σ(h_t, ê_{t+1}))]
     with e_{t+1} the clicked next behaviour and ê_{t+1} a sampled non-clicked one
     (``neg_<history feature>`` columns; fields without one reuse the positive's value, e.g.
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqrec.errors import SchemaError
-from seqrec.layers.augru import MODES, AttentionGRU, masked_gru
+from seqrec.layers.augru import MODES, AttentionGRU, SequenceGRU
 from seqrec.layers.mlp import MLP
 from seqrec.models.ctr_base import CTRConfig, CTROutput
 from seqrec.models.ctr_inputs import CTRInputs
@@ -50,7 +50,7 @@ class DIEN(nn.Module):
         self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
         d = self.inp.key_dim
         H = config.gru_hidden or d
-        self.extractor = nn.GRU(d, H, batch_first=True)
+        self.extractor = SequenceGRU(d, H)
         self.att_w = nn.Linear(d, H, bias=False)  # h_t W e_a
         self.evolve = AttentionGRU(H, H, config.evolution)
         self.aux = MLP(H + d, config.aux_hidden, "sigmoid", out_dim=1) if config.aux_weight > 0 else None
@@ -82,7 +82,7 @@ class DIEN(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> CTROutput:
         q = self.inp.query(batch)  # (B, D)
         k, mask = self.inp.keys(batch)  # (B, T, D), (B, T)
-        h = masked_gru(self.extractor, k, mask.sum(1))  # (B, T, H)
+        h = self.extractor(k, mask)  # (B, T, H), zero at padding
         scores = torch.bmm(h, self.att_w(q).unsqueeze(-1)).squeeze(-1)  # (B, T)
         a = torch.softmax(scores.masked_fill(~mask, -torch.inf), 1).nan_to_num(0.0)
         final = self.evolve(h, a, mask)  # (B, H)
