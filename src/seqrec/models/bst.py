@@ -26,7 +26,7 @@ from torch import nn
 from seqrec.errors import SchemaError
 from seqrec.layers.mlp import MLP
 from seqrec.layers.transformer import SelfAttentionBlock
-from seqrec.models.ctr_base import CTRConfig, CTROutput
+from seqrec.models.ctr_base import CTRConfig, CTROutput, ItemBias, add_item_bias
 from seqrec.models.ctr_inputs import CTRInputs
 from seqrec.schema import Schema
 
@@ -45,6 +45,7 @@ class BST(nn.Module):
         super().__init__()
         self.config = config
         self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
+        self.item_bias = ItemBias(self.inp) if config.item_bias else None
         d = self.inp.key_dim
         if d % config.heads:
             raise SchemaError(f"BST: behaviour width {d} must be divisible by heads={config.heads}")
@@ -76,4 +77,4 @@ class BST(nn.Module):
         n = mask.sum(1, keepdim=True).clamp(min=1)
         hist = (y[:, :-1] * mask.unsqueeze(-1)).sum(1) / n
         x = torch.cat([y[:, -1], hist, self.inp.other(batch)], 1)
-        return CTROutput(self.mlp(x).squeeze(-1))
+        return CTROutput(add_item_bias(self, self.mlp(x).squeeze(-1), batch))

@@ -25,6 +25,14 @@ class CTRConfig:
     # embedding tables get sparse gradients: the optimiser then updates only the rows a
     # batch uses (lazy Adam / Adagrad), instead of a pass over every table each step
     sparse_grad: bool = True
+    # a learned scalar per candidate item added to the logit (the sequence models: DIN,
+    # DIEN, DSIN, BST, the sum-pooled MLP), as the DIN authors' code does (``item_b``);
+    # Wide&Deep / DeepFM / DLRM carry such terms in their first-order part already
+    item_bias: bool = True
+    # DIN / DIEN: also feed the final MLP the sum-pooled history Σ e_t and its product with
+    # the candidate e_a ⊙ Σ e_t, as the authors' released code does (DIEN repository:
+    # Model_DIN and DIEN, ``item_his_eb_sum`` and ``item_eb * item_his_eb_sum``)
+    sum_product: bool = True
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1:
@@ -57,3 +65,28 @@ def dense_input(inp: CTRInputs, batch) -> torch.Tensor | None:
     if not inp.f.dense:
         return None
     return torch.cat([batch[n] for n in inp.f.dense], 1)
+
+
+class ItemBias(torch.nn.Module):
+    """b_item[candidate]: one scalar per row of the first target feature's table."""
+
+    def __init__(self, inp) -> None:
+        super().__init__()
+        self.name = inp.f.targets[0]
+        rows = inp.schema.table(inp.schema.feature(self.name).table).rows
+        self.b = torch.nn.Embedding(rows, 1, sparse=inp.emb.sparse)
+        torch.nn.init.zeros_(self.b.weight)
+
+    def forward(self, batch) -> torch.Tensor:
+        return self.b(batch[self.name]).squeeze(-1)
+
+
+def add_item_bias(model: torch.nn.Module, logits: torch.Tensor, batch) -> torch.Tensor:
+    bias = getattr(model, "item_bias", None)
+    return logits if bias is None else logits + bias(batch)
+
+
+def sum_product(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[Σ_t e_t, e_a ⊙ Σ_t e_t] over the real behaviours: (B, D), (B, T, D) -> (B, 2D)."""
+    s = (k * mask.unsqueeze(-1)).sum(1)
+    return torch.cat([s, q * s], 1)

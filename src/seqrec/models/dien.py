@@ -12,6 +12,8 @@ Implements:
     real steps, then AUGRU (eq. 7-8; AGRU / AIGRU as options) whose final state h'_T joins
     [user / context fields, e_a, h'_T] in the final MLP 200-80-1.
 The trainer adds ``aux_weight · L_aux`` to the click loss (the paper's α, 1.0 by default).
+As in the authors' released code (not drawn in the paper): a per-item bias on the logit
+(``item_bias``) and [Σ e_t, e_a ⊙ Σ e_t] in the final MLP input (``sum_product``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from torch import nn
 from seqrec.errors import SchemaError
 from seqrec.layers.augru import MODES, AttentionGRU, SequenceGRU
 from seqrec.layers.mlp import MLP
-from seqrec.models.ctr_base import CTRConfig, CTROutput
+from seqrec.models.ctr_base import CTRConfig, CTROutput, ItemBias, add_item_bias, sum_product
 from seqrec.models.ctr_inputs import CTRInputs
 from seqrec.schema import Schema
 
@@ -48,13 +50,15 @@ class DIEN(nn.Module):
         super().__init__()
         self.config = config
         self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
+        self.item_bias = ItemBias(self.inp) if config.item_bias else None
         d = self.inp.key_dim
         H = config.gru_hidden or d
         self.extractor = SequenceGRU(d, H)
         self.att_w = nn.Linear(d, H, bias=False)  # h_t W e_a
         self.evolve = AttentionGRU(H, H, config.evolution)
         self.aux = MLP(H + d, config.aux_hidden, "sigmoid", out_dim=1) if config.aux_weight > 0 else None
-        self.mlp = MLP(d + H + self.inp.other_dim, config.mlp_hidden, config.mlp_act,
+        extra = 2 * d if config.sum_product else 0
+        self.mlp = MLP(d + H + extra + self.inp.other_dim, config.mlp_hidden, config.mlp_act,
                        config.dropout, out_dim=1)
 
     def _negatives(self, batch) -> torch.Tensor:
@@ -86,8 +90,11 @@ class DIEN(nn.Module):
         scores = torch.bmm(h, self.att_w(q).unsqueeze(-1)).squeeze(-1)  # (B, T)
         a = torch.softmax(scores.masked_fill(~mask, -torch.inf), 1).nan_to_num(0.0)
         final = self.evolve(h, a, mask)  # (B, H)
-        logits = self.mlp(torch.cat([q, final, self.inp.other(batch)], 1)).squeeze(-1)
+        parts = [q, final, self.inp.other(batch)]
+        if self.config.sum_product:
+            parts.append(sum_product(q, k, mask))
+        logits = self.mlp(torch.cat(parts, 1)).squeeze(-1)
         aux = None
         if self.aux is not None and self.training:
             aux = self._aux_loss(h, k, self._negatives(batch), mask)
-        return CTROutput(logits, aux)
+        return CTROutput(add_item_bias(self, logits, batch), aux)

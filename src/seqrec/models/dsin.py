@@ -31,7 +31,7 @@ from seqrec.layers.attention import ActivationUnit
 from seqrec.layers.mlp import MLP
 from seqrec.layers.sessions import session_layout, to_sessions
 from seqrec.layers.transformer import SelfAttentionBlock
-from seqrec.models.ctr_base import CTRConfig, CTROutput
+from seqrec.models.ctr_base import CTRConfig, CTROutput, ItemBias, add_item_bias
 from seqrec.models.ctr_inputs import CTRInputs
 from seqrec.schema import Schema
 
@@ -52,6 +52,7 @@ class DSIN(nn.Module):
         super().__init__()
         self.config = config
         self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
+        self.item_bias = ItemBias(self.inp) if config.item_bias else None
         d = self.inp.key_dim
         if d % config.heads:
             raise SchemaError(f"DSIN: behaviour width {d} must be divisible by heads={config.heads}")
@@ -99,4 +100,4 @@ class DSIN(nn.Module):
         u_i = self.att_i(q, interests, smask)
         u_h = self.att_h(q, hs, smask)
         x = torch.cat([q, u_i, u_h, self.inp.other(batch)], 1)
-        return CTROutput(self.mlp(x).squeeze(-1))
+        return CTROutput(add_item_bias(self, self.mlp(x).squeeze(-1), batch))

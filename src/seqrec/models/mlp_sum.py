@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from seqrec.layers.mlp import MLP
-from seqrec.models.ctr_base import CTRConfig, CTROutput
+from seqrec.models.ctr_base import CTRConfig, CTROutput, ItemBias, add_item_bias
 from seqrec.models.ctr_inputs import CTRInputs
 from seqrec.schema import Schema
 
@@ -27,6 +27,7 @@ class MLPSum(nn.Module):
         super().__init__()
         self.config = config
         self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
+        self.item_bias = ItemBias(self.inp) if config.item_bias else None
         d = self.inp.key_dim
         self.mlp = MLP(2 * d + self.inp.other_dim, config.mlp_hidden, config.mlp_act,
                        config.dropout, out_dim=1)
@@ -35,4 +36,4 @@ class MLPSum(nn.Module):
         k, mask = self.inp.keys(batch)
         pooled = (k * mask.unsqueeze(-1)).sum(1)  # (B, D)
         x = torch.cat([self.inp.query(batch), pooled, self.inp.other(batch)], 1)
-        return CTROutput(self.mlp(x).squeeze(-1))
+        return CTROutput(add_item_bias(self, self.mlp(x).squeeze(-1), batch))
