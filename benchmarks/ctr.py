@@ -81,6 +81,7 @@ def run_single(args) -> int:
             kw["att_hidden"] = tuple(getattr(mc, "att_hidden", (80, 40)))
         if model == "dien":
             kw["item_to_cate"] = task.item_cate
+            kw["aux_alpha"] = mc.aux_weight  # the same auxiliary-loss weight for both
         r = train_eval_deepctr(model, task.train, task.valid, task.test, emb_dim=mc.embedding_dim,
                                batch_size=tc.batch_size, epochs=tc.epochs, lr=tc.lr, optimizer=tc.optimizer,
                                seed=seed, dnn_hidden=tuple(mc.mlp_hidden), **kw)
