@@ -146,12 +146,8 @@ class CTRTrainer:
             if valid is not None:
                 m = evaluate_ctr(self.model, valid, self.cfg.eval.batch_size)
                 row["valid_auc"] = m["auc"]
-                if m["auc"] > self.state.best_score:
-                    self.state.best_score, self.state.best_epoch = m["auc"], e + 1
-                    self.state.bad_epochs = 0
+                if self.state.observe(m["auc"], e + 1):
                     self.best_state = copy.deepcopy(self.model.state_dict())
-                else:
-                    self.state.bad_epochs += 1
             self.state.history.append(row)
             if self.log is not None:
                 self.log.write(**row)

@@ -63,6 +63,14 @@ class TrainState:
     train_seconds: float = 0.0
     train_events: int = 0
 
+    def observe(self, score: float, epoch: int) -> bool:
+        """Record epoch ``epoch``'s validation score; True when it is the best so far."""
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
 
 class GRU4RecTrainer:
     """Fits a :class:`GRU4Rec` on session arrays (see module docstring)."""
@@ -214,13 +222,8 @@ class GRU4RecTrainer:
                 m = self._validate(valid)
                 self.model.train()
                 row["valid_recall@20"], row["valid_mrr@20"] = m["recall@20"], m["mrr@20"]
-                score = m["recall@20"]
-                if score > self.state.best_score:
-                    self.state.best_score, self.state.best_epoch = score, e + 1
-                    self.state.bad_epochs = 0
+                if self.state.observe(m["recall@20"], e + 1):
                     self.best_state = copy.deepcopy(self.model.state_dict())
-                else:
-                    self.state.bad_epochs += 1
             self.state.history.append(row)
             if self.log is not None:
                 self.log.write(**row)
