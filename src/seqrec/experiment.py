@@ -26,7 +26,7 @@ from seqrec.data.vocab import Vocab
 from seqrec.errors import CheckpointError, ConfigError, UnknownIdError
 from seqrec.evaluate.ranking import evaluate_sessions
 from seqrec.registry import get_model_entry
-from seqrec.train.checkpoint import load_json, load_tensors, save_json, save_tensors
+from seqrec.train.checkpoint import fit_resumable, load_json, load_tensors, save_json
 
 
 def peak_rss_mb() -> float:
@@ -163,20 +163,7 @@ def _train_neural(cfg: RunConfig, model, train, valid, out: Path, resume: bool) 
     log = RunLog(out, append=resume)
     trainer_cls = HRNNTrainer if isinstance(model, HRNN) else GRU4RecTrainer
     trainer = trainer_cls(model, cfg, train, log)
-    if resume and (out / "train_state.pt").exists():
-        blob = load_tensors(out / "train_state.pt")
-        model.load_state_dict(blob["model"])
-        trainer.load_training_state(blob["trainer"])
-
-    def checkpoint(tr) -> None:
-        save_tensors(out / "model.pt", model.state_dict())
-        save_tensors(out / "train_state.pt", {"model": model.state_dict(), "trainer": tr.training_state()})
-
-    try:
-        st = trainer.fit(valid, on_epoch_end=checkpoint)
-    finally:
-        log.close()
-    save_tensors(out / "model.pt", model.state_dict())  # best weights when early stopping restored them
+    st = fit_resumable(model, trainer, out, valid, resume=resume, log=log)
     return {"train_seconds": st.train_seconds, "train_events": st.train_events, "epochs": st.epoch,
             "best_epoch": st.best_epoch}
 

@@ -29,7 +29,7 @@ from seqrec.errors import CheckpointError, ConfigError
 from seqrec.io import atomic_write
 from seqrec.registry import get_model_entry
 from seqrec.schema import Schema
-from seqrec.train.checkpoint import load_json, load_tensors, save_json, save_tensors
+from seqrec.train.checkpoint import fit_resumable, load_json, load_tensors, save_json
 from seqrec.train.ctr_trainer import CTRTrainer, evaluate_ctr
 
 TASK_VERSION = 1  # bump when a task recipe changes what it builds
@@ -118,20 +118,7 @@ def train_ctr_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = Fals
     model = build_ctr_model(cfg, task.schema)
     log = RunLog(out, append=resume)
     trainer = CTRTrainer(model, cfg, task.train, log)
-    if resume and (out / "train_state.pt").exists():
-        blob = load_tensors(out / "train_state.pt")
-        model.load_state_dict(blob["model"])
-        trainer.load_training_state(blob["trainer"])
-
-    def checkpoint(tr) -> None:
-        save_tensors(out / "model.pt", model.state_dict())
-        save_tensors(out / "train_state.pt", {"model": model.state_dict(), "trainer": tr.training_state()})
-
-    try:
-        st = trainer.fit(task.valid, on_epoch_end=checkpoint)
-    finally:
-        log.close()
-    save_tensors(out / "model.pt", model.state_dict())
+    st = fit_resumable(model, trainer, out, task.valid, resume=resume, log=log)
     t0 = time.perf_counter()
     test = evaluate_ctr(model, task.test, cfg.eval.batch_size)
     infer = len(task.test) / max(time.perf_counter() - t0, 1e-9)

@@ -57,3 +57,25 @@ def _jsonable(x):
     if isinstance(x, tuple | set):
         return list(x)
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def fit_resumable(model: torch.nn.Module, trainer, out: Path, valid, *, resume: bool, log):
+    """``trainer.fit(valid)`` with an atomic checkpoint after every epoch (``model.pt`` and
+    ``train_state.pt``), continuing from ``train_state.pt`` when ``resume``; closes ``log``
+    and writes the final (best, when early stopping restored them) weights."""
+    out = Path(out)
+    if resume and (out / "train_state.pt").exists():
+        blob = load_tensors(out / "train_state.pt")
+        model.load_state_dict(blob["model"])
+        trainer.load_training_state(blob["trainer"])
+
+    def checkpoint(tr) -> None:
+        save_tensors(out / "model.pt", model.state_dict())
+        save_tensors(out / "train_state.pt", {"model": model.state_dict(), "trainer": tr.training_state()})
+
+    try:
+        state = trainer.fit(valid, on_epoch_end=checkpoint)
+    finally:
+        log.close()
+    save_tensors(out / "model.pt", model.state_dict())
+    return state

@@ -10,7 +10,6 @@ best weights are restored. Progress bar with samples/s; CSV + TensorBoard rows p
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 
@@ -24,7 +23,7 @@ from seqrec.data.ctr import CTRData, ctr_batches, to_tensors
 from seqrec.errors import ConfigError, SeqrecError
 from seqrec.evaluate.classification import classification_metrics
 from seqrec.train.logs import RunLog
-from seqrec.train.session_trainer import TrainState, lr_factor
+from seqrec.train.session_trainer import TrainState, fit_epochs, lr_factor
 
 
 class _Optimizers:
@@ -135,30 +134,11 @@ class CTRTrainer:
         return loss_sum / max(seen, 1), seen, time.perf_counter() - t0
 
     def fit(self, valid: CTRData | None = None, on_epoch_end=None) -> TrainState:
-        tc = self.cfg.train
-        while self.state.epoch < tc.epochs:
-            e = self.state.epoch
-            loss, n, secs = self._epoch(e)
-            self.state.train_seconds += secs
-            self.state.train_events += n
-            row = {"kind": "epoch", "epoch": e + 1, "events": n, "loss": loss,
-                   "events_per_s": n / secs, "elapsed_s": secs}
-            if valid is not None:
-                m = evaluate_ctr(self.model, valid, self.cfg.eval.batch_size)
-                row["valid_auc"] = m["auc"]
-                if self.state.observe(m["auc"], e + 1):
-                    self.best_state = copy.deepcopy(self.model.state_dict())
-            self.state.history.append(row)
-            if self.log is not None:
-                self.log.write(**row)
-            self.state.epoch = e + 1
-            if on_epoch_end is not None:
-                on_epoch_end(self)
-            if valid is not None and tc.patience > 0 and self.state.bad_epochs >= tc.patience:
-                break
-        if self.best_state is not None and tc.patience > 0:
-            self.model.load_state_dict(self.best_state)
-        return self.state
+        def validate(v):
+            auc = evaluate_ctr(self.model, v, self.cfg.eval.batch_size)["auc"]
+            return {"valid_auc": auc}, auc
+
+        return fit_epochs(self, valid, validate, on_epoch_end)
 
     def training_state(self) -> dict:
         return {"optimizer": self.opt.state_dict(), "state": self.state.__dict__,

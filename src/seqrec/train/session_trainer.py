@@ -72,6 +72,37 @@ class TrainState:
         return False
 
 
+def fit_epochs(trainer, valid, validate, on_epoch_end=None) -> TrainState:
+    """The epoch loop both trainers share: ``trainer._epoch(e)`` -> (loss, events, seconds);
+    ``validate(valid)`` -> (log columns, score, higher is better). Logs a row per epoch,
+    keeps the best weights, calls ``on_epoch_end(trainer)`` (checkpointing), stops after
+    ``train.patience`` epochs without a better score and then restores the best weights."""
+    tc, state = trainer.cfg.train, trainer.state
+    while state.epoch < tc.epochs:
+        e = state.epoch
+        loss, n, secs = trainer._epoch(e)
+        state.train_seconds += secs
+        state.train_events += n
+        row = {"kind": "epoch", "epoch": e + 1, "events": n, "loss": loss,
+               "events_per_s": n / secs, "elapsed_s": secs}
+        if valid is not None:
+            cols, score = validate(valid)
+            row.update(cols)
+            if state.observe(score, e + 1):
+                trainer.best_state = copy.deepcopy(trainer.model.state_dict())
+        state.history.append(row)
+        if trainer.log is not None:
+            trainer.log.write(**row)
+        state.epoch = e + 1
+        if on_epoch_end is not None:
+            on_epoch_end(trainer)
+        if valid is not None and tc.patience > 0 and state.bad_epochs >= tc.patience:
+            break
+    if trainer.best_state is not None and tc.patience > 0:
+        trainer.model.load_state_dict(trainer.best_state)
+    return state
+
+
 class GRU4RecTrainer:
     """Fits a :class:`GRU4Rec` on session arrays (see module docstring)."""
 
@@ -210,31 +241,12 @@ class GRU4RecTrainer:
         without a better valid Recall@20 and restores the best weights.
         ``on_epoch_end(trainer)`` is called after each epoch (checkpointing).
         """
-        tc = self.cfg.train
-        while self.state.epoch < tc.epochs:
-            e = self.state.epoch
-            loss, n_ev, secs = self._epoch(e)
-            self.state.train_seconds += secs
-            self.state.train_events += n_ev
-            row = {"kind": "epoch", "epoch": e + 1, "events": n_ev, "loss": loss,
-                   "events_per_s": n_ev / secs, "elapsed_s": secs}
-            if valid is not None:
-                m = self._validate(valid)
-                self.model.train()
-                row["valid_recall@20"], row["valid_mrr@20"] = m["recall@20"], m["mrr@20"]
-                if self.state.observe(m["recall@20"], e + 1):
-                    self.best_state = copy.deepcopy(self.model.state_dict())
-            self.state.history.append(row)
-            if self.log is not None:
-                self.log.write(**row)
-            self.state.epoch = e + 1
-            if on_epoch_end is not None:
-                on_epoch_end(self)
-            if valid is not None and tc.patience > 0 and self.state.bad_epochs >= tc.patience:
-                break
-        if self.best_state is not None and tc.patience > 0:
-            self.model.load_state_dict(self.best_state)
-        return self.state
+        def validate(v):
+            m = self._validate(v)
+            self.model.train()
+            return {"valid_recall@20": m["recall@20"], "valid_mrr@20": m["mrr@20"]}, m["recall@20"]
+
+        return fit_epochs(self, valid, validate, on_epoch_end)
 
     def _validate(self, valid: SessionArrays) -> dict:
         return evaluate_sessions(GRU4RecScorer(self.model), valid, ks=(20,),
