@@ -24,6 +24,16 @@ import numpy as np
 GRU, AUGRU, AGRU = 0, 1, 2
 
 
+@numba.njit(inline="always", fastmath=True, cache=True)
+def _update(mode, k, a):  # pragma: no cover - compiled
+    """The weight u of the candidate state: 1 - k (GRU), (1 - k) a (AUGRU), a (AGRU)."""
+    if mode == AUGRU:
+        return (1.0 - k) * a
+    if mode == AGRU:
+        return a
+    return 1.0 - k
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def rnn_forward(gx, off, att, lens, W, b, mode, hs, rs, ks, cs, gns):  # pragma: no cover - compiled
     """gx (N, 3H) packed: row i's steps at off[i] .. off[i] + lens[i] - 1; att (B, T),
@@ -47,12 +57,7 @@ def rnn_forward(gx, off, att, lens, W, b, mode, hs, rs, ks, cs, gns):  # pragma:
                 r = 1.0 / (1.0 + math.exp(-(gx[o, j] + g[j])))
                 k = 1.0 / (1.0 + math.exp(-(gx[o, H + j] + g[H + j])))
                 c = math.tanh(gx[o, 2 * H + j] + r * g[2 * H + j])
-                if mode == AUGRU:
-                    u = (1.0 - k) * a
-                elif mode == AGRU:
-                    u = a
-                else:
-                    u = 1.0 - k
+                u = _update(mode, k, a)
                 h[j] = h[j] + u * (c - h[j])
                 rs[i, t, j] = r
                 ks[i, t, j] = k
@@ -81,12 +86,7 @@ def rnn_backward(off, att, lens, W, mode, hs, rs, ks, cs, gns, d_hs,
                 r = rs[i, t, j]
                 k = ks[i, t, j]
                 c = cs[i, t, j]
-                if mode == AUGRU:
-                    u = (1.0 - k) * a
-                elif mode == AGRU:
-                    u = a
-                else:
-                    u = 1.0 - k
+                u = _update(mode, k, a)
                 du = dh[j] * (c - hp)
                 dn = dh[j] * u * (1.0 - c * c)
                 if mode == AUGRU:
