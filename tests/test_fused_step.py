@@ -51,9 +51,10 @@ def _with_fused(cfg, fused):
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, fused=fused))
 
 
-def _assert_same(a: GRU4Rec, b: GRU4Rec):
+def _assert_same(a: GRU4Rec, b: GRU4Rec, atol: float = 2e-5):
     for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters(), strict=True):
-        torch.testing.assert_close(p, q, rtol=2e-4, atol=2e-5, msg=name)
+        torch.testing.assert_close(p, q, rtol=2e-4, atol=atol,
+                                   msg=lambda m, name=name: f"{name}: {m}")
 
 
 @pytest.mark.parametrize(("embedding", "loss"), list(itertools.product(EMBEDDINGS, LOSSES)))
@@ -78,7 +79,10 @@ def test_fused_equals_autograd_two_layers_adam_logq(embedding):
                optimizer="adam", dropout_hidden=0.2, batch_size=4)
     (fa, la), (fb, lb) = _train_both(cfg)
     assert la == pytest.approx(lb, rel=1e-4)
-    _assert_same(fa, fb)
+    # Adam moves a weight by ~lr whatever the gradient's size, so a gradient that is ~0 in one
+    # step turns float32 summation-order noise into up to ~1% of an lr step (5e-4 seen on one
+    # w_hh entry on some CPUs); a real error in the backward moves weights by whole steps.
+    _assert_same(fa, fb, atol=1e-3)
 
 
 def test_fused_step_touches_only_used_rows():
