@@ -1,4 +1,4 @@
-"""The ``seqrec`` command line: datasets, train, evaluate, recommend.
+"""The ``seqrec`` command line: datasets, train, evaluate, recommend, score-users.
 
 Every :class:`~seqrec.errors.SeqrecError` becomes one line on stderr and exit
 code 2; no traceback for bad input.
@@ -14,14 +14,16 @@ from seqrec.errors import SeqrecError
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
+    from seqrec.data.readers.purchase import purchase_status
     from seqrec.data.registry import data_dir, dataset_status
     from seqrec.data.tasks.ctr import ctr_task_status
 
     rows = dataset_status(args.data_dir)
     ctr = ctr_task_status(args.data_dir)
+    purchase = purchase_status(args.data_dir)
     print(f"data directory: {data_dir(args.data_dir)}  (set SEQREC_DATA to change)")
     if args.json:
-        print(json.dumps({"session": rows, "ctr": ctr}, indent=2, default=str))
+        print(json.dumps({"session": rows, "ctr": ctr, "purchase": purchase}, indent=2, default=str))
         return 0
     for r in rows:
         state = "found" if r["found"] else f"MISSING {', '.join(r['missing'])}"
@@ -32,6 +34,10 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     for r in ctr:
         state = "found" if r["found"] else f"MISSING {', '.join(r['missing'])}"
         print(f"{r['name']:<24} {state:<10} {r['recipe']}")
+    print("\nPurchase logs (seqrec.data.readers.purchase):")
+    for r in purchase:
+        state = "found" if r["found"] else f"MISSING {', '.join(r['missing'])}"
+        print(f"{r['name']:<24} {state:<10} [{r['unit']}s; levels {', '.join(r['levels'])}] {r['description']}")
     return 0
 
 
@@ -42,6 +48,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = load_run_config(args.config, args.set)
     m = train_run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     t = m["test"]
+    if "pr_auc" in t:  # a purchase model
+        print(f"{cfg.model_name} on {cfg.data.dataset} / {m['category']}: test precision={t['precision']:.4f} "
+              f"recall={t['recall']:.4f} f1={t['f1']:.4f} auc={t['auc']:.4f} pr_auc={t['pr_auc']:.4f} "
+              f"({t['n_samples']} users, threshold {m['threshold']:.3f} from validation); "
+              f"train {m['train_seconds']:.1f}s; run written to {args.out}")
+        return 0
     if "auc" in t:  # a CTR model
         sps = m.get("train_samples_per_s")
         print(f"{cfg.model_name} on {cfg.data.dataset}: test auc={t['auc']:.4f} gauc={t['gauc']:.4f} "
@@ -88,6 +100,18 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_score_users(args: argparse.Namespace) -> int:
+    from seqrec.experiment_purchase import score_users
+
+    path, rows = score_users(args.run_dir, args.category, top=args.top, out=args.out, data_dir=args.data_dir)
+    shown = rows[: min(len(rows), 5)]
+    print(f"wrote {len(rows)} users ranked by probability of buying {args.category!r} in the next window "
+          f"to {path}")
+    for rank, user, p in shown:
+        print(f"{rank:>4} {user} {p:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqrec", description="Deep models for behaviour sequences.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -122,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what to do with item ids the model has never seen")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=_cmd_recommend)
+
+    s = sub.add_parser("score-users", help="rank users by the probability of buying a category in the next window")
+    s.add_argument("run_dir", help="a purchase-prediction run (seqrec train configs/purchase_*.toml)")
+    s.add_argument("--category", required=True, help="the category the run was trained for")
+    s.add_argument("--top", type=int, default=None, help="keep the K most likely users (default: all)")
+    s.add_argument("--out", default=None, help="CSV to write (default RUN_DIR/scores_<category>.csv)")
+    s.add_argument("--data-dir", default=None)
+    s.set_defaults(func=_cmd_score_users)
     return p
 
 

@@ -22,6 +22,33 @@ from seqrec.errors import ConfigError
 
 
 @dataclass(frozen=True)
+class PurchaseTaskConfig:
+    """``[data.purchase]``: who buys from ``category`` in the window after a cut-off.
+
+    See :mod:`seqrec.data.tasks.purchase`. Empty / negative values take the dataset's
+    default (``seqrec.data.readers.purchase.PURCHASE_DATASETS``)."""
+
+    category: str = "any"  # a category name at ``level``, or "any" (any purchase)
+    level: str = ""  # department | aisle | category | product ("" = the dataset's default)
+    window: float = 0.0  # prediction window in the dataset's unit (days or orders); 0 = default
+    observation: float = -1.0  # observation window before the cut-off; 0 = whole history; -1 = default
+    negatives: str = ""  # "no-need" (the article) | "non-buyers"; "" = the dataset's default
+    shift: tuple[int, ...] = ()  # shift augmentation of training samples: drop the last n purchases
+    valid_frac: float = 0.2  # users in validation
+    test_frac: float = 0.2  # users in test
+
+    def __post_init__(self) -> None:
+        if self.negatives not in ("", "no-need", "non-buyers"):
+            raise ValueError(f"negatives must be 'no-need' or 'non-buyers', got {self.negatives!r}")
+        if any(n < 1 for n in self.shift):
+            raise ValueError(f"shift values are numbers of purchases to drop (>= 1), got {self.shift}")
+        if not (0 < self.valid_frac < 1 and 0 < self.test_frac < 1 and self.valid_frac + self.test_frac < 1):
+            raise ValueError("valid_frac and test_frac must be in (0, 1) and sum below 1")
+        if self.window < 0:
+            raise ValueError(f"window must be positive (0 = the dataset's default), got {self.window}")
+
+
+@dataclass(frozen=True)
 class DataConfig:
     dataset: str = "yoochoose_100k"
     data_dir: str = ""  # "" = SEQREC_DATA or ../shared/data
@@ -30,7 +57,8 @@ class DataConfig:
     test_split: str = "test"
     dwell_bucket: float = 0.0  # > 0: repeat items by dwell time (seconds per extra copy)
     dwell_max_repeat: int = 10
-    max_len: int = 50  # CTR tasks: behaviours kept in a history (the most recent)
+    max_len: int = 50  # CTR / purchase tasks: behaviours kept in a history (the most recent)
+    purchase: PurchaseTaskConfig = field(default_factory=PurchaseTaskConfig)
 
 
 @dataclass(frozen=True)

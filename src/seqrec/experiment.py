@@ -93,10 +93,15 @@ def train_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False,
     _set_threads(cfg.train.threads)
     if progress is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=progress))
-    if get_model_entry(cfg.model_name).family == "ctr":
+    family = get_model_entry(cfg.model_name).family
+    if family == "ctr":
         from seqrec.experiment_ctr import train_ctr_run
 
         return train_ctr_run(cfg, out, resume=resume)
+    if family == "purchase":
+        from seqrec.experiment_purchase import train_purchase_run
+
+        return train_purchase_run(cfg, out, resume=resume)
     if out.exists() and not resume and any(out.iterdir()):
         if (out / "config.json").exists():
             shutil.rmtree(out)  # re-running into an old run directory replaces it
@@ -194,6 +199,12 @@ class Run:
 def evaluate_run(run_dir: str | os.PathLike, split: str = "test", ties: str | None = None,
                  data_dir: str | None = None) -> dict:
     """Recompute the metrics of a saved run on ``split`` from the checkpoint alone."""
+    if (Path(run_dir) / "schema.json").is_file() and (Path(run_dir) / "config.json").is_file():
+        family = get_model_entry(load_json(Path(run_dir) / "config.json").get("model", {}).get("name", "")).family
+        if family == "purchase":
+            from seqrec.experiment_purchase import evaluate_purchase_run
+
+            return evaluate_purchase_run(run_dir, split=split, data_dir=data_dir)
     if (Path(run_dir) / "schema.json").is_file():  # a CTR run
         from seqrec.experiment_ctr import evaluate_ctr_run
 

@@ -11,14 +11,16 @@ from seqrec.errors import ConfigError
 class ModelEntry:
     name: str
     config_cls: type
-    family: str  # "gru4rec" | "hrnn" | "baseline" | "ctr"
+    family: str  # "gru4rec" | "hrnn" | "baseline" | "ctr" | "purchase"
     description: str
-    model_cls: type | None = None  # CTR models: X(config, schema)
+    model_cls: type | None = None  # CTR and purchase models: X(config, schema); xgboost: X(config)
 
 
 def _entries() -> dict[str, ModelEntry]:
     from seqrec.baselines import ItemKNNConfig, PopConfig, SKNNConfig
+    from seqrec.baselines.xgboost_purchase import XGBoostConfig, XGBoostPurchase
     from seqrec.models.bst import BST, BSTConfig
+    from seqrec.models.cnn_lstm import CNNLSTM, CNNLSTMConfig
     from seqrec.models.deepfm import DeepFM, DeepFMConfig
     from seqrec.models.dien import DIEN, DIENConfig
     from seqrec.models.din import DIN, DINConfig
@@ -27,6 +29,12 @@ def _entries() -> dict[str, ModelEntry]:
     from seqrec.models.gru4rec import GRU4RecConfig
     from seqrec.models.hrnn import HRNNConfig
     from seqrec.models.mlp_sum import MLPSum, MLPSumConfig
+    from seqrec.models.purchase_rnn import (
+        GRUClassifier,
+        GRUClassifierConfig,
+        LSTMClassifier,
+        LSTMClassifierConfig,
+    )
     from seqrec.models.wide_deep import WideDeep, WideDeepConfig
 
     return {
@@ -45,6 +53,13 @@ def _entries() -> dict[str, ModelEntry]:
             ModelEntry("deepfm", DeepFMConfig, "ctr", "DeepFM (Guo et al. 2017)", DeepFM),
             ModelEntry("dlrm", DLRMConfig, "ctr", "DLRM, dot interaction (Naumov et al. 2019)", DLRM),
             ModelEntry("mlp_sum", MLPSumConfig, "ctr", "sum-pooled history + MLP (DIN's base model)", MLPSum),
+            ModelEntry("cnn_lstm", CNNLSTMConfig, "purchase",
+                       "CNN+LSTM purchase predictor (convolutions, pooling, LSTM, MLP)", CNNLSTM),
+            ModelEntry("lstm", LSTMClassifierConfig, "purchase", "LSTM purchase predictor", LSTMClassifier),
+            ModelEntry("gru", GRUClassifierConfig, "purchase",
+                       "GRU purchase predictor, GRU4Rec-style (Hidasi et al. 2016)", GRUClassifier),
+            ModelEntry("xgboost", XGBoostConfig, "purchase",
+                       "XGBoost on aggregate purchase features (Chen & Guestrin 2016)", XGBoostPurchase),
         )
     }
 

@@ -7,7 +7,10 @@ A :class:`Schema` declares embedding tables (name, rows, width) and features:
 * ``multihot`` — a padded list of ids per sample, pooled (sum or mean) over its non-zero ids;
 * ``sequence`` — the behaviour history: a padded (T,) list of ids per sample. Sequence
   features of one ``group`` are aligned position by position (``hist_item[t]`` and
-  ``hist_cate[t]`` describe the same behaviour) and share one padding mask.
+  ``hist_cate[t]`` describe the same behaviour) and share one padding mask;
+* ``seqdense`` — numbers per behaviour: a (T, dim) float array aligned with the sequence
+  features of its ``group`` (quantity, days since the previous purchase, ...), zero at
+  padded positions. It has no table.
 
 Features name the table they look up, so the history items share the item table with the
 target item (DIN's design: the same embedding for an item wherever it appears). Id 0 is
@@ -21,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 
 from seqrec.errors import SchemaError
 
-KINDS = ("sparse", "dense", "multihot", "sequence")
+KINDS = ("sparse", "dense", "multihot", "sequence", "seqdense")
+NUMERIC = ("dense", "seqdense")  # kinds without an embedding table
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class Feature:
     name: str
     kind: str
     table: str = ""  # sparse / multihot / sequence: the embedding table it looks up
-    dim: int = 1  # dense: width
+    dim: int = 1  # dense / seqdense: width
     max_len: int = 0  # multihot / sequence: padded length
     pooling: str = "sum"  # multihot: sum | mean
     group: str = "hist"  # sequence: features of one group share positions and mask
@@ -48,9 +52,9 @@ class Feature:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise SchemaError(f"feature {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
-        if self.kind != "dense" and not self.table:
+        if self.kind not in NUMERIC and not self.table:
             raise SchemaError(f"feature {self.name!r} ({self.kind}) must name an embedding table")
-        if self.kind in ("multihot", "sequence") and self.max_len < 1:
+        if self.kind in ("multihot", "sequence", "seqdense") and self.max_len < 1:
             raise SchemaError(f"feature {self.name!r} ({self.kind}) needs max_len >= 1")
         if self.pooling not in ("sum", "mean"):
             raise SchemaError(f"feature {self.name!r}: pooling must be sum or mean, got {self.pooling!r}")
@@ -72,13 +76,13 @@ class Schema:
         if len(set(fnames)) != len(fnames):
             raise SchemaError(f"duplicate feature names in {fnames}")
         for f in self.features:
-            if f.kind != "dense" and f.table not in names:
+            if f.kind not in NUMERIC and f.table not in names:
                 raise SchemaError(
                     f"feature {f.name!r} uses embedding table {f.table!r}, which does not exist; "
                     f"tables: {names}"
                 )
         lens = {}
-        for f in self.of_kind("sequence"):
+        for f in self.of_kind("sequence") + self.of_kind("seqdense"):
             if lens.setdefault(f.group, f.max_len) != f.max_len:
                 raise SchemaError(f"sequence group {f.group!r}: all features need the same max_len")
 

@@ -3,6 +3,7 @@
 Columns (N = samples):
   sparse feature   (N,) int64            multihot feature (N, L) int64, 0-padded
   dense feature    (N, dim) float32      sequence feature (N, T) int64, 0-padded at the end
+  seqdense feature (N, T, dim) float32, 0 where its group's sequences are padding
   label            (N,) float32 in {0, 1}
   user             (N,) int64 (GAUC groups; also a sparse feature when the schema has one)
   any ``schema.time_columns`` (e.g. ``hist_time`` (N, T) float64 seconds, ``time`` (N,))
@@ -77,6 +78,9 @@ def validate(data: CTRData) -> None:
             if not np.isfinite(a).all():
                 raise DataValidationError(f"{where}: dense {f.name!r} has NaN/inf at row {_first_bad(~np.isfinite(a))}")
             continue
+        if f.kind == "seqdense":
+            _check_seqdense(data, f, a, n)
+            continue
         if a.dtype != np.int64:
             raise SchemaError(f"{where}: feature {f.name!r} must hold int64 ids, got {a.dtype}")
         want = (n,) if f.kind == "sparse" else (n, f.max_len)
@@ -103,6 +107,24 @@ def validate(data: CTRData) -> None:
                 f"{where}: feature {f.name!r} row {i} has ids outside table {f.table!r} "
                 f"(0..{rows - 1}); map unknown ids to OOV (1) with the training vocabulary"
             )
+
+
+def _check_seqdense(data: CTRData, f, a: np.ndarray, n: int) -> None:
+    where = data.name
+    if a.dtype != np.float32 or a.ndim != 3 or a.shape[2] != f.dim or len(a) != n:
+        raise SchemaError(f"{where}: seqdense {f.name!r} must be float32 (N, T, {f.dim}), got {a.dtype} {a.shape}")
+    if a.shape[1] > f.max_len:
+        raise DataValidationError(f"{where}: seqdense {f.name!r} is {a.shape[1]} long, longer than the "
+                                  f"configured maximum {f.max_len}")
+    if not np.isfinite(a).all():
+        raise DataValidationError(f"{where}: seqdense {f.name!r} has NaN/inf at row {_first_bad(~np.isfinite(a))}")
+    ids = [s for s in data.schema.sequence_group(f.group) if s.name in data.columns]
+    if ids:
+        pad = data.columns[ids[0].name][:, : a.shape[1]] == 0  # (N, T)
+        bad = pad & (a != 0).any(2)
+        if bad.any():
+            raise DataValidationError(f"{where}: seqdense {f.name!r} row {_first_bad(bad)} has values at "
+                                      f"padded positions of {ids[0].name!r}; they must be 0")
 
 
 def to_tensors(cols: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqrec.schema import Schema
+from seqrec.schema import NUMERIC, Schema
 
 
 class FeatureEmbedding(nn.Module):
@@ -32,7 +32,7 @@ class FeatureEmbedding(nn.Module):
             nn.init.normal_(emb.weight, std=init_std)
             with torch.no_grad():
                 emb.weight[0].zero_()
-        self._table_of = {f.name: f.table for f in schema.features if f.kind != "dense"}
+        self._table_of = {f.name: f.table for f in schema.features if f.kind not in NUMERIC}
         self.inv_counts: dict[str, torch.Tensor] = {}
 
     def dim_of(self, feature: str) -> int:
@@ -59,7 +59,7 @@ class FeatureEmbedding(nn.Module):
         """Occurrence counts n_j of every id of every table in the training samples."""
         counts = {t.name: np.zeros(t.rows, dtype=np.float64) for t in self.schema.tables}
         for f in self.schema.features:
-            if f.kind == "dense" or f.name not in columns:
+            if f.kind in NUMERIC or f.name not in columns:
                 continue
             ids = columns[f.name].reshape(-1)
             counts[f.table] += np.bincount(ids, minlength=len(counts[f.table]))
@@ -74,7 +74,7 @@ class FeatureEmbedding(nn.Module):
             raise RuntimeError("fit_counts() must run on the training samples first")
         ids: dict[str, list[torch.Tensor]] = {}
         for f in self.schema.features:
-            if f.kind != "dense" and f.name in batch:
+            if f.kind not in NUMERIC and f.name in batch:
                 ids.setdefault(f.table, []).append(batch[f.name].reshape(-1))
         total = torch.zeros(())
         for table, parts in ids.items():

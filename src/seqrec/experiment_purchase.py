@@ -1,0 +1,201 @@
+"""Train / evaluate / score purchase-prediction runs (``seqrec train | evaluate | score-users``).
+
+A purchase run directory holds ``config.json``, ``schema.json``, ``vocab_<column>.json``,
+the model (``model.pt`` for the neural models, ``model.xgb.json`` + ``xgboost.json`` for
+XGBoost), ``metrics.json`` (the decision threshold chosen on validation, and the
+validation and test reports of :func:`seqrec.evaluate.thresholds.purchase_report`) and,
+for neural models, ``log.csv`` / ``tb/``. Samples are rebuilt from the data and the config
+(seeded, deterministic); ``evaluate`` refuses a run whose data no longer gives the same
+vocabularies.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.special import expit
+
+from seqrec.config import RunConfig, load_run_config
+from seqrec.data.ctr import CTRData
+from seqrec.data.readers.purchase import purchase_dataset, read_purchase_log
+from seqrec.data.tasks.purchase import (
+    PurchaseTask,
+    build_purchase_task,
+    check_category,
+    resolve,
+    scoring_samples,
+)
+from seqrec.data.vocab import Vocab
+from seqrec.errors import CheckpointError, ConfigError
+from seqrec.evaluate.thresholds import best_f1_threshold, purchase_report
+from seqrec.io import atomic_write_text
+from seqrec.registry import get_model_entry
+from seqrec.schema import Schema
+from seqrec.train.checkpoint import fit_resumable, load_json, load_tensors, save_json
+
+
+def is_xgboost(cfg: RunConfig) -> bool:
+    return cfg.model_name == "xgboost"
+
+
+def load_purchase_task(cfg: RunConfig) -> PurchaseTask:
+    log = read_purchase_log(cfg.data.dataset, cfg.data.data_dir or None)
+    return build_purchase_task(log, purchase_dataset(cfg.data.dataset), cfg.data.purchase,
+                               max_len=cfg.data.max_len, seed=cfg.train.seed)
+
+
+def build_purchase_model(cfg: RunConfig, schema: Schema):
+    entry = get_model_entry(cfg.model_name)
+    if entry.family != "purchase":
+        raise ConfigError(f"model {cfg.model_name!r} is not a purchase-prediction model")
+    if is_xgboost(cfg):
+        return entry.model_cls(cfg.model, seed=cfg.train.seed, threads=torch.get_num_threads())
+    return entry.model_cls(cfg.model, schema)
+
+
+def predict_probs(model, data: CTRData, batch_size: int = 4096) -> np.ndarray:
+    """Purchase probability of every sample, in order."""
+    from seqrec.baselines.xgboost_purchase import XGBoostPurchase
+    from seqrec.train.ctr_trainer import predict_logits
+
+    if isinstance(model, XGBoostPurchase):
+        return model.predict_proba(data.columns["agg"])
+    return expit(predict_logits(model, data, batch_size))
+
+
+def _fit(cfg: RunConfig, model, task: PurchaseTask, out: Path, resume: bool) -> dict:
+    from seqrec.baselines.xgboost_purchase import XGBoostPurchase
+
+    t0 = time.perf_counter()
+    if isinstance(model, XGBoostPurchase):
+        tr, va = task.train.columns, task.valid.columns
+        model.fit(tr["agg"], tr["label"], va["agg"], va["label"])
+        model.save(out)
+        return {"train_seconds": time.perf_counter() - t0, "epochs": model.best_iteration_}
+    from seqrec.train.ctr_trainer import CTRTrainer
+    from seqrec.train.logs import RunLog
+
+    log = RunLog(out, append=resume)
+    trainer = CTRTrainer(model, cfg, task.train, log)
+    st = fit_resumable(model, trainer, out, task.valid, resume=resume, log=log)
+    return {"train_seconds": st.train_seconds, "epochs": st.epoch, "best_epoch": st.best_epoch}
+
+
+def train_purchase_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False) -> dict:
+    from seqrec.experiment import peak_rss_mb
+
+    out = Path(out)
+    if out.exists() and not resume and any(out.iterdir()):
+        if not (out / "config.json").exists():
+            raise ConfigError(f"--out {out} exists and is not a seqrec run directory; choose another")
+        shutil.rmtree(out)
+    task = load_purchase_task(cfg)  # before creating --out: bad input leaves nothing behind
+    out.mkdir(parents=True, exist_ok=True)
+    save_json(out / "config.json", cfg.to_dict())
+    save_json(out / "schema.json", task.schema.to_dict())
+    for name, v in task.vocabs.items():
+        v.save(out / f"vocab_{name}.json")
+    torch.manual_seed(cfg.train.seed)
+    model = build_purchase_model(cfg, task.schema)
+    fit = _fit(cfg, model, task, out, resume)
+    valid_p = predict_probs(model, task.valid, cfg.eval.batch_size)
+    threshold = best_f1_threshold(task.valid.labels(), valid_p)
+    t0 = time.perf_counter()
+    test_p = predict_probs(model, task.test, cfg.eval.batch_size)
+    eval_seconds = time.perf_counter() - t0
+    spec = task.spec
+    metrics = {
+        "dataset": cfg.data.dataset, "model": cfg.model_name, "category": spec.category,
+        "level": spec.level, "unit": spec.unit, "window": spec.window, "observation": spec.observation,
+        "negatives": spec.negatives, "shift": list(spec.shift), "max_len": cfg.data.max_len,
+        "threshold": threshold,
+        "valid": purchase_report(task.valid.labels(), valid_p, threshold),
+        "test": purchase_report(task.test.labels(), test_p, threshold),
+        "counts": task.counts, **fit, "eval_seconds": eval_seconds,
+        "train_samples_per_s": len(task.train) * max(fit.get("epochs") or 1, 1) / max(fit["train_seconds"], 1e-9),
+        "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads(),
+    }
+    save_json(out / "metrics.json", metrics)
+    return metrics
+
+
+class PurchaseRun:
+    """A finished purchase run: config, schema, vocabularies, model, chosen threshold."""
+
+    def __init__(self, run_dir: str | os.PathLike, data_dir: str | None = None) -> None:
+        self.dir = Path(run_dir)
+        for f in ("config.json", "schema.json", "metrics.json"):
+            if not (self.dir / f).is_file():
+                raise CheckpointError(f"{self.dir} is not a finished purchase run: {f} is missing")
+        cfg = load_run_config(raw=load_json(self.dir / "config.json"))
+        if data_dir:
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=data_dir))
+        self.config = cfg
+        self.schema = Schema.from_dict(load_json(self.dir / "schema.json"))
+        self.vocabs = {p.stem.removeprefix("vocab_"): Vocab.load(p) for p in sorted(self.dir.glob("vocab_*.json"))}
+        self.threshold = float(load_json(self.dir / "metrics.json")["threshold"])
+        if is_xgboost(cfg):
+            from seqrec.baselines.xgboost_purchase import XGBoostPurchase
+
+            self.model = XGBoostPurchase.load(self.dir)
+        else:
+            self.model = build_purchase_model(cfg, self.schema)
+            self.model.load_state_dict(load_tensors(self.dir / "model.pt"))
+            self.model.eval()
+
+
+def evaluate_purchase_run(run_dir: str | os.PathLike, split: str = "test", data_dir: str | None = None) -> dict:
+    """The report of a saved purchase run on ``split``, at the threshold chosen on validation."""
+    run = PurchaseRun(run_dir, data_dir)
+    task = load_purchase_task(run.config)
+    if task.schema != run.schema or any(task.vocabs[k].ids_ != v.ids_ for k, v in run.vocabs.items()):
+        raise CheckpointError(f"{run_dir}: the data no longer gives the samples the model was trained on")
+    data = task.split(split)
+    return purchase_report(data.labels(), predict_probs(run.model, data), run.threshold)
+
+
+def score_users(run_dir: str | os.PathLike, category: str, top: int | None = None,
+                out: str | os.PathLike | None = None, data_dir: str | None = None) -> tuple[Path, list[tuple]]:
+    """Rank every user with a history at the end of the data by the probability of buying from
+    ``category`` in the next window; write ``rank,user_id,probability`` (top ``top``) as CSV."""
+    run = PurchaseRun(run_dir, data_dir)
+    pc = run.config.data.purchase
+    info = purchase_dataset(run.config.data.dataset)
+    spec = resolve(info, pc)
+    log = read_purchase_log(run.config.data.dataset, run.config.data.data_dir or None)
+    if category != spec.category:
+        check_category(log, resolve(info, dataclasses.replace(pc, category=category)))  # unknown at all?
+        raise ConfigError(f"this run was trained for category {spec.category!r}; train one for {category!r} "
+                          f"with --set data.purchase.category={category!r}")
+    if top is not None and top < 1:
+        raise ConfigError(f"--top must be positive, got {top}")
+    users, data = scoring_samples(log, info, pc, run.schema, run.vocabs)
+    probs = predict_probs(run.model, data)
+    order = np.lexsort((users, -probs))  # highest first; ties by user id, so the file is stable
+    if top is not None:
+        order = order[:top]
+    rows = [(r + 1, str(users[i]), float(probs[i])) for r, i in enumerate(order)]
+    path = Path(out) if out else run.dir / f"scores_{_safe(category)}.csv"
+
+    def text() -> str:
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["rank", "user_id", "probability"])
+        w.writerows((r, u, f"{p:.6f}") for r, u, p in rows)
+        return buf.getvalue()
+
+    atomic_write_text(path, text())
+    return path, rows
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
