@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from seqrec.config import RunConfig, load_run_config, parse_override
+from seqrec.data.registry import data_dir
 from seqrec.errors import ConfigError
 from seqrec.models.gru4rec import GRU4RecConfig
 from seqrec.models.hrnn import HRNNConfig
 from seqrec.registry import get_model_entry, model_names
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+DATA_PRESENT = (data_dir() / "purchase").is_dir()
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -188,9 +190,18 @@ def test_every_shipped_config_loads(path):
     from seqrec.data.tasks.ctr import CTR_TASKS
     from seqrec.registry import get_model_entry
 
-    if get_model_entry(cfg.model_name).family == "ctr":
+    family = get_model_entry(cfg.model_name).family
+    if family == "ctr":
         assert cfg.data.dataset in CTR_TASKS  # names a CTR task
         assert path.name == f"{cfg.model_name}_{cfg.data.dataset}.toml"
+    elif family == "purchase":
+        from seqrec.data.readers.purchase import purchase_dataset, read_purchase_log
+        from seqrec.data.tasks.purchase import check_category, resolve
+
+        assert path.name == f"purchase_{cfg.model_name}_{cfg.data.dataset}.toml"
+        spec = resolve(purchase_dataset(cfg.data.dataset), cfg.data.purchase)
+        if spec.column is not None and DATA_PRESENT:  # the category exists in the data
+            check_category(read_purchase_log(cfg.data.dataset), spec)
     else:
         get_dataset_info(cfg.data.dataset)  # names a registered dataset
     assert load_run_config(raw=cfg.to_dict()) == cfg

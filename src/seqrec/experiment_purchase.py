@@ -3,8 +3,9 @@
 A purchase run directory holds ``config.json``, ``schema.json``, ``vocab_<column>.json``,
 the model (``model.pt`` for the neural models, ``model.xgb.json`` + ``xgboost.json`` for
 XGBoost), ``metrics.json`` (the decision threshold chosen on validation, and the
-validation and test reports of :func:`seqrec.evaluate.thresholds.purchase_report`) and,
-for neural models, ``log.csv`` / ``tb/``. Samples are rebuilt from the data and the config
+validation and test reports of :func:`seqrec.evaluate.thresholds.purchase_report`),
+``test_predictions.csv`` (user index, label, probability of every test sample) and, for
+neural models, ``log.csv`` / ``tb/``. Samples are rebuilt from the data and the config
 (seeded, deterministic); ``evaluate`` refuses a run whose data no longer gives the same
 vocabularies.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import os
 import shutil
 import time
@@ -123,6 +125,9 @@ def train_purchase_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool =
         "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads(),
     }
     save_json(out / "metrics.json", metrics)
+    _write_csv(out / "test_predictions.csv", ["user_index", "label", "probability"],
+               [(int(u), int(y), f"{p:.6f}") for u, y, p in
+                zip(task.test.columns["user"], task.test.labels(), test_p, strict=True)])
     return metrics
 
 
@@ -183,18 +188,16 @@ def score_users(run_dir: str | os.PathLike, category: str, top: int | None = Non
         order = order[:top]
     rows = [(r + 1, str(users[i]), float(probs[i])) for r, i in enumerate(order)]
     path = Path(out) if out else run.dir / f"scores_{_safe(category)}.csv"
-
-    def text() -> str:
-        import io
-
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["rank", "user_id", "probability"])
-        w.writerows((r, u, f"{p:.6f}") for r, u, p in rows)
-        return buf.getvalue()
-
-    atomic_write_text(path, text())
+    _write_csv(path, ["rank", "user_id", "probability"], [(r, u, f"{p:.6f}") for r, u, p in rows])
     return path, rows
+
+
+def _write_csv(path: Path, header: list[str], rows) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 def _safe(name: str) -> str:

@@ -151,11 +151,11 @@ def read_cdnow(folder: Path) -> pl.DataFrame:
     Time is days since 1997-01-01; a customer's lines of one day form one purchase."""
     path = folder / "CDNOW_master.txt"
     rows = [ln.split() for ln in path.read_text().splitlines()]
-    if rows and rows[0] and not rows[0][0].isdigit():
-        rows = rows[1:]  # header line
+    skip = 1 if rows and rows[0] and not rows[0][0].isdigit() else 0  # header line
+    rows = rows[skip:]
     bad = next((i for i, r in enumerate(rows) if len(r) != 4), None)
-    if bad is not None:
-        raise DataValidationError(f"{path}: line {bad + 1} has {len(rows[bad])} fields, expected 4 "
+    if bad is not None:  # error messages count lines in the file (header included)
+        raise DataValidationError(f"{path}: line {bad + 1 + skip} has {len(rows[bad])} fields, expected 4 "
                                   "(customer_id date number_of_cds dollar_value)")
     df = pl.DataFrame(rows, schema=["user_id", "date", "cds", "dollars"], orient="row")
     df = df.with_columns(pl.col("date").str.to_date("%Y%m%d", strict=False),
@@ -164,7 +164,7 @@ def read_cdnow(folder: Path) -> pl.DataFrame:
     for c in ("date", "cds", "dollars"):
         if df[c].null_count():
             row = int(df.with_row_index().filter(pl.col(c).is_null())["index"][0])
-            raise DataValidationError(f"{path}: line {row + 1}: unreadable {c}")
+            raise DataValidationError(f"{path}: line {row + 1 + skip}: unreadable {c}")
     days = (pl.col("date") - pl.lit(CDNOW_EPOCH)).dt.total_days().cast(pl.Float64)
     return _finish(df.select(
         user_id="user_id", time=days, day=days,
