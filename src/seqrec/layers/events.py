@@ -32,13 +32,22 @@ class EventEncoder(nn.Module):
     regulariser works through ``model.inp.emb``.
     """
 
-    def __init__(self, schema: Schema, dim: int, group: str = "hist", sparse: bool = False) -> None:
+    def __init__(self, schema: Schema, dim: int, group: str = "hist", sparse: bool = False,
+                 exclude: tuple[str, ...] = ()) -> None:
         super().__init__()
-        seq = schema.sequence_group(group)
-        if not seq:
+        seq_all = schema.sequence_group(group)
+        if not seq_all:
             raise SchemaError(f"the schema has no sequence features in group {group!r}; "
                               f"features: {[f.name for f in schema.features]}")
-        numbers = [f for f in schema.of_kind("seqdense") if f.group == group]
+        names = [f.name for f in schema.features]
+        unknown = sorted(set(exclude) - set(names))
+        if unknown:
+            raise SchemaError(f"exclude names unknown feature(s) {unknown}; features: {names}")
+        self.mask_feature = seq_all[0].name  # real positions, whether or not it is embedded
+        seq = [f for f in seq_all if f.name not in exclude]
+        numbers = [f for f in schema.of_kind("seqdense") if f.group == group and f.name not in exclude]
+        if not seq and not numbers:
+            raise SchemaError(f"exclude {list(exclude)} leaves no event feature")
         used = {f.table for f in seq}
         wide = schema.with_dim(dim)
         own = replace(wide, tables=tuple(t for t in wide.tables if t.name in used), features=tuple(seq))
@@ -48,11 +57,11 @@ class EventEncoder(nn.Module):
         self.out_dim = len(seq) * dim + sum(f.dim for f in numbers)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = batch[self.ids[0]] != 0  # (B, T)
+        mask = batch[self.mask_feature] != 0  # (B, T)
         t = mask.shape[1]
         parts = [self.emb.lookup(batch, n) for n in self.ids]  # each (B, T, D)
         for n in self.numbers:
-            v = batch[n].to(parts[0].dtype)  # (B, T', dim), T' <= T
+            v = batch[n].float()  # (B, T', dim), T' <= T
             if v.shape[1] < t:
                 v = F.pad(v, (0, 0, 0, t - v.shape[1]))
             parts.append(v)

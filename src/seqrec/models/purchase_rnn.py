@@ -43,6 +43,7 @@ class PurchaseRNNConfig:
     use_dense: bool = False  # concatenate the dense (aggregate) features into the MLP input
     sparse_grad: bool = False  # embedding tables get sparse gradients (lazy Adam / Adagrad)
     mba_reg: float = 0.0  # λ of the mini-batch aware L2 the CTR trainer applies (0 = off)
+    exclude: tuple[str, ...] = ()  # event features the model does not read (e.g. "hist_product")
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1 or self.hidden < 1 or self.layers < 1:
@@ -78,7 +79,7 @@ class PurchaseRNN(nn.Module):
     def __init__(self, config: PurchaseRNNConfig, schema: Schema) -> None:
         super().__init__()
         self.config = config
-        self.inp = EventEncoder(schema, config.embedding_dim, sparse=config.sparse_grad)
+        self.inp = EventEncoder(schema, config.embedding_dim, sparse=config.sparse_grad, exclude=config.exclude)
         self.drop = nn.Dropout(config.dropout)
         self.front, rnn_in = self.build_front(self.inp.out_dim)
         self.rnn = self.rnn_cls(rnn_in, config.hidden, num_layers=config.layers, batch_first=True,
