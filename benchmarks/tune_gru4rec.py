@@ -2,11 +2,14 @@
 
     python benchmarks/tune_gru4rec.py --dataset taobao --loss bpr-max --trials 20
     python benchmarks/tune_gru4rec.py --dataset taobao --loss cross-entropy --trials 20 --seed 1
+    python benchmarks/tune_gru4rec.py --dataset taobao --loss cross-entropy --dwell --local 2 --trials 12
 
 Every trial trains on the dataset's ``train`` split (training data minus the
 validation part carved the same way as the test part) and is scored on
 ``valid`` by MRR@20 + Recall@20 (full-catalogue ranking). The starting point is
-``configs/gru4rec_<dataset>_<loss>.toml``; each trial draws the values below.
+``configs/gru4rec_<dataset>_<loss>.toml``; each trial draws the values below (``--local K``:
+only K of them, the others stay at the config's values; ``--dwell`` adds dwell-time item
+repetition, ``data.dwell_bucket``, to the space, for data with real timestamps).
 Trials are appended to ``benchmarks/results/tune_<dataset>_<loss>.json``
 (atomic writes), the best is printed with the ``--set`` overrides that
 reproduce it; copy them into the config to adopt them.
@@ -36,6 +39,7 @@ SPACE = {
     "train.momentum": [0.0, 0.2, 0.4],
     "train.epochs": [5, 10, 15],
 }
+DWELL_SPACE = {"data.dwell_bucket": [0.0, 15.0, 30.0, 60.0, 120.0]}
 LOSS_SPACE = {
     "bpr-max": {"model.bpreg": [0.0, 0.5, 1.0, 2.0]},
     "cross-entropy": {"model.logq": [0.0, 0.5, 1.0]},
@@ -54,6 +58,10 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--local", type=int, default=0, help="redraw only K parameters per trial (0 = all)")
+    ap.add_argument("--dwell", action="store_true", help="also search data.dwell_bucket")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="fixed override of the starting config for every trial (recorded with it)")
     args = ap.parse_args()
 
     import torch
@@ -66,11 +74,12 @@ def main() -> int:
     out = Path(args.out or ROOT / f"benchmarks/results/tune_{args.dataset}_{args.loss}.json")
     trials = json.loads(out.read_text()) if out.exists() else []
     rng = random.Random(args.seed)
-    space = {**SPACE, **LOSS_SPACE[args.loss]}
+    space = {**SPACE, **LOSS_SPACE[args.loss], **(DWELL_SPACE if args.dwell else {})}
     for i in range(args.trials):
-        pick = {k: rng.choice(v) for k, v in space.items()}
+        keys = rng.sample(sorted(space), args.local) if args.local else sorted(space)
+        pick = {k: rng.choice(space[k]) for k in keys}
         overrides = ['data.train_split="train"', "train.progress=false", "train.patience=0",
-                     f"train.threads={args.threads}"] + [f"{k}={_toml(v)}" for k, v in pick.items()]
+                     f"train.threads={args.threads}", *args.set] + [f"{k}={_toml(v)}" for k, v in pick.items()]
         cfg = load_run_config(base, overrides)
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
@@ -81,7 +90,7 @@ def main() -> int:
                 print(f"[{i + 1}/{args.trials}] failed: {exc}", flush=True)
                 continue
         v = m["valid"]
-        rec = {"params": pick, "valid_recall@20": v["recall@20"], "valid_mrr@20": v["mrr@20"],
+        rec = {"params": pick, "fixed": args.set, "valid_recall@20": v["recall@20"], "valid_mrr@20": v["mrr@20"],
                "score": v["recall@20"] + v["mrr@20"], "seconds": time.perf_counter() - t0,
                "n_valid_events": v["n_events"]}
         trials.append(rec)
@@ -94,7 +103,7 @@ def main() -> int:
     best = max(done, key=lambda t: t["score"])
     print(f"best of {len(done)}: valid recall@20 {best['valid_recall@20']:.4f} "
           f"mrr@20 {best['valid_mrr@20']:.4f}")
-    print("  --set " + " --set ".join(f"{k}={_toml(v)}" for k, v in best["params"].items()))
+    print("  --set " + " --set ".join([*best.get("fixed", []), *(f"{k}={_toml(v)}" for k, v in best["params"].items())]))
     return 0
 
 

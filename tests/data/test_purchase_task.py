@@ -18,7 +18,7 @@ from seqrec.data.readers.purchase import (
     COLUMNS,
     PURCHASE_DATASETS,
     PurchaseDataset,
-    _finish,
+    canonical_log,
     purchase_status,
     read_cdnow,
     read_purchase_log,
@@ -49,7 +49,7 @@ def ev(user: str, time: float, order: int, cate: str = "Y", *, btype: str = "buy
 
 
 def make_log(rows: list[dict]) -> pl.DataFrame:
-    return _finish(pl.DataFrame(rows, schema=COLUMNS, orient="row"), "test log")
+    return canonical_log(pl.DataFrame(rows, schema=COLUMNS, orient="row"), "test log")
 
 
 def dataset(unit: str = "day", window: float = 10.0, observation: float = 0.0,
@@ -576,11 +576,11 @@ def test_cdnow_reader_by_hand(tmp_path):
 def test_finish_rejects_bad_logs():
     rows = [ev("a", 1, 1)]
     with pytest.raises(SchemaError, match="'quantity'|quantity"):
-        _finish(pl.DataFrame(rows).drop("quantity"), "here")
+        canonical_log(pl.DataFrame(rows).drop("quantity"), "here")
     with pytest.raises(DataValidationError, match="'user_id'.*row 1"):
-        _finish(pl.DataFrame(rows + [{**rows[0], "user_id": None}], schema=COLUMNS, orient="row"), "here")
+        canonical_log(pl.DataFrame(rows + [{**rows[0], "user_id": None}], schema=COLUMNS, orient="row"), "here")
     with pytest.raises(DataValidationError, match="no events"):
-        _finish(pl.DataFrame(schema=COLUMNS), "here")
+        canonical_log(pl.DataFrame(schema=COLUMNS), "here")
 
 
 def test_unknown_split_name():

@@ -244,3 +244,28 @@ def test_masked_max_pool_gradient_skips_padding():
     out, _ = masked_max_pool(x, mask, 2)
     out.sum().backward()
     assert x.grad.squeeze().tolist() == [0.0, 1.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("name", PURCHASE_MODELS)
+def test_excluded_features_are_not_read(name):
+    """``exclude`` drops event features: changing an excluded id changes nothing (the mask
+    still comes from the first sequence feature), and every id left out narrows the input."""
+    full = model_for(name)
+    m = model_for(name, exclude=("hist_cate", "hist_product"))
+    assert m.inp.out_dim == full.inp.out_dim - 2 * 8
+    assert m.inp.ids == ("hist_dow",)
+    cols = columns()
+    other = dict(cols, hist_cate=np.where(cols["hist_cate"] > 0, 9, 0),
+                 hist_product=np.where(cols["hist_product"] > 0, 2, 0))
+    a = m(to_tensors(CTRData(schema(), cols).columns)).logits
+    b = m(to_tensors(CTRData(schema(), other).columns)).logits
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    padded = CTRData(schema(max_len=T + 5), pad_more(cols))  # still padding-invariant
+    torch.testing.assert_close(a, m(to_tensors(padded.columns)).logits, rtol=0, atol=1e-6)
+    numbers_only = model_for(name, exclude=("hist_cate", "hist_product", "hist_dow"))
+    assert numbers_only.inp.out_dim == 3
+    assert torch.isfinite(numbers_only(to_tensors(CTRData(schema(), cols).columns)).logits).all()
+    with pytest.raises(SchemaError, match="unknown feature"):
+        model_for(name, exclude=("hist_nosuch",))
+    with pytest.raises(SchemaError, match="leaves no event feature"):
+        model_for(name, sch=schema(seqdense=False), exclude=("hist_cate", "hist_product", "hist_dow"))

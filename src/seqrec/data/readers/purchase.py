@@ -72,7 +72,7 @@ def _require(folder: Path, name: str, files: tuple[str, ...], source: str) -> No
             f"{source} and put the file(s) there (or set SEQREC_DATA to the data root)")
 
 
-def _finish(df: pl.DataFrame, where: str) -> pl.DataFrame:
+def canonical_log(df: pl.DataFrame, where: str) -> pl.DataFrame:
     """Canonical column order and dtypes, checked, sorted by (user, time, order)."""
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
@@ -114,7 +114,7 @@ def read_instacart(folder: Path) -> pl.DataFrame:
     unknown = df.filter(pl.col("department").is_null())
     if unknown.height:
         raise DataValidationError(f"{where}: product {unknown['product_id'][0]} is not in products.csv")
-    return _finish(df.select(
+    return canonical_log(df.select(
         user_id=pl.col("user_id").cast(pl.Utf8), time=pl.col("order_number").cast(pl.Float64),
         day=pl.col("day").cast(pl.Float64), order_id=pl.col("order_id"), btype=pl.lit("buy"),
         product=pl.col("product_id").cast(pl.Utf8), cate=pl.col("department"), sub=pl.col("aisle"),
@@ -135,7 +135,7 @@ def read_taobao(folder: Path) -> pl.DataFrame:
         raise DataValidationError(f"{path}: unknown behaviour type {bad['btype'][0]!r}")
     local = pl.from_epoch(pl.col("ts") + TAOBAO_TZ_HOURS * 3600, time_unit="s")
     days = (pl.col("ts") + TAOBAO_TZ_HOURS * 3600) / 86400.0
-    return _finish(df.with_row_index("order_id").select(
+    return canonical_log(df.with_row_index("order_id").select(
         user_id="user", time=days, day=days, order_id=pl.col("order_id").cast(pl.Int64), btype="btype",
         product="item", cate="cate", sub=pl.lit(None, pl.Utf8), quantity=pl.lit(1.0), value=pl.lit(0.0),
         dow=local.dt.weekday() - 1, hour=local.dt.hour(),
@@ -166,7 +166,7 @@ def read_cdnow(folder: Path) -> pl.DataFrame:
             row = int(df.with_row_index().filter(pl.col(c).is_null())["index"][0])
             raise DataValidationError(f"{path}: line {row + 1 + skip}: unreadable {c}")
     days = (pl.col("date") - pl.lit(CDNOW_EPOCH)).dt.total_days().cast(pl.Float64)
-    return _finish(df.select(
+    return canonical_log(df.select(
         user_id="user_id", time=days, day=days,
         order_id=pl.struct("user_id", "date").rank("dense").cast(pl.Int64), btype=pl.lit("buy"),
         product=pl.lit(None, pl.Utf8), cate=pl.lit(None, pl.Utf8), sub=pl.lit(None, pl.Utf8),
@@ -190,7 +190,7 @@ def read_tafeng(folder: Path) -> pl.DataFrame:
     fut = fut.join(last, on="CUSTOMER_ID", how="left").with_columns(
         pl.col("ORDER_NUMBER") + pl.col("offset").fill_null(0)).drop("offset")
     df = pl.concat([hist, fut])
-    return _finish(df.select(
+    return canonical_log(df.select(
         user_id="CUSTOMER_ID", time=pl.col("ORDER_NUMBER").cast(pl.Float64), day=pl.lit(None, pl.Float64),
         order_id=pl.struct("CUSTOMER_ID", "ORDER_NUMBER").rank("dense").cast(pl.Int64), btype=pl.lit("buy"),
         product=pl.col("MATERIAL_NUMBER").cast(pl.Utf8), cate=pl.lit(None, pl.Utf8), sub=pl.lit(None, pl.Utf8),

@@ -34,9 +34,11 @@ Recipe (:func:`build_purchase_task`), on a canonical purchase log
 * **Encoding** of each event (the last ``max_len``, oldest first, left-aligned): ids of its
   category / sub-category / product / behaviour type / day of week / hour (each through an
   embedding table; ids from the training histories, unknown ids -> OOV = 1), and numbers
-  ``hist_num`` = [log1p quantity, log1p basket size, log1p days since the previous
-  purchase, event in the target category, log1p money]. ``agg`` holds aggregate features
-  of the whole observation window for the XGBoost baseline (:data:`AGG_FEATURES`).
+  ``hist_num`` = [log1p quantity, log1p basket size, log1p days since the user's previous
+  basket (on Taobao, where every behaviour is its own basket, the previous behaviour;
+  orders where the log has no days), event in the target category, log1p money]. ``agg``
+  holds aggregate features of the whole observation window for the XGBoost baseline
+  (:data:`AGG_FEATURES`).
 """
 
 from __future__ import annotations
