@@ -267,3 +267,15 @@ def test_nan_target_score_is_an_error_not_a_perfect_rank():
     scores = torch.tensor([[-torch.inf, -torch.inf, 0.5, float("nan"), 0.1]])
     with pytest.raises(SeqrecError, match="NaN"):
         target_ranks(scores, torch.tensor([3]))
+
+
+def test_ranks_out_holds_each_prediction_at_its_input_position():
+    # scores 10 - item: item 2 ranks 1st, item 3 2nd, ... (rank = target - 1)
+    scores = torch.tensor([0.0, 0.0] + [10.0 - i for i in range(2, 12)])
+    arrays = SessionArrays.from_lists([[2, 5, 3], [7], [4, 4, 11, 2]])
+    for bs in (1, 2, 64):
+        ranks = np.full(len(arrays.items), -1, dtype=np.int64)
+        m = evaluate_sessions(FixedScorer(scores), arrays, batch_size=bs, ranks_out=ranks)
+        # inputs 2->5, 5->3 | 7 (no target) | 4->4, 4->11, 11->2
+        np.testing.assert_array_equal(ranks, [4, 2, -1, -1, 3, 10, 1, -1])
+        assert m["mrr@20"] == pytest.approx(np.mean([1 / 4, 1 / 2, 1 / 3, 1 / 10, 1]))

@@ -125,12 +125,16 @@ def evaluate_sessions(
     batch_size: int = 512,
     progress: bool = False,
     desc: str = "evaluate",
+    ranks_out: np.ndarray | None = None,
 ) -> dict:
     """Evaluate next-item prediction at every position of every session.
 
     Sessions are walked in parallel lanes (like training); a lane whose
     session ends takes the next session and is reset. Returns the metric means
-    plus ``n_events`` (predictions made) and ``n_sessions``.
+    plus ``n_events`` (predictions made) and ``n_sessions``. ``ranks_out``, an
+    int64 array as long as ``sessions.items``, receives the rank of every
+    prediction at the index of its input event (the target is the next item);
+    other entries are left as they are.
     """
     lengths = sessions.lengths
     order = np.flatnonzero(lengths >= 2)  # a 1-event session has nothing to predict
@@ -155,7 +159,10 @@ def evaluate_sessions(
         tgt = torch.from_numpy(items[pos + 1])
         scores = scorer.step(inp, torch.from_numpy(reset))  # (B, N)
         scores[:, :N_SPECIAL] = -torch.inf
-        acc.update(target_ranks(scores, tgt, ties), n_oov=int((tgt == OOV).sum()))
+        ranks = target_ranks(scores, tgt, ties)
+        acc.update(ranks, n_oov=int((tgt == OOV).sum()))
+        if ranks_out is not None:
+            ranks_out[pos] = ranks.numpy()
         bar.update(len(pos))
         pos += 1
         reset[:] = False
