@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import resource
-import shutil
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from seqrec.data.vocab import Vocab
 from seqrec.errors import CheckpointError, ConfigError, UnknownIdError
 from seqrec.evaluate.ranking import evaluate_sessions
 from seqrec.registry import get_model_entry
-from seqrec.train.checkpoint import fit_resumable, load_json, load_tensors, save_json
+from seqrec.train.checkpoint import clear_run_dir, fit_resumable, load_json, load_tensors, save_json
 
 
 def peak_rss_mb() -> float:
@@ -102,11 +101,7 @@ def train_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False,
         from seqrec.experiment_purchase import train_purchase_run
 
         return train_purchase_run(cfg, out, resume=resume)
-    if out.exists() and not resume and any(out.iterdir()):
-        if (out / "config.json").exists():
-            shutil.rmtree(out)  # re-running into an old run directory replaces it
-        else:
-            raise ConfigError(f"--out {out} exists and is not a seqrec run directory; choose another")
+    clear_run_dir(out, resume)  # re-running into an old run directory replaces it
     splits = _load_splits(cfg)  # before creating --out: a missing dataset leaves nothing behind
     out.mkdir(parents=True, exist_ok=True)
     train_df = splits.get(cfg.data.train_split)

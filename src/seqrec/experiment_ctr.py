@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -29,7 +28,14 @@ from seqrec.errors import CheckpointError, ConfigError
 from seqrec.io import atomic_write
 from seqrec.registry import get_model_entry
 from seqrec.schema import Schema
-from seqrec.train.checkpoint import fit_resumable, load_json, load_tensors, save_json
+from seqrec.train.checkpoint import (
+    clear_run_dir,
+    fit_resumable,
+    load_json,
+    load_tensors,
+    save_json,
+    save_task_files,
+)
 from seqrec.train.ctr_trainer import CTRTrainer, evaluate_ctr
 
 TASK_VERSION = 1  # bump when a task recipe changes what it builds
@@ -102,18 +108,9 @@ def train_ctr_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = Fals
     from seqrec.experiment import peak_rss_mb
     from seqrec.train.logs import RunLog
 
-    out = Path(out)
-    if out.exists() and not resume and any(out.iterdir()):
-        if (out / "config.json").exists():
-            shutil.rmtree(out)
-        else:
-            raise ConfigError(f"--out {out} exists and is not a seqrec run directory; choose another")
+    out = clear_run_dir(out, resume)
     task = load_task(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    save_json(out / "config.json", cfg.to_dict())
-    save_json(out / "schema.json", task.schema.to_dict())
-    for name, v in task.vocabs.items():
-        v.save(out / f"vocab_{name}.json")
+    save_task_files(out, cfg.to_dict(), task.schema, task.vocabs)
     torch.manual_seed(cfg.train.seed)
     model = build_ctr_model(cfg, task.schema)
     log = RunLog(out, append=resume)

@@ -16,7 +16,6 @@ import csv
 import dataclasses
 import io
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -40,7 +39,14 @@ from seqrec.evaluate.thresholds import best_f1_threshold, purchase_report
 from seqrec.io import atomic_write_text
 from seqrec.registry import get_model_entry
 from seqrec.schema import Schema
-from seqrec.train.checkpoint import fit_resumable, load_json, load_tensors, save_json
+from seqrec.train.checkpoint import (
+    clear_run_dir,
+    fit_resumable,
+    load_json,
+    load_tensors,
+    save_json,
+    save_task_files,
+)
 
 
 def is_xgboost(cfg: RunConfig) -> bool:
@@ -93,17 +99,9 @@ def _fit(cfg: RunConfig, model, task: PurchaseTask, out: Path, resume: bool) -> 
 def train_purchase_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False) -> dict:
     from seqrec.experiment import peak_rss_mb
 
-    out = Path(out)
-    if out.exists() and not resume and any(out.iterdir()):
-        if not (out / "config.json").exists():
-            raise ConfigError(f"--out {out} exists and is not a seqrec run directory; choose another")
-        shutil.rmtree(out)
+    out = clear_run_dir(out, resume)
     task = load_purchase_task(cfg)  # before creating --out: bad input leaves nothing behind
-    out.mkdir(parents=True, exist_ok=True)
-    save_json(out / "config.json", cfg.to_dict())
-    save_json(out / "schema.json", task.schema.to_dict())
-    for name, v in task.vocabs.items():
-        v.save(out / f"vocab_{name}.json")
+    save_task_files(out, cfg.to_dict(), task.schema, task.vocabs)
     torch.manual_seed(cfg.train.seed)
     model = build_purchase_model(cfg, task.schema)
     fit = _fit(cfg, model, task, out, resume)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from seqrec.errors import DataValidationError, SchemaError
+from seqrec.errors import ConfigError, DataValidationError, SchemaError
 from seqrec.schema import Schema
 
 
@@ -44,6 +44,23 @@ class CTRData:
 
     def users(self) -> np.ndarray | None:
         return self.columns.get(self.schema.user) if self.schema.user else None
+
+
+class SplitSamples:
+    """Mixin of a task with ``train`` / ``valid`` / ``test`` :class:`CTRData` attributes."""
+
+    train: CTRData
+    valid: CTRData
+    test: CTRData
+
+    @property
+    def schema(self) -> Schema:
+        return self.train.schema
+
+    def split(self, name: str) -> CTRData:
+        if name not in ("train", "valid", "test"):
+            raise ConfigError(f"unknown split {name!r}; choose train, valid or test")
+        return getattr(self, name)
 
 
 def _first_bad(mask: np.ndarray) -> int:

@@ -15,12 +15,33 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import torch
 
-from seqrec.errors import CheckpointError
+from seqrec.errors import CheckpointError, ConfigError
 from seqrec.io import atomic_write, atomic_write_text
+
+
+def clear_run_dir(out: str | os.PathLike, resume: bool = False) -> Path:
+    """``--out`` semantics: an existing seqrec run directory is replaced (kept with ``resume``);
+    any other non-empty directory is refused, so a typo never deletes a user's files."""
+    out = Path(out)
+    if out.exists() and not resume and any(out.iterdir()):
+        if not (out / "config.json").exists():
+            raise ConfigError(f"--out {out} exists and is not a seqrec run directory; choose another")
+        shutil.rmtree(out)
+    return out
+
+
+def save_task_files(out: Path, config: dict, schema, vocabs: dict) -> None:
+    """``config.json``, ``schema.json`` and ``vocab_<name>.json`` of a schema-built task run."""
+    out.mkdir(parents=True, exist_ok=True)
+    save_json(out / "config.json", config)
+    save_json(out / "schema.json", schema.to_dict())
+    for name, v in vocabs.items():
+        v.save(out / f"vocab_{name}.json")
 
 
 def save_tensors(path: str | os.PathLike, obj) -> None:

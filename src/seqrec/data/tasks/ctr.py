@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from seqrec.data.ctr import CTRData
+from seqrec.data.ctr import CTRData, SplitSamples
 from seqrec.data.registry import data_dir
 from seqrec.data.sessionize import sessionize
 from seqrec.data.vocab import Vocab
@@ -54,7 +54,7 @@ DAY = 86400.0
 
 
 @dataclass
-class CTRTask:
+class CTRTask(SplitSamples):
     """Train / valid / test samples of one recipe plus what models and serving need."""
 
     name: str
@@ -63,15 +63,6 @@ class CTRTask:
     test: CTRData
     vocabs: dict[str, Vocab]
     item_cate: np.ndarray  # (item rows,) category index of every item index
-
-    @property
-    def schema(self) -> Schema:
-        return self.train.schema
-
-    def split(self, name: str) -> CTRData:
-        if name not in ("train", "valid", "test"):
-            raise ConfigError(f"unknown split {name!r}; choose train, valid or test")
-        return getattr(self, name)
 
 
 def _require(path: Path, source: str) -> Path:

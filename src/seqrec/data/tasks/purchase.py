@@ -50,7 +50,7 @@ import numpy as np
 import polars as pl
 
 from seqrec.config import PurchaseTaskConfig
-from seqrec.data.ctr import CTRData
+from seqrec.data.ctr import CTRData, SplitSamples
 from seqrec.data.readers.purchase import PurchaseDataset
 from seqrec.data.vocab import Vocab
 from seqrec.errors import ConfigError, DataValidationError
@@ -103,7 +103,7 @@ def resolve(info: PurchaseDataset, pc: PurchaseTaskConfig) -> Resolved:
 
 
 @dataclass
-class PurchaseTask:
+class PurchaseTask(SplitSamples):
     name: str
     spec: Resolved
     train: CTRData
@@ -111,15 +111,6 @@ class PurchaseTask:
     test: CTRData
     vocabs: dict[str, Vocab]
     counts: dict = field(default_factory=dict)  # per split: positives, negatives, users, ...
-
-    @property
-    def schema(self) -> Schema:
-        return self.train.schema
-
-    def split(self, name: str) -> CTRData:
-        if name not in ("train", "valid", "test"):
-            raise ConfigError(f"unknown split {name!r}; choose train, valid or test")
-        return getattr(self, name)
 
 
 def check_category(log: pl.DataFrame, spec: Resolved) -> None:
