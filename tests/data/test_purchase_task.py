@@ -672,3 +672,14 @@ def test_purchase_status_finds_the_real_data(data_root):
     assert set(rows) == set(PURCHASE_DATASETS)
     assert all(r["found"] and not r["missing"] for r in rows.values())
     assert rows["instacart"]["levels"] == ["any", "department", "aisle", "product"]
+
+
+def test_empty_window_is_named():
+    """A training window that falls in a gap of the data (no purchase at all) says so."""
+    rows = [ev(f"u{i}", t, 10 * i + k, "X" if i % 2 else "Y") for i in range(20)
+            for k, t in enumerate((1.0, 2.0, 3.0))]  # everything in days 1-3 ...
+    rows += [ev(f"u{i}", 40.0 + i % 5, 10 * i + 5, "X" if i % 2 else "Y")
+             for i in range(20)]  # ... then days 40-44
+    spec = PurchaseTaskConfig(category="X", window=10.0)  # train window [25, 35): no event at all
+    with pytest.raises(DataValidationError, match="empty window"):
+        build_purchase_task(make_log(rows), dataset(), spec)

@@ -395,6 +395,11 @@ def build_purchase_task(log: pl.DataFrame, info: PurchaseDataset, pc: PurchaseTa
         if len(s) == 0:
             raise DataValidationError(f"{what}, {split}: no user has an event before the cut-off "
                                       "(the window is too long for this data)")
+        if s.label.sum() == 0 and not _range_any(ev.buy, s.end, ev.count_before(s.user, s.cut + spec.window)).any():
+            raise DataValidationError(
+                f"{what}, {split}: empty window: no user of this split buys anything in the "
+                f"{spec.window:g} {spec.unit}s after the cut-off (the data has no purchases there); "
+                "choose another window")
         counts[split] = {"users": len(s), "positives_all": int(s.label.sum()),
                          "negatives_all": int(len(s) - s.label.sum())}
         s = balance(s, rng, f"{what}, {split} split")
