@@ -53,16 +53,17 @@ GRID = {
 SHIFT = [1, 2]
 METRICS = ("precision", "recall", "f1", "auc", "pr_auc", "precision@0.5", "recall@0.5", "f1@0.5",
            "precision@top10%", "precision@top20%")
-KEY = ("dataset", "category", "window", "model", "shift", "max_len")
+KEY = ("dataset", "category", "window", "model", "shift", "max_len", "variant")
 
 
 def config_path(model: str, dataset: str) -> Path:
     return ROOT / "configs" / f"purchase_{model}_{dataset}.toml"
 
 
-def overrides(category: str, window: float, shift: bool, max_len: int | None, seed: int, threads: int) -> list[str]:
+def overrides(category: str, window: float, shift: bool, max_len: int | None, seed: int, threads: int,
+              extra: list[str] = ()) -> list[str]:
     over = [f"data.purchase.category={json.dumps(category)}", f"train.seed={seed}", "train.progress=false",
-            f"train.threads={threads}"]
+            f"train.threads={threads}", *extra]
     if window:
         over.append(f"data.purchase.window={window}")
     if shift:
@@ -99,6 +100,7 @@ def aggregate(runs: list[dict]) -> dict:
         vals = [r["test"][k] for r in runs]
         out["metrics"][k] = statistics.fmean(vals)
         out["metrics_std"][k] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    out["valid_auc"] = statistics.fmean(r["valid"]["auc"] for r in runs)  # what model choices may use
     out["threshold"] = [r["threshold"] for r in runs]
     out["n_test"] = [r["test"]["n_samples"] for r in runs]
     out["n_train"] = [r["counts"]["train"]["samples"] for r in runs]
@@ -157,8 +159,8 @@ def render(records: list[dict]) -> str:
         if not rows:
             continue
         rows.sort(key=lambda r: (GRID[ds]["categories"].index(r["category"]) if r["category"] in
-                                 GRID[ds]["categories"] else 99, r["window"], r["max_len"], r["shift"],
-                                 MODELS.index(r["model"])))
+                                 GRID[ds]["categories"] else 99, r["window"], r.get("variant", ""),
+                                 r["max_len"], r["shift"], MODELS.index(r["model"])))
         lines += ["", f"### {ds}", ""]
         body = []
         for r in rows:
@@ -168,7 +170,7 @@ def render(records: list[dict]) -> str:
                 return f"{m[k]:.3f}" + (f" ± {sd[k]:.3f}" if len(r["seeds"]) > 1 else "")
 
             body.append([r["category"], f"{r['window']:g}", str(r["max_len"]), "yes" if r["shift"] else "no",
-                         r["model"], cell("precision"), cell("recall"), cell("f1"), cell("auc"), cell("pr_auc"),
+                         r["model"] + (f" [{r['variant']}]" if r.get("variant") else ""), cell("precision"), cell("recall"), cell("f1"), cell("auc"), cell("pr_auc"),
                          f"{m['precision@top20%']:.3f}", _span(r["n_test"]),
                          f"{statistics.fmean(r['n_train']):,.0f}", str(len(r["seeds"])),
                          f"{r['train_seconds']:.1f}"])
@@ -193,7 +195,12 @@ def main() -> int:
                     help="dataset:category whose PR curves (CNN+LSTM vs XGBoost, no shift, seed 0) are drawn")
     ap.add_argument("--quick", action="store_true", help="instacart household, seed 0, no shift")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="extra config override for every run (an ablation); needs --variant")
+    ap.add_argument("--variant", default="", help="label of the --set ablation (part of the record key)")
     args = ap.parse_args()
+    if bool(args.set) != bool(args.variant):
+        raise SystemExit("--set and --variant go together: name the ablation the overrides make")
     if args.quick:
         args.datasets, args.categories, args.seeds, args.shift = "instacart", "household", "0", "off"
 
@@ -218,7 +225,7 @@ def main() -> int:
                         for model in args.models.split(","):
                             runs, ran, preds0, skipped = [], [], None, None
                             for seed in seeds:
-                                over = overrides(cat, window, shift, max_len, seed, args.threads)
+                                over = overrides(cat, window, shift, max_len, seed, args.threads, args.set)
                                 t0 = time.perf_counter()
                                 try:
                                     m, preds = run_one(model, ds, over, None)
@@ -242,14 +249,15 @@ def main() -> int:
                                    "unit": first["unit"], "level": first["level"],
                                    "negatives": first["negatives"], "model": model, "shift": shift,
                                    "shift_n": SHIFT if shift else [], "max_len": first["max_len"],
+                                   "variant": args.variant, "overrides": args.set,
                                    "seeds": ran, **aggregate(runs),
                                    "command": command(model, ds, overrides(cat, window, shift, max_len, seeds[0],
-                                                                           args.threads))
+                                                                           args.threads, args.set))
                                    + f"  (seeds {','.join(map(str, seeds))} via --set train.seed=S)",
                                    "threads": args.threads, "env": env}
                             new.append(rec)
-                            if (ds, cat, shift, model) in ((plot_ds, plot_cat, False, "cnn_lstm"),
-                                                           (plot_ds, plot_cat, False, "xgboost")):
+                            if not args.variant and (ds, cat, shift, model) in ((plot_ds, plot_cat, False, "cnn_lstm"),
+                                                                                (plot_ds, plot_cat, False, "xgboost")):
                                 rec_, prec_ = pr_curve(preds0)
                                 curves[model] = (rec_, prec_, runs[0]["test"]["pr_auc"])
                             records = merge_records(load_records(out / "purchase.json"), [rec], KEY)
