@@ -86,7 +86,7 @@ def _fit(cfg: RunConfig, model, task: PurchaseTask, out: Path, resume: bool) -> 
         tr, va = task.train.columns, task.valid.columns
         model.fit(tr["agg"], tr["label"], va["agg"], va["label"])
         model.save(out)
-        return {"train_seconds": time.perf_counter() - t0, "epochs": model.best_iteration_}
+        return {"train_seconds": time.perf_counter() - t0, "epochs": 1, "trees": model.best_iteration_}
     from seqrec.train.ctr_trainer import CTRTrainer
     from seqrec.train.logs import RunLog
 
@@ -119,7 +119,8 @@ def train_purchase_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool =
         "valid": purchase_report(task.valid.labels(), valid_p, threshold),
         "test": purchase_report(task.test.labels(), test_p, threshold),
         "counts": task.counts, **fit, "eval_seconds": eval_seconds,
-        "train_samples_per_s": len(task.train) * max(fit.get("epochs") or 1, 1) / max(fit["train_seconds"], 1e-9),
+        # samples x epochs per second of training (XGBoost: one pass over the samples)
+        "train_samples_per_s": len(task.train) * max(fit["epochs"], 1) / max(fit["train_seconds"], 1e-9),
         "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads(),
     }
     save_json(out / "metrics.json", metrics)
