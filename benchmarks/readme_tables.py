@@ -16,7 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, write_text
 
 # results file -> (marker name, heading level its "##" sections get in the README)
 SECTIONS = {
@@ -71,9 +71,7 @@ def main(argv=None) -> int:
             return 1
         return 0
     if new != old:
-        tmp = readme_path.with_suffix(".md.tmp")
-        tmp.write_text(new, encoding="utf-8")
-        tmp.replace(readme_path)
+        write_text(readme_path, new)
         print(f"updated {readme_path}")
     else:
         print("README.md already up to date")
