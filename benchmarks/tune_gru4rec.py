@@ -6,7 +6,8 @@
 
 Every trial trains on the dataset's ``train`` split (training data minus the
 validation part carved the same way as the test part) and is scored on
-``valid`` by MRR@20 + Recall@20 (full-catalogue ranking). The starting point is
+``valid`` by MRR@20 + Recall@20 (``--objective mrr`` or ``recall``: one of them alone;
+full-catalogue ranking). The starting point is
 ``configs/gru4rec_<dataset>_<loss>.toml``; each trial draws the values below (``--local K``:
 only K of them, the others stay at the config's values; ``--dwell`` adds dwell-time item
 repetition, ``data.dwell_bucket``, to the space, for data with real timestamps).
@@ -46,6 +47,14 @@ LOSS_SPACE = {
 }
 
 
+def _objective(name: str, valid: dict) -> float:
+    if name == "mrr":
+        return valid["mrr@20"]
+    if name == "recall":
+        return valid["recall@20"]
+    return valid["recall@20"] + valid["mrr@20"]
+
+
 def _toml(value) -> str:
     return json.dumps(value)
 
@@ -60,6 +69,8 @@ def main() -> int:
     ap.add_argument("--out", default=None)
     ap.add_argument("--local", type=int, default=0, help="redraw only K parameters per trial (0 = all)")
     ap.add_argument("--dwell", action="store_true", help="also search data.dwell_bucket")
+    ap.add_argument("--objective", default="recall+mrr", choices=["recall+mrr", "mrr", "recall"],
+                    help="what 'best' means: valid Recall@20 + MRR@20 (default), MRR@20 or Recall@20")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="fixed override of the starting config for every trial (recorded with it)")
     args = ap.parse_args()
@@ -91,7 +102,7 @@ def main() -> int:
                 continue
         v = m["valid"]
         rec = {"params": pick, "fixed": args.set, "valid_recall@20": v["recall@20"], "valid_mrr@20": v["mrr@20"],
-               "score": v["recall@20"] + v["mrr@20"], "seconds": time.perf_counter() - t0,
+               "score": _objective(args.objective, v), "objective": args.objective, "seconds": time.perf_counter() - t0,
                "n_valid_events": v["n_events"]}
         trials.append(rec)
         write_text(out, json.dumps(trials, indent=1) + "\n")
@@ -100,7 +111,8 @@ def main() -> int:
     done = [t for t in trials if "score" in t]
     if not done:
         return 1
-    best = max(done, key=lambda t: t["score"])
+    best = max(done, key=lambda t: _objective(args.objective, {"recall@20": t["valid_recall@20"],
+                                                               "mrr@20": t["valid_mrr@20"]}))
     print(f"best of {len(done)}: valid recall@20 {best['valid_recall@20']:.4f} "
           f"mrr@20 {best['valid_mrr@20']:.4f}")
     print("  --set " + " --set ".join([*best.get("fixed", []), *(f"{k}={_toml(v)}" for k, v in best["params"].items())]))

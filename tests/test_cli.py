@@ -172,9 +172,11 @@ def test_datasets_lists_found(shared_data, capsys):
     rows = {ln.split()[0]: ln for ln in stdout.splitlines()[1:] if ln and not ln.startswith(" ")}
     for name in ("yoochoose_100k", "retailrocket_users", "diginetica"):
         assert name in rows and "found" in rows[name], stdout
+    assert "licence: research-only, CC BY-NC-ND 4.0" in stdout  # each dataset's licence note
     rc, stdout, _ = _cli(capsys, ["datasets", "--json"])
     table = json.loads(stdout.split("\n", 1)[1])
     assert {r["name"]: r["found"] for r in table["session"]}["yoochoose_100k"] is True
+    assert all(r["source"] and r["licence"] for r in table["session"])
     assert {r["name"]: r["found"] for r in table["ctr"]} == {
         "amazon_beauty": True, "amazon_sports": True, "taobao": True}
 

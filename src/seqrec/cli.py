@@ -30,6 +30,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         flags = ",".join(f for f, on in (("users", r["has_users"]), ("time", r["has_time"])) if on)
         print(f"{r['name']:<24} {state:<10} [{flags or '-'}] {r['description']}")
         print(f"{'':<24} split: {r['split']}")
+        print(f"{'':<24} licence: {r['licence']}")
     print("\nCTR tasks (seqrec.data.tasks.ctr):")
     for r in ctr:
         state = "found" if r["found"] else f"MISSING {', '.join(r['missing'])}"

@@ -213,6 +213,8 @@ def dataset_status(data_dir: str | Path | None = None) -> list[dict]:
                 "missing": missing,
                 "description": info.description,
                 "split": info.split,
+                "source": info.source,
+                "licence": info.licence,
                 "has_users": info.has_users,
                 "has_time": info.has_time,
             }
