@@ -273,6 +273,31 @@ def test_scorer_lanes_are_independent():
     assert ref["n_oov_targets"] == 1
 
 
+class FreshScorer(GRU4RecScorer):
+    """Scores in a new tensor every step (the reused buffer's reference)."""
+
+    @torch.no_grad()
+    def step(self, items, reset):
+        keep = (~reset).to(torch.float32).unsqueeze(1)
+        out, self.hidden = self.model.step(items, [h * keep for h in self.hidden])
+        return self.model.score_all(out)
+
+
+def test_scorer_buffer_gives_the_fresh_tensor_ranks():
+    """The reused score buffer (lanes drop out, rows shrink) ranks exactly like fresh tensors."""
+    model = _model()
+    sessions = SessionArrays.from_lists(MEMO + [[4, 4, 9, 1, 12], [20, 2]])
+    for bs in (1, 3, 100):
+        ranks = [np.full(sessions.n_events, -1), np.full(sessions.n_events, -1)]
+        for scorer, r in zip((GRU4RecScorer(model), FreshScorer(model)), ranks, strict=True):
+            evaluate_sessions(scorer, sessions, batch_size=bs, ranks_out=r)
+        assert (ranks[0] == ranks[1]).all() and (ranks[0] > 0).sum() == sessions.n_events - sessions.n_sessions
+    out = torch.randn(3, model.config.layers[-1])
+    buf = torch.full((5, model.n_items), 7.0)
+    with torch.no_grad():  # the buffer is for inference
+        assert torch.equal(model.score_all(out, buf), model.score_all(out)) and (buf[3:] == 7.0).all()
+
+
 class ConstantScorer:
     n_items = N_ITEMS
 

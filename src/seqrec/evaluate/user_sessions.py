@@ -66,6 +66,7 @@ def evaluate_hrnn(
     n = batch_size
     hidden = model.session.init_hidden(n)
     c = model.init_user(n)
+    buffer = torch.empty(n, model.session.n_items)  # reused score rows (no per-step allocation)
     n_sessions = int((np.diff(offsets)[scored] >= 2).sum())
     for st in user_parallel_batches(items, offsets, users, batch_size):
         if st.keep is not None:
@@ -77,7 +78,7 @@ def evaluate_hrnn(
         out, hidden = model.session.step(st.inputs, hidden, extra=model.extra(c))
         mask = torch.from_numpy(scored[st.sessions])
         if mask.any():
-            scores = model.session.score_all(out[mask])  # (b, N)
+            scores = model.session.score_all(out[mask], buffer)  # (b, N)
             scores[:, :N_SPECIAL] = -torch.inf
             tgt = st.targets[mask]
             acc.update(target_ranks(scores, tgt, ties), n_oov=int((tgt == OOV).sum()))
