@@ -75,8 +75,10 @@ def test_dataset_status(tmp_path):
     for r in rows:
         assert not r["found"] and r["missing"] == list(DATASETS[r["name"]].files)
         assert set(r) == {
-            "name", "path", "found", "missing", "description", "split", "has_users", "has_time",
+            "name", "path", "found", "missing", "description", "split", "source", "licence",
+            "has_users", "has_time",
         }  # fmt: skip
+        assert r["licence"] == DATASETS[r["name"]].licence and r["source"]
         assert r["path"] == str(tmp_path / DATASETS[r["name"]].subdir)
 
 
