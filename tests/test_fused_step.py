@@ -131,3 +131,31 @@ def test_bpr_max_kernel_equals_closed_form_through_activation(final_act):
     got_loss, got = bpr_max_through_act(a, act, 1.3)
     assert got_loss == pytest.approx(want_loss, rel=1e-5)
     torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-7)
+
+
+_KERNEL_DIGEST = """
+import hashlib, torch
+from seqrec.layers.activation import FinalActivation
+from seqrec.losses.fused import bpr_max_through_act
+torch.set_num_threads(2)
+for name in ("elu-1", "tanh"):
+    act = FinalActivation(name)
+    a = act(torch.randn(80, 2128, generator=torch.Generator().manual_seed(0)) * 2.0)
+    loss, grad = bpr_max_through_act(a, act, 1.0)
+    print(name, repr(loss), hashlib.sha256(grad.numpy().tobytes()).hexdigest())
+"""
+
+
+def test_bpr_max_kernel_bits_do_not_depend_on_the_numba_cache(tmp_path):
+    """A process that compiles the kernel and one that loads it from numba's on-disk cache get
+    the same bits (with ``fastmath`` and a separately compiled activation slope they did not,
+    so a seeded run's metrics depended on whether the tests had run before it)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", _KERNEL_DIGEST], env=env, capture_output=True,
+                           text=True, check=True).stdout for _ in range(2)]
+    assert any(tmp_path.rglob("*.nbi")), "the first run should have written the cache"
+    assert runs[0] == runs[1] and runs[0].count("\n") == 2, runs

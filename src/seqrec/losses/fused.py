@@ -27,7 +27,10 @@ _EPS = 1e-24
 _ACT_CODES = {"linear": 0, "tanh": 1, "relu": 2, "leaky": 3, "elu": 4}
 
 
-@numba.njit(fastmath=True, cache=True)
+# No fastmath and the slope inlined at numba-IR level: with fastmath and a separately compiled
+# slope, a process that compiled these kernels and one that loaded them from numba's on-disk
+# cache produced different bits (tests/test_fused_step.py), so seeded runs were not repeatable.
+@numba.njit(inline="always", cache=True)
 def _act_slope(a, code, alpha):  # pragma: no cover - compiled
     if code == 0:
         return np.float32(1.0)
@@ -40,7 +43,7 @@ def _act_slope(a, code, alpha):  # pragma: no cover - compiled
     return np.float32(1.0) if a > 0 else a + alpha
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
+@numba.njit(parallel=True, cache=True)
 def _bpr_max_kernel(a, e, sg, bpreg, code, alpha, grad, loss):  # pragma: no cover - compiled
     b_rows, m = a.shape
     inv_b = np.float32(1.0) / np.float32(b_rows)
