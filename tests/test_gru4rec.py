@@ -276,11 +276,9 @@ def test_scorer_lanes_are_independent():
 class FreshScorer(GRU4RecScorer):
     """Scores in a new tensor every step (the reused buffer's reference)."""
 
-    @torch.no_grad()
-    def step(self, items, reset):
-        keep = (~reset).to(torch.float32).unsqueeze(1)
-        out, self.hidden = self.model.step(items, [h * keep for h in self.hidden])
-        return self.model.score_all(out)
+    def begin(self, n_lanes):
+        super().begin(n_lanes)
+        self.buffer = None
 
 
 def test_scorer_buffer_gives_the_fresh_tensor_ranks():

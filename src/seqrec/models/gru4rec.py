@@ -196,8 +196,9 @@ class GRU4Rec(nn.Module):
     def score_all(self, out: torch.Tensor, buffer: torch.Tensor | None = None) -> torch.Tensor:
         """Pre-activation scores against the whole catalogue: (B, H) -> (B, N).
 
-        ``buffer`` (at least (B, N) float32) receives the scores and its first B rows are
-        returned: evaluation reuses one buffer instead of allocating ~B*N*4 bytes a step.
+        ``buffer`` (at least (B, N) float32, inference only) receives the scores and its first
+        B rows are returned: evaluation reuses one buffer instead of allocating ~B*N*4 bytes
+        a step.
         """
         if buffer is None:
             return torch.addmm(self.item_bias, out, self.item_out.t())
@@ -235,7 +236,7 @@ class GRU4RecScorer:
         self.model = model.eval()
         self.n_items = model.n_items
         self.hidden: list[torch.Tensor] = []
-        self.buffer = torch.empty(0, self.n_items)
+        self.buffer: torch.Tensor | None = None  # set by begin(); None = a fresh tensor per step
 
     def begin(self, n_lanes: int) -> None:
         self.hidden = self.model.init_hidden(n_lanes)
