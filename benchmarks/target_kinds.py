@@ -7,6 +7,13 @@ test split is evaluated once with the full-catalogue protocol and every predicti
 one of three groups: the target is the current item again (``same``), an item seen earlier in
 the session (``earlier``), or an item new to the session (``new``). Prints, per run and
 group, the number of predictions, Recall@20 and MRR@20. Writes nothing.
+
+``--user-history`` (datasets with user ids) splits the ``new`` group by the user's own
+training history (the run's training split): ``new/pair`` where the same user had the
+current item and the target together in one training session, ``new/item`` where the
+user had the target in training but not with the current item, ``new/other`` for the rest.
+It shows whether a model's MRR comes from returning users, which a session-only model
+cannot see.
 """
 
 from __future__ import annotations
@@ -15,8 +22,10 @@ import argparse
 import sys
 
 import numpy as np
+import polars as pl
 
 KINDS = ("same", "earlier", "new")
+HISTORY_KINDS = ("new/pair", "new/item", "new/other")
 
 
 def target_kinds(items: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -32,11 +41,45 @@ def target_kinds(items: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return kind
 
 
+def user_history_kinds(train: pl.DataFrame, events: pl.DataFrame, kind: np.ndarray) -> np.ndarray:
+    """(len(events),) index into HISTORY_KINDS for the ``new`` positions of ``kind``, else -1.
+
+    ``train`` and ``events`` are canonical tables with ``user_id``; ``events`` is in the
+    row order the kinds were computed on (session-contiguous, as SessionArrays reads it).
+    """
+    for name, df in (("training", train), ("evaluated", events)):
+        if "user_id" not in df.columns:
+            raise SystemExit(f"--user-history needs user ids; the {name} table has no user_id column")
+    q = (
+        events.select("session_id", "user_id", cur="item_id")
+        .with_columns(tgt=pl.col("cur").shift(-1).over("session_id"))
+        .with_row_index("pos")
+        .filter(pl.Series(kind == 2))
+    )
+    tr = train.select("session_id", "user_id", "item_id").unique()
+    pairs = (
+        tr.join(tr, on=["session_id", "user_id"], suffix="_2")
+        .filter(pl.col("item_id") != pl.col("item_id_2"))
+        .select("user_id", cur="item_id", tgt="item_id_2")
+        .unique()
+    )
+    seen = tr.select("user_id", tgt="item_id").unique()
+    in_pair = q.join(pairs, on=["user_id", "cur", "tgt"], how="semi")["pos"].to_numpy()
+    in_seen = q.join(seen, on=["user_id", "tgt"], how="semi")["pos"].to_numpy()
+    out = np.full(len(kind), -1, dtype=np.int64)
+    out[q["pos"].to_numpy()] = 2
+    out[in_seen] = 1
+    out[in_pair] = 0
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", help="run directories")
     ap.add_argument("--split", default="test")
     ap.add_argument("-k", type=int, default=20)
+    ap.add_argument("--user-history", action="store_true",
+                    help="split new-to-session targets by the user's training history")
     args = ap.parse_args()
 
     from seqrec.data.events import SessionArrays
@@ -47,7 +90,9 @@ def main() -> int:
     for path in args.runs:
         run = Run(path)
         cfg = run.config
-        arrays = SessionArrays.from_events(load_dataset(cfg.data.dataset).get(args.split), run.vocab)
+        ds = load_dataset(cfg.data.dataset)
+        events = ds.get(args.split)
+        arrays = SessionArrays.from_events(events, run.vocab)
         ranks = np.full(len(arrays.items), -1, dtype=np.int64)
         evaluate_sessions(scorer_for(run.model), arrays, ranks_out=ranks, batch_size=cfg.eval.batch_size)
         kind = target_kinds(arrays.items, arrays.offsets)
@@ -59,6 +104,12 @@ def main() -> int:
             m = done & (kind == i)
             if m.any():
                 parts.append(f"{name} n={int(m.sum())} R={hit[m].mean():.4f} MRR={rr[m].mean():.4f}")
+        if args.user_history:
+            hist = user_history_kinds(ds.get(cfg.data.train_split), events, kind)
+            for i, name in enumerate(HISTORY_KINDS):
+                m = done & (hist == i)
+                if m.any():
+                    parts.append(f"{name} n={int(m.sum())} R={hit[m].mean():.4f} MRR={rr[m].mean():.4f}")
         print(f"{cfg.data.dataset} {path}: " + " | ".join(parts), flush=True)
     return 0
 

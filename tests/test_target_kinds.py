@@ -1,0 +1,56 @@
+"""benchmarks/target_kinds.py: the target groups that explain per-dataset results."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("target_kinds", ROOT / "benchmarks" / "target_kinds.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _table(rows):
+    return pl.DataFrame(rows, schema=["session_id", "user_id", "item_id"], orient="row")
+
+
+def test_target_kinds_same_earlier_new():
+    tk = _load()
+    items = np.array([1, 1, 2, 1, 3, 7, 8])
+    offsets = np.array([0, 5, 7])
+    # session 0: 1->1 same, 1->2 new, 2->1 earlier, 1->3 new, last none; session 1: 7->8 new
+    assert tk.target_kinds(items, offsets).tolist() == [0, 2, 1, 2, -1, 2, -1]
+
+
+def test_user_history_kinds_split_new_targets_by_the_users_training_sessions():
+    tk = _load()
+    train = _table([
+        ("a", "u1", 10), ("a", "u1", 11),  # u1 had 10 and 11 together
+        ("b", "u1", 12),                    # u1 had 12, not with 10
+        ("c", "u2", 10), ("c", "u2", 13),  # u2 had 10 and 13: not u1's history
+    ])
+    events = _table([
+        ("t1", "u1", 10), ("t1", "u1", 11), ("t1", "u1", 12), ("t1", "u1", 13), ("t1", "u1", 13),
+        ("t2", "u2", 11), ("t2", "u2", 10),
+    ])
+    items = events["item_id"].to_numpy()
+    kind = tk.target_kinds(items, np.array([0, 5, 7]))
+    assert kind.tolist() == [2, 2, 2, 0, -1, 2, -1]
+    hist = tk.user_history_kinds(train, events, kind)
+    # 10->11 pair of u1; 11->12 u1 saw 12 but not with 11; 12->13 u1 never saw 13 (u2 did);
+    # 13->13 is "same", not new; 11->10 for u2: u2 saw 10 (with 13, not with 11)
+    assert hist.tolist() == [0, 1, 2, -1, -1, 1, -1]
+
+
+def test_user_history_kinds_needs_user_ids():
+    tk = _load()
+    events = pl.DataFrame({"session_id": ["s", "s"], "item_id": [1, 2]})
+    with pytest.raises(SystemExit, match="no user_id column"):
+        tk.user_history_kinds(events, events, np.array([2, -1]))
