@@ -90,6 +90,9 @@ def main() -> int:
     for path in args.runs:
         run = Run(path)
         cfg = run.config
+        if not hasattr(run.model, "begin"):
+            raise SystemExit(f"{path}: target_kinds scores session models position by position; "
+                             f"{type(run.model).__name__} runs are evaluated with user context")
         ds = load_dataset(cfg.data.dataset)
         events = ds.get(args.split)
         arrays = SessionArrays.from_events(events, run.vocab)
