@@ -30,14 +30,20 @@ HISTORY_KINDS = ("new/pair", "new/item", "new/other")
 
 def target_kinds(items: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """(len(items),) kind index per input position (-1 where there is no next item)."""
-    kind = np.full(len(items), -1, dtype=np.int64)
-    for s in range(len(offsets) - 1):
-        a, b = int(offsets[s]), int(offsets[s + 1])
-        seen: set = set()
-        for p in range(a, b - 1):  # diagnostics, once per test event: a plain loop is fine
-            seen.add(int(items[p]))
-            t = int(items[p + 1])
-            kind[p] = 0 if t == items[p] else (1 if t in seen else 2)
+    items = np.asarray(items, dtype=np.int64)
+    n = len(items)
+    kind = np.full(n, -1, dtype=np.int64)
+    if n < 2:
+        return kind
+    session = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    # first position of each (session, item): the target at p + 1 was seen earlier iff its
+    # first position in the session is <= p
+    _, first, inverse = np.unique(session * (int(items.max()) + 1) + items, return_index=True,
+                                  return_inverse=True)
+    first_pos = first[inverse.ravel()]
+    p = np.flatnonzero(session[:-1] == session[1:])
+    t = p + 1
+    kind[p] = np.where(items[t] == items[p], 0, np.where(first_pos[t] <= p, 1, 2))
     return kind
 
 
@@ -87,30 +93,36 @@ def main() -> int:
     from seqrec.evaluate.ranking import evaluate_sessions
     from seqrec.experiment import Run, scorer_for
 
+    tables: dict[tuple[str, str], pl.DataFrame] = {}
+
+    def table(dataset: str, split: str) -> pl.DataFrame:  # each split read once for all runs
+        if (dataset, split) not in tables:
+            tables[dataset, split] = load_dataset(dataset).get(split)
+        return tables[dataset, split]
+
     for path in args.runs:
         run = Run(path)
         cfg = run.config
-        if not hasattr(run.model, "begin"):
+        scorer = scorer_for(run.model)
+        if not hasattr(scorer, "begin"):  # HRNN: evaluated with the user's earlier sessions
             raise SystemExit(f"{path}: target_kinds scores session models position by position; "
                              f"{type(run.model).__name__} runs are evaluated with user context")
-        ds = load_dataset(cfg.data.dataset)
-        events = ds.get(args.split)
+        events = table(cfg.data.dataset, args.split)
         arrays = SessionArrays.from_events(events, run.vocab)
         ranks = np.full(len(arrays.items), -1, dtype=np.int64)
-        evaluate_sessions(scorer_for(run.model), arrays, ranks_out=ranks, batch_size=cfg.eval.batch_size)
+        evaluate_sessions(scorer, arrays, ranks_out=ranks, batch_size=cfg.eval.batch_size)
         kind = target_kinds(arrays.items, arrays.offsets)
         done = ranks > 0
         hit = done & (ranks <= args.k)
         rr = np.where(hit, 1.0 / np.maximum(ranks, 1), 0.0)
         parts = [f"all n={int(done.sum())} R@{args.k}={hit[done].mean():.4f} MRR@{args.k}={rr[done].mean():.4f}"]
-        for i, name in enumerate(KINDS):
-            m = done & (kind == i)
-            if m.any():
-                parts.append(f"{name} n={int(m.sum())} R={hit[m].mean():.4f} MRR={rr[m].mean():.4f}")
+        groups = [(KINDS, kind)]
         if args.user_history:
-            hist = user_history_kinds(ds.get(cfg.data.train_split), events, kind)
-            for i, name in enumerate(HISTORY_KINDS):
-                m = done & (hist == i)
+            train = table(cfg.data.dataset, cfg.data.train_split)
+            groups.append((HISTORY_KINDS, user_history_kinds(train, events, kind)))
+        for names, group in groups:
+            for i, name in enumerate(names):
+                m = done & (group == i)
                 if m.any():
                     parts.append(f"{name} n={int(m.sum())} R={hit[m].mean():.4f} MRR={rr[m].mean():.4f}")
         print(f"{cfg.data.dataset} {path}: " + " | ".join(parts), flush=True)

@@ -1,6 +1,7 @@
 """benchmarks/target_kinds.py: the target groups that explain per-dataset results."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +55,63 @@ def test_user_history_kinds_needs_user_ids():
     events = pl.DataFrame({"session_id": ["s", "s"], "item_id": [1, 2]})
     with pytest.raises(SystemExit, match="no user_id column"):
         tk.user_history_kinds(events, events, np.array([2, -1]))
+
+
+def test_target_kinds_match_a_plain_walk_of_random_sessions():
+    tk = _load()
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 9, size=300)  # includes one-event sessions
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    items = rng.integers(1, 12, size=int(offsets[-1]))  # few items: many repeats
+    want = np.full(len(items), -1)
+    for s in range(len(lengths)):
+        seen = set()
+        for p in range(offsets[s], offsets[s + 1] - 1):
+            seen.add(items[p])
+            t = items[p + 1]
+            want[p] = 0 if t == items[p] else (1 if t in seen else 2)
+    got = tk.target_kinds(items, offsets)
+    assert got.tolist() == want.tolist()
+    assert {0, 1, 2, -1} <= set(got.tolist())
+
+
+TINY = ["--set", "train.epochs=1", "--set", "train.batch_size=64", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def taobao_runs(data_root, tmp_path_factory):
+    """A tiny GRU4Rec and a tiny HRNN run on taobao (real data, with user ids)."""
+    from seqrec.cli import main
+
+    out = tmp_path_factory.mktemp("kinds")
+    runs = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEQREC_DATA", str(data_root))
+        for name, cfg, extra in (
+            ("gru4rec", "gru4rec_taobao_bpr-max.toml", ["--set", "model.layers=[32]"]),
+            ("hrnn", "hrnn_taobao.toml", ["--set", "model.session.layers=[32]"]),
+        ):
+            runs[name] = out / name
+            assert main(["train", str(ROOT / "configs" / cfg), "--out", str(runs[name]), *TINY, *extra]) == 0
+    return runs
+
+
+def test_script_splits_a_gru4rec_run_by_user_history(taobao_runs, data_root, monkeypatch, capsys):
+    tk = _load()
+    monkeypatch.setenv("SEQREC_DATA", str(data_root))
+    monkeypatch.setattr(sys, "argv", ["target_kinds.py", "--user-history", str(taobao_runs["gru4rec"])])
+    assert tk.main() == 0
+    line = capsys.readouterr().out.strip()
+    counts = {part.split(" n=")[0].split()[-1]: int(part.split(" n=")[1].split()[0])
+              for part in line.split(" | ")}
+    assert set(counts) == {"all", "same", "earlier", "new", "new/pair", "new/item", "new/other"}
+    assert counts["same"] + counts["earlier"] + counts["new"] == counts["all"]
+    assert counts["new/pair"] + counts["new/item"] + counts["new/other"] == counts["new"]
+
+
+def test_script_refuses_an_hrnn_run(taobao_runs, data_root, monkeypatch):
+    tk = _load()
+    monkeypatch.setenv("SEQREC_DATA", str(data_root))
+    monkeypatch.setattr(sys, "argv", ["target_kinds.py", str(taobao_runs["hrnn"])])
+    with pytest.raises(SystemExit, match="HRNN runs are evaluated with user context"):
+        tk.main()
