@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import scipy.sparse as sp
 import torch
 
 from seqrec.baselines import (
@@ -22,6 +24,7 @@ from seqrec.baselines import (
     SKNNConfig,
     load_baseline,
 )
+from seqrec.baselines.base import TIEBREAK_EPS, dense_scores, tie_order
 from seqrec.data.events import SessionArrays, validate_events
 from seqrec.data.vocab import OOV, Vocab
 from seqrec.errors import CheckpointError, DataValidationError
@@ -56,13 +59,46 @@ def test_pop_counts_and_scores():
     assert pop.counts_.tolist() == [0, 0, 3, 3, 3, 1]
     by_session = Pop(PopConfig(count="sessions")).fit(train, 6)
     assert by_session.counts_.tolist() == [0, 0, 3, 3, 2, 1]
-    pop.begin(3)
-    out = _step(pop, [2, OOV, 5], [True, True, True])
+    raw = Pop(PopConfig(tiebreak="none")).fit(train, 6)
+    raw.begin(3)
+    out = _step(raw, [2, OOV, 5], [True, True, True])
     assert out.shape == (3, 6) and out.dtype == torch.float32
     assert (out == torch.tensor([0.0, 0, 3, 3, 3, 1])).all()
     out[:, :2] = -torch.inf  # the evaluator writes in place: must not touch the model
-    pop.keep(torch.tensor([2]))
-    assert _step(pop, [3], [False])[0].tolist() == [0.0, 0, 3, 3, 3, 1]
+    raw.keep(torch.tensor([2]))
+    assert _step(raw, [3], [False])[0].tolist() == [0.0, 0, 3, 3, 3, 1]
+    # default: the three items with 3 clicks get one strict order, counts are kept
+    pop.begin(1)
+    out = _step(pop, [2], [True])[0]
+    assert out.dtype == torch.float64 and len(set(out.tolist())) == 6
+    np.testing.assert_allclose(out.numpy(), [0, 0, 3, 3, 3, 1], atol=1e-6)
+
+
+def test_tie_order_is_one_strict_order_by_popularity_then_fixed():
+    counts = np.array([0, 0, 5, 1, 5, 5, 1, 9])
+    tie = tie_order(counts, "pop")
+    assert tie.dtype == np.float64 and len(set(tie.tolist())) == len(counts)
+    assert (tie > 0).all() and (tie < TIEBREAK_EPS).all()
+    # more popular -> larger term, whatever the fixed order among equals
+    for i, j in itertools.product(range(len(counts)), repeat=2):
+        if counts[i] > counts[j]:
+            assert tie[i] > tie[j]
+    np.testing.assert_array_equal(tie, tie_order(counts, "pop"))  # deterministic
+    assert tie_order(counts, "none") is None
+    # effective at non-zero kNN scores: float32 0.577.. + term is distinct per item
+    scores = dense_scores(sp.csr_matrix(np.full((1, 8), np.float32(1 / math.sqrt(3)))), tie)
+    assert scores.dtype == torch.float64 and len(set(scores[0].tolist())) == 8
+
+
+@pytest.mark.parametrize("cls", [Pop, ItemKNN, SKNN])
+def test_default_baselines_rank_the_same_under_both_tie_rules(cls, yoochoose):
+    """notes/pitfalls.md: optimistic and pessimistic ranks must agree; kNN scores tie a lot
+    (taobao item-kNN MRR@20 was 0.1394 optimistic vs 0.0486 pessimistic before tie_order)."""
+    train, test, n_items = yoochoose
+    model = cls().fit(train, n_items)
+    opt = evaluate_sessions(model, test, ks=(20,))
+    pes = evaluate_sessions(model, test, ks=(20,), ties="pessimistic")
+    assert opt["recall@20"] == pes["recall@20"] and opt["mrr@20"] == pes["mrr@20"]
 
 
 def test_bad_input_is_rejected():

@@ -81,17 +81,18 @@ def top_per_row(
 
 
 def dense_scores(m: sp.spmatrix, base: np.ndarray | None = None) -> torch.Tensor:
-    """(B, N) sparse scores -> dense float32 tensor, writing only the stored entries.
+    """(B, N) sparse scores -> dense tensor, writing only the stored entries.
 
-    ``base`` (N,) is added to every row (the popularity tie-break). Much faster
-    than ``toarray().astype(float32)`` on the wide, very sparse rows of the kNN
-    baselines (no dense float64 intermediate).
+    ``base`` (N,) is added to every row (the tie-break of :func:`tie_order`); the
+    result is then float64, since the tie-break's steps (~1e-11) are far below
+    float32's resolution at non-zero scores. Without ``base``: float32. Much
+    faster than ``toarray()`` on the wide, very sparse rows of the kNN baselines.
     """
     m = sp.csr_matrix(m)
     if base is None:
         out = np.zeros(m.shape, dtype=np.float32)
     else:
-        out = np.broadcast_to(base.astype(np.float32), m.shape).copy()
+        out = np.broadcast_to(np.asarray(base, dtype=np.float64), m.shape).copy()
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
     out[rows, m.indices] += m.data
     return torch.from_numpy(out)
@@ -99,19 +100,35 @@ def dense_scores(m: sp.spmatrix, base: np.ndarray | None = None) -> torch.Tensor
 
 TIEBREAKS = ("pop", "none")
 TIEBREAK_EPS = 1e-6
+TIEBREAK_SEED = 0
 
 
-def pop_tiebreak(counts: np.ndarray, mode: str) -> np.ndarray | None:
-    """A tiny popularity term (< 1e-6) that orders items with equal kNN scores.
+def tie_order(counts: np.ndarray, mode: str) -> np.ndarray | None:
+    """A tiny float64 term (< 1e-6) per item that puts all items in one strict order.
 
-    Most items get exactly 0 from a kNN model; without a tie-break the
-    optimistic rank counts all of them as better than nothing, which inflates
-    Recall@K on small catalogues (see notes/pitfalls.md). ``"none"`` = raw scores.
+    Baselines score in steps (kNN: 0 for most of the catalogue, and equal
+    similarities among rare items; POP: equal counts). With ties the optimistic
+    rank (1 + items strictly higher) puts the target first among its equals:
+    that inflated the taobao item-kNN MRR@20 to 0.1394 from 0.0486 under the
+    pessimistic rule (``notes/pitfalls.md``: a material gap between the two is
+    a bug). Items are ordered by ``counts`` (more popular first), then by a
+    fixed pseudo-random permutation (seed ``TIEBREAK_SEED``) that does not
+    depend on the target, so a tie is broken as a random draw would break it.
+    The term is ``TIEBREAK_EPS * (position + 1) / (N + 1)``: distinct for all N
+    items and below any real score gap of 1e-6. ``"none"`` = raw scores.
+
+    (Before, the term was popularity alone and float32: lost to rounding at
+    non-zero scores, and equal for items of equal popularity.)
     """
     if mode == "none":
         return None
     counts = np.asarray(counts, dtype=np.float64)
-    return (TIEBREAK_EPS * counts / (counts.max() + 1.0)).astype(np.float32)
+    n = len(counts)
+    shuffle = np.random.default_rng(TIEBREAK_SEED).permutation(n)
+    order = np.lexsort((shuffle, counts))  # ascending: least popular first
+    position = np.empty(n, dtype=np.float64)
+    position[order] = np.arange(n, dtype=np.float64)
+    return TIEBREAK_EPS * (position + 1.0) / (n + 1.0)
 
 
 def as_numpy(t: torch.Tensor) -> np.ndarray:

@@ -11,8 +11,10 @@ which is the cosine similarity of the binary session-occurrence vectors for
 ``lambda = 0, alpha = 0.5``; ``lambda`` damps coincidental high similarities
 of rarely seen items. An item is not its own neighbour (sim(i, i) = 0), and
 only the ``k`` most similar neighbours of each item are kept. Items with equal
-scores (most of the catalogue scores 0) are ordered by popularity via a term
-below 1e-6 (``tiebreak="pop"``), so optimistic and pessimistic ranks agree.
+scores (most of the catalogue scores 0; rare items often share a similarity)
+are put in one strict order, by popularity and then a fixed random order, via
+a float64 term below 1e-6 (``tiebreak="pop"``, :func:`~seqrec.baselines.base.tie_order`),
+so optimistic and pessimistic ranks agree exactly.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from seqrec.baselines.base import (
     TIEBREAKS,
     SessionBaseline,
     dense_scores,
-    pop_tiebreak,
     session_item_matrix,
+    tie_order,
     top_per_row,
 )
 from seqrec.data.events import SessionArrays
@@ -40,7 +42,7 @@ class ItemKNNConfig:
     k: int = 100  # neighbours kept per item (0 = all)
     lambda_reg: float = 20.0  # support regularisation (paper default)
     alpha: float = 0.5  # 0.5 = symmetric cosine normalisation
-    tiebreak: str = "pop"  # order equal scores by popularity ("none" = raw scores, many ties)
+    tiebreak: str = "pop"  # equal scores: popularity, then a fixed random order ("none" = raw, ties)
 
     def __post_init__(self) -> None:
         if self.k < 0:
@@ -84,7 +86,7 @@ class ItemKNN(SessionBaseline):
     def step(self, items: torch.Tensor, reset: torch.Tensor) -> torch.Tensor:
         # only the last item matters, so there is no per-lane state to reset
         it, _ = self._check_step(items, reset)
-        return dense_scores(self.sim_[it], self._tie)  # (B, n_items) float32
+        return dense_scores(self.sim_[it], self._tie)  # (B, n_items) float64 (float32 if no tie-break)
 
     def _get_state(self) -> dict[str, Any]:
         return {"sim": self.sim_, "support": self.support_}
@@ -95,4 +97,4 @@ class ItemKNN(SessionBaseline):
             raise ValueError(f"item-knn: similarity shape {sim.shape} for n_items={self.n_items}")
         self.sim_ = sim
         self.support_ = np.asarray(state["support"], dtype=np.int64)
-        self._tie = pop_tiebreak(self.support_, self.config.tiebreak)
+        self._tie = tie_order(self.support_, self.config.tiebreak)

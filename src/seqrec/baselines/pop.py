@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqrec.baselines.base import SessionBaseline, check_train, session_item_matrix
+from seqrec.baselines.base import (
+    TIEBREAKS,
+    SessionBaseline,
+    check_train,
+    session_item_matrix,
+    tie_order,
+)
 from seqrec.data.events import SessionArrays
 from seqrec.data.vocab import N_SPECIAL
 
@@ -21,10 +27,14 @@ class PopConfig:
     # "events": number of training clicks on the item (the usual POP);
     # "sessions": number of training sessions that contain it.
     count: str = "events"
+    # equal counts: a fixed random order (seqrec.baselines.base.tie_order); "none" = raw counts
+    tiebreak: str = "pop"
 
     def __post_init__(self) -> None:
         if self.count not in ("events", "sessions"):
             raise ValueError(f"PopConfig.count must be 'events' or 'sessions', got {self.count!r}")
+        if self.tiebreak not in TIEBREAKS:
+            raise ValueError(f"PopConfig.tiebreak must be one of {TIEBREAKS}, got {self.tiebreak!r}")
 
 
 class Pop(SessionBaseline):
@@ -36,7 +46,7 @@ class Pop(SessionBaseline):
     def __init__(self, config: PopConfig | None = None) -> None:
         super().__init__(config)
         self.counts_: np.ndarray | None = None  # (n_items,) int64
-        self._scores: torch.Tensor | None = None  # (n_items,) float32
+        self._scores: torch.Tensor | None = None  # (n_items,) float64 (float32 without tie-break)
 
     def fit(self, train: SessionArrays, n_items: int) -> Pop:
         items = check_train(train, n_items)
@@ -61,4 +71,8 @@ class Pop(SessionBaseline):
         self.counts_ = np.asarray(state["counts"], dtype=np.int64)
         if len(self.counts_) != self.n_items:
             raise ValueError(f"pop: {len(self.counts_)} counts for n_items={self.n_items}")
-        self._scores = torch.from_numpy(self.counts_.astype(np.float32))
+        tie = tie_order(self.counts_, self.config.tiebreak)  # < 1e-6: never reorders counts
+        if tie is None:
+            self._scores = torch.from_numpy(self.counts_.astype(np.float32))
+        else:
+            self._scores = torch.from_numpy(self.counts_.astype(np.float64) + tie)

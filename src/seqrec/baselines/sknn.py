@@ -29,8 +29,8 @@ from seqrec.baselines.base import (
     SessionBaseline,
     as_numpy,
     dense_scores,
-    pop_tiebreak,
     session_item_matrix,
+    tie_order,
     top_per_row,
 )
 from seqrec.data.events import SessionArrays
@@ -45,7 +45,7 @@ class SKNNConfig:
     # train wins), "order" = its position in train (later = more recent). They agree when
     # train is in time order or carries ordinal timestamps.
     recency: str = "time"
-    tiebreak: str = "pop"  # order equal scores by popularity ("none" = raw scores)
+    tiebreak: str = "pop"  # equal scores: popularity, then a fixed random order ("none" = raw)
 
     def __post_init__(self) -> None:
         if self.k < 0:
@@ -139,4 +139,4 @@ class SKNN(SessionBaseline):
         self.session_index_ = np.asarray(state["session_index"], dtype=np.int64)
         self._items_sessions = x.T.tocsr()
         self._sizes = np.diff(x.indptr).astype(np.float64)
-        self._tie = pop_tiebreak(np.asarray(x.sum(0)).ravel(), self.config.tiebreak)
+        self._tie = tie_order(np.asarray(x.sum(0)).ravel(), self.config.tiebreak)

@@ -15,10 +15,15 @@ accumulator and velocity once and write them once, in parallel over rows.
 * ``*_dense``: a whole parameter (flat), in parallel.
 
 The update is memory-bound (random rows of tables much larger than the
-caches), so it runs on as many numba threads as torch uses: numba's ``omp``
-layer then shares the OpenMP runtime torch has loaded (libgomp), so the two
-pools do not compete (measured on 2 cores: 1.9 ms -> 1.2 ms a step for the
-row updates; see ``set_threads``).
+caches), so it runs on as many numba threads as torch uses (measured on 2
+cores: 1.9 ms -> 1.2 ms a step for the row updates; see ``set_threads``).
+Numba's ``omp`` layer does *not* share torch's OpenMP runtime: its pool
+library needs ``libgomp.so.1.0.0`` and loads the system copy next to torch's
+bundled ``libgomp.so.1``, so there are two pools (``/proc/self/maps``).
+Preloading the system copy so that both use one runtime measured slower
+(~4,500 vs ~8,300 events/s in ``benchmarks/gru4rec_speed.py``), and in-process
+A/B chunks of the training step with numba on 1 vs 2 threads gave 7,801 vs
+8,311 events/s, so the kernels keep 2 threads and their own pool.
 """
 
 from __future__ import annotations
