@@ -115,7 +115,8 @@ def tie_order(counts: np.ndarray, mode: str) -> np.ndarray | None:
     fixed pseudo-random permutation (seed ``TIEBREAK_SEED``) that does not
     depend on the target, so a tie is broken as a random draw would break it.
     The term is ``TIEBREAK_EPS * (position + 1) / (N + 1)``: distinct for all N
-    items and below any real score gap of 1e-6. ``"none"`` = raw scores.
+    items and below 1e-6, so it can only reorder scores that differ by less than
+    that. ``"none"`` = raw scores.
 
     (Before, the term was popularity alone and float32: lost to rounding at
     non-zero scores, and equal for items of equal popularity.)
