@@ -100,10 +100,9 @@ def dense_scores(m: sp.spmatrix, base: np.ndarray | None = None) -> torch.Tensor
 
 TIEBREAKS = ("pop", "none")
 TIEBREAK_EPS = 1e-6
-TIEBREAK_SEED = 0
 
 
-def tie_order(counts: np.ndarray, mode: str) -> np.ndarray | None:
+def tie_order(counts: np.ndarray, mode: str, seed: int = 0) -> np.ndarray | None:
     """A tiny float64 term (< 1e-6) per item that puts all items in one strict order.
 
     Baselines score in steps (kNN: 0 for most of the catalogue, and equal
@@ -112,7 +111,7 @@ def tie_order(counts: np.ndarray, mode: str) -> np.ndarray | None:
     that inflated the taobao item-kNN MRR@20 to 0.1394 from 0.0486 under the
     pessimistic rule (``notes/pitfalls.md``: a material gap between the two is
     a bug). Items are ordered by ``counts`` (more popular first), then by a
-    fixed pseudo-random permutation (seed ``TIEBREAK_SEED``) that does not
+    fixed pseudo-random permutation (``seed``, the config's ``tiebreak_seed``) that does not
     depend on the target, so a tie is broken as a random draw would break it.
     The term is ``TIEBREAK_EPS * (position + 1) / (N + 1)``: distinct for all N
     items and below 1e-6, so it can only reorder scores that differ by less than
@@ -125,7 +124,7 @@ def tie_order(counts: np.ndarray, mode: str) -> np.ndarray | None:
         return None
     counts = np.asarray(counts, dtype=np.float64)
     n = len(counts)
-    shuffle = np.random.default_rng(TIEBREAK_SEED).permutation(n)
+    shuffle = np.random.default_rng(seed).permutation(n)
     order = np.lexsort((shuffle, counts))  # ascending: least popular first
     position = np.empty(n, dtype=np.float64)
     position[order] = np.arange(n, dtype=np.float64)
@@ -152,6 +151,14 @@ class SessionBaseline:
             raise TypeError(f"{type(self).__name__} needs a {self.config_cls.__name__}")
         self.n_items = 0
         self.n_lanes = 0
+
+    def reconfigured(self, **changes: Any) -> SessionBaseline:
+        """A copy with config fields changed (e.g. ``tiebreak``), sharing the fitted state."""
+        self._check_fitted()
+        new = type(self)(dataclasses.replace(self.config, **changes))
+        new.n_items = self.n_items
+        new._set_state(self._get_state())
+        return new
 
     # -- SessionScorer protocol (stateless defaults) ----------------------------------
     def begin(self, n_lanes: int) -> None:

@@ -43,6 +43,7 @@ class ItemKNNConfig:
     lambda_reg: float = 20.0  # support regularisation (paper default)
     alpha: float = 0.5  # 0.5 = symmetric cosine normalisation
     tiebreak: str = "pop"  # equal scores: popularity, then a fixed random order ("none" = raw, ties)
+    tiebreak_seed: int = 0  # seed of the fixed random order among equally popular items
 
     def __post_init__(self) -> None:
         if self.k < 0:
@@ -97,4 +98,4 @@ class ItemKNN(SessionBaseline):
             raise ValueError(f"item-knn: similarity shape {sim.shape} for n_items={self.n_items}")
         self.sim_ = sim
         self.support_ = np.asarray(state["support"], dtype=np.int64)
-        self._tie = tie_order(self.support_, self.config.tiebreak)
+        self._tie = tie_order(self.support_, self.config.tiebreak, self.config.tiebreak_seed)

@@ -29,6 +29,7 @@ class PopConfig:
     count: str = "events"
     # equal counts: a fixed random order (seqrec.baselines.base.tie_order); "none" = raw counts
     tiebreak: str = "pop"
+    tiebreak_seed: int = 0  # seed of the fixed random order among equally popular items
 
     def __post_init__(self) -> None:
         if self.count not in ("events", "sessions"):
@@ -71,7 +72,7 @@ class Pop(SessionBaseline):
         self.counts_ = np.asarray(state["counts"], dtype=np.int64)
         if len(self.counts_) != self.n_items:
             raise ValueError(f"pop: {len(self.counts_)} counts for n_items={self.n_items}")
-        tie = tie_order(self.counts_, self.config.tiebreak)  # < 1e-6: never reorders counts
+        tie = tie_order(self.counts_, self.config.tiebreak, self.config.tiebreak_seed)  # < 1e-6: never reorders counts
         if tie is None:
             self._scores = torch.from_numpy(self.counts_.astype(np.float32))
         else:

@@ -46,6 +46,7 @@ class SKNNConfig:
     # train is in time order or carries ordinal timestamps.
     recency: str = "time"
     tiebreak: str = "pop"  # equal scores: popularity, then a fixed random order ("none" = raw)
+    tiebreak_seed: int = 0  # seed of the fixed random order among equally popular items
 
     def __post_init__(self) -> None:
         if self.k < 0:
@@ -139,4 +140,4 @@ class SKNN(SessionBaseline):
         self.session_index_ = np.asarray(state["session_index"], dtype=np.int64)
         self._items_sessions = x.T.tocsr()
         self._sizes = np.diff(x.indptr).astype(np.float64)
-        self._tie = tie_order(np.asarray(x.sum(0)).ravel(), self.config.tiebreak)
+        self._tie = tie_order(np.asarray(x.sum(0)).ravel(), self.config.tiebreak, self.config.tiebreak_seed)
