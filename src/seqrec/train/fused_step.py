@@ -16,6 +16,7 @@ and the activation's backward in one numba pass, :mod:`seqrec.losses.fused`)
     dn = dh' ⊙ (1 - z),  dz = dh' ⊙ (h - n),  dn̂ = dn ⊙ (1 - n²)
     dr̂ = dn̂ ⊙ gh_n ⊙ r(1 - r),  dẑ = dz ⊙ z(1 - z)
     dgx = [dr̂, dẑ, dn̂],  dgh = [dr̂, dẑ, dn̂ ⊙ r],  dW = dgxᵀ x,  dU = dghᵀ h,  dx = dgx W
+    (dgx and dgh in one numba pass, bit-identical to the torch ops: :mod:`seqrec.train.gru_kernels`)
 update
     the item-table gradients, one row per use (output rows, and the input rows
     where the table is shared), go to the optimiser's ``step_scatter``: a numba
@@ -31,12 +32,16 @@ start depends on the user GRU) keeps the autograd step.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from seqrec.losses.fused import bpr_max_through_act
 from seqrec.losses.sampled import loss_and_grad
 from seqrec.models.gru4rec import GRU4Rec
+from seqrec.train.gru_kernels import gru_cell_backward
 from seqrec.train.kernels import ScatterScratch
+
+_EMPTY = np.empty((0, 0), dtype=np.float32)
 
 
 class FusedGRU4RecStep:
@@ -83,7 +88,7 @@ class FusedGRU4RecStep:
         if training and cfg.dropout_embed > 0:
             mask_e = drop.mask(x.shape, cfg.dropout_embed)
             x = x * mask_e
-        saved = []  # per layer: (layer input, h, r, z, n, gh_n, hidden-dropout mask)
+        saved = []  # per layer: (layer input, h, [r, z], n, gh, hidden-dropout mask)
         new_hidden = []
         for i, h in enumerate(hidden):
             H = h.shape[1]
@@ -102,7 +107,7 @@ class FusedGRU4RecStep:
             if training and cfg.dropout_hidden > 0:
                 mask_h = drop.mask(h_new.shape, cfg.dropout_hidden)
                 out = h_new * mask_h
-            saved.append((x, h, r, z, n, gh_n, mask_h))
+            saved.append((x, h, rz, n, gh, mask_h))
             x = out
         o = x  # (B, H_L)
         S = torch.addmm(b_out, o, w_out.t())  # (B, M)
@@ -124,14 +129,10 @@ class FusedGRU4RecStep:
         # GRU layers, top to bottom
         dense_grads = {}
         for i in range(len(saved) - 1, -1, -1):
-            x_i, h, r, z, n, gh_n, mask_h = saved[i]
-            dh = d_out * mask_h if mask_h is not None else d_out  # (B, H)
-            dn_hat = dh * (1.0 - z)  # dL/dn
-            dz_hat = dh * (h - n) * z * (1.0 - z)  # through σ
-            dn_hat.mul_(1.0 - n * n)  # through tanh
-            dr_hat = dn_hat * gh_n * r * (1.0 - r)
-            dgx = torch.cat([dr_hat, dz_hat, dn_hat], 1)  # (B, 3H)
-            dgh = torch.cat([dr_hat, dz_hat, dn_hat * r], 1)
+            x_i, h, rz, n, gh, mask_h = saved[i]
+            dgx, dgh = torch.empty(gh.shape), torch.empty(gh.shape)  # (B, 3H)
+            gru_cell_backward(d_out.numpy(), _EMPTY if mask_h is None else mask_h.numpy(), h.numpy(),
+                              rz.numpy(), n.numpy(), gh.numpy(), dgx.numpy(), dgh.numpy())
             dense_grads[m.b_in[i]] = dgx.sum(0)
             dense_grads[m.w_hh[i]] = dgh.t() @ h
             dense_grads[m.b_hh[i]] = dgh.sum(0)

@@ -1,0 +1,54 @@
+"""The GRU cell's elementwise backward for the fused GRU4Rec step, one numba pass.
+
+Written with torch ops the backward of one cell was 12 small ops (each a dispatch and a
+pass over a (B, H) tensor, plus two concatenations): ~0.36 ms of a ~7 ms step at B = 80,
+H = 224 (in isolation 94-116 us against 40-58 us for this pass). Here one serial pass
+writes both gate-gradient matrices. In the training step (in-process A/B, alternating
+100-step chunks of the old and new step, 16 rounds, a noisy host): median 8,678 -> 9,482
+events/s, mean 9,739 -> 9,806. Every product is
+rounded in float32 in the same order as the torch expressions it replaces (no fastmath,
+float32 constants), so the result is bit-identical to them
+(``tests/test_fused_step.py::test_gru_cell_backward_matches_torch_bitwise``):
+
+    d = dh' ⊙ mask,  dn̂ = d (1 - z) (1 - n²),  dẑ = d (h - n) z (1 - z),
+    dr̂ = dn̂ gh_n r (1 - r);   dgx = [dr̂, dẑ, dn̂],  dgh = [dr̂, dẑ, dn̂ r]
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(inline="always", cache=True)
+def _cell_row(d, h, rz, n, gh, dgx, dgh, hid):  # pragma: no cover - compiled
+    one = np.float32(1.0)
+    for j in range(hid):
+        r = rz[j]
+        z = rz[hid + j]
+        nn = n[j]
+        dn = d[j] * (one - z)
+        dz = d[j] * (h[j] - nn) * z * (one - z)
+        dn = dn * (one - nn * nn)
+        dr = dn * gh[2 * hid + j] * r * (one - r)
+        dgx[j] = dr
+        dgx[hid + j] = dz
+        dgx[2 * hid + j] = dn
+        dgh[j] = dr
+        dgh[hid + j] = dz
+        dgh[2 * hid + j] = dn * r
+
+
+@numba.njit(cache=True)
+def gru_cell_backward(dh, mask, h, rz, n, gh, dgx, dgh):  # pragma: no cover - compiled
+    """dh, h, n (B, H); mask (B, H) or size 0 (no dropout); rz (B, 2H) = [r, z];
+    gh (B, 3H) (its last H columns are gh_n); writes dgx, dgh (B, 3H). C-contiguous."""
+    b_rows, hid = dh.shape
+    d = np.empty(hid, dtype=np.float32)
+    for b in range(b_rows):
+        if mask.size > 0:
+            for j in range(hid):
+                d[j] = dh[b, j] * mask[b, j]
+        else:
+            d[:] = dh[b]
+        _cell_row(d, h[b], rz[b], n[b], gh[b], dgx[b], dgh[b], hid)
