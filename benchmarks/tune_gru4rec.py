@@ -47,6 +47,13 @@ LOSS_SPACE = {
 }
 
 
+def search_space(loss: str, dwell: bool, sets: list[str]) -> dict:
+    """The values each trial draws from; a key fixed with ``--set KEY=VALUE`` is held, not searched."""
+    space = {**SPACE, **LOSS_SPACE[loss], **(DWELL_SPACE if dwell else {})}
+    fixed = {kv.split("=", 1)[0].strip() for kv in sets}
+    return {k: v for k, v in space.items() if k not in fixed}
+
+
 def _objective(name: str, valid: dict) -> float:
     if name == "mrr":
         return valid["mrr@20"]
@@ -72,7 +79,8 @@ def main() -> int:
     ap.add_argument("--objective", default="recall+mrr", choices=["recall+mrr", "mrr", "recall"],
                     help="what 'best' means: valid Recall@20 + MRR@20 (default), MRR@20 or Recall@20")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                    help="fixed override of the starting config for every trial (recorded with it)")
+                    help="fixed override of the starting config for every trial (recorded with it; "
+                         "a searched key given here is held at this value)")
     args = ap.parse_args()
 
     import torch
@@ -85,7 +93,7 @@ def main() -> int:
     out = Path(args.out or ROOT / f"benchmarks/results/tune_{args.dataset}_{args.loss}.json")
     trials = json.loads(out.read_text()) if out.exists() else []
     rng = random.Random(args.seed)
-    space = {**SPACE, **LOSS_SPACE[args.loss], **(DWELL_SPACE if args.dwell else {})}
+    space = search_space(args.loss, args.dwell, args.set)
     for i in range(args.trials):
         keys = rng.sample(sorted(space), args.local) if args.local else sorted(space)
         pick = {k: rng.choice(space[k]) for k in keys}
