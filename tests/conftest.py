@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,21 @@ def data_root() -> Path:
     if not (root / "session").is_dir():
         pytest.skip(f"real data not found at {root} (set SEQREC_DATA to the shared data directory)")
     return root
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="session")
+def bench_script():
+    """``bench_script("name")`` -> the module ``benchmarks/name.py`` (its sibling helpers importable)."""
+    if str(BENCHMARKS) not in sys.path:  # the scripts import their sibling _common
+        sys.path.insert(0, str(BENCHMARKS))
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load

@@ -1,8 +1,6 @@
 """benchmarks/baseline_ties.py: expected metrics under random tie-breaking, and the script on a real run."""
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,18 +8,9 @@ import pytest
 from seqrec.baselines import ItemKNN, ItemKNNConfig, Pop
 from seqrec.data.events import SessionArrays
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("baseline_ties", ROOT / "benchmarks" / "baseline_ties.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_expected_metrics_hand_computed():
-    bt = _load()
+def test_expected_metrics_hand_computed(bench_script):
+    bt = bench_script("baseline_ties")
     # rank 1..4 uniform: Recall@2 = 2/4, MRR@2 = (1 + 1/2) / 4; rank 3 exactly: 0 / 0;
     # rank 2..3 uniform: Recall@2 = 1/2, MRR@2 = (1/2) / 2
     r, m = bt.expected_metrics(np.array([1, 3, 2]), np.array([4, 3, 3]), k=2)
@@ -44,7 +33,7 @@ def test_reconfigured_copy_shares_the_fit_and_changes_only_the_config():
         Pop().reconfigured(tiebreak="none")
 
 
-def test_script_on_a_real_item_knn_run(data_root, tmp_path, monkeypatch, capsys):
+def test_script_on_a_real_item_knn_run(bench_script, data_root, tmp_path, monkeypatch, capsys):
     from seqrec.cli import main
 
     monkeypatch.setenv("SEQREC_DATA", str(data_root))
@@ -53,7 +42,7 @@ def test_script_on_a_real_item_knn_run(data_root, tmp_path, monkeypatch, capsys)
     assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     capsys.readouterr()
     monkeypatch.setattr(sys, "argv", ["baseline_ties.py", str(tmp_path / "run"), "--seeds", "2"])
-    assert _load().main() == 0
+    assert bench_script("baseline_ties").main() == 0
     out = capsys.readouterr().out.splitlines()
     assert "n=10152" in out[0]
     assert "expected under random tie-breaking" in out[1]

@@ -1,7 +1,5 @@
 """README tables are copied from benchmarks/results by benchmarks/readme_tables.py."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -9,19 +7,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load():
-    if str(ROOT / "benchmarks") not in sys.path:  # the script imports its sibling _common
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(
-        "readme_tables", ROOT / "benchmarks" / "readme_tables.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_render_drops_title_and_nests_headings(tmp_path):
-    mod = _load()
+def test_render_drops_title_and_nests_headings(bench_script, tmp_path):
+    mod = bench_script("readme_tables")
     (tmp_path / "purchase.md").write_text("# Purchase\n\nintro\n\n## a\n\n### a.1\n\n| x |\n")
     readme = "top\n<!-- purchase:start -->\nold\n<!-- purchase:end -->\nbottom\n"
     out = mod.render(readme, tmp_path)
@@ -32,15 +19,15 @@ def test_render_drops_title_and_nests_headings(tmp_path):
     assert mod.render(out, tmp_path) == out  # idempotent
 
 
-def test_missing_markers_is_an_error(tmp_path):
-    mod = _load()
+def test_missing_markers_is_an_error(bench_script, tmp_path):
+    mod = bench_script("readme_tables")
     (tmp_path / "ctr.md").write_text("# CTR\n\n## a\n")
     with pytest.raises(SystemExit, match="ctr:start"):
         mod.render("no markers here\n", tmp_path)
 
 
-def test_readme_matches_committed_results():
-    mod = _load()
+def test_readme_matches_committed_results(bench_script):
+    mod = bench_script("readme_tables")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert mod.render(readme, ROOT / "benchmarks" / "results") == readme, (
         "README.md tables are stale: run python benchmarks/readme_tables.py"

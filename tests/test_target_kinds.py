@@ -1,6 +1,5 @@
 """benchmarks/target_kinds.py: the target groups that explain per-dataset results."""
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -11,27 +10,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("target_kinds", ROOT / "benchmarks" / "target_kinds.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _table(rows):
     return pl.DataFrame(rows, schema=["session_id", "user_id", "item_id"], orient="row")
 
 
-def test_target_kinds_same_earlier_new():
-    tk = _load()
+def test_target_kinds_same_earlier_new(bench_script):
+    tk = bench_script("target_kinds")
     items = np.array([1, 1, 2, 1, 3, 7, 8])
     offsets = np.array([0, 5, 7])
     # session 0: 1->1 same, 1->2 new, 2->1 earlier, 1->3 new, last none; session 1: 7->8 new
     assert tk.target_kinds(items, offsets).tolist() == [0, 2, 1, 2, -1, 2, -1]
 
 
-def test_user_history_kinds_split_new_targets_by_the_users_training_sessions():
-    tk = _load()
+def test_user_history_kinds_split_new_targets_by_the_users_training_sessions(bench_script):
+    tk = bench_script("target_kinds")
     train = _table([
         ("a", "u1", 10), ("a", "u1", 11),  # u1 had 10 and 11 together
         ("b", "u1", 12),                    # u1 had 12, not with 10
@@ -50,15 +42,15 @@ def test_user_history_kinds_split_new_targets_by_the_users_training_sessions():
     assert hist.tolist() == [0, 1, 2, -1, -1, 1, -1]
 
 
-def test_user_history_kinds_needs_user_ids():
-    tk = _load()
+def test_user_history_kinds_needs_user_ids(bench_script):
+    tk = bench_script("target_kinds")
     events = pl.DataFrame({"session_id": ["s", "s"], "item_id": [1, 2]})
     with pytest.raises(SystemExit, match="no user_id column"):
         tk.user_history_kinds(events, events, np.array([2, -1]))
 
 
-def test_target_kinds_match_a_plain_walk_of_random_sessions():
-    tk = _load()
+def test_target_kinds_match_a_plain_walk_of_random_sessions(bench_script):
+    tk = bench_script("target_kinds")
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 9, size=300)  # includes one-event sessions
     offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -96,8 +88,8 @@ def taobao_runs(data_root, tmp_path_factory):
     return runs
 
 
-def test_script_splits_a_gru4rec_run_by_user_history(taobao_runs, data_root, monkeypatch, capsys):
-    tk = _load()
+def test_script_splits_a_gru4rec_run_by_user_history(bench_script, taobao_runs, data_root, monkeypatch, capsys):
+    tk = bench_script("target_kinds")
     monkeypatch.setenv("SEQREC_DATA", str(data_root))
     monkeypatch.setattr(sys, "argv", ["target_kinds.py", "--user-history", str(taobao_runs["gru4rec"])])
     assert tk.main() == 0
@@ -109,8 +101,8 @@ def test_script_splits_a_gru4rec_run_by_user_history(taobao_runs, data_root, mon
     assert counts["new/pair"] + counts["new/item"] + counts["new/other"] == counts["new"]
 
 
-def test_script_refuses_an_hrnn_run(taobao_runs, data_root, monkeypatch):
-    tk = _load()
+def test_script_refuses_an_hrnn_run(bench_script, taobao_runs, data_root, monkeypatch):
+    tk = bench_script("target_kinds")
     monkeypatch.setenv("SEQREC_DATA", str(data_root))
     monkeypatch.setattr(sys, "argv", ["target_kinds.py", str(taobao_runs["hrnn"])])
     with pytest.raises(SystemExit, match="HRNN runs are evaluated with user context"):

@@ -1,25 +1,8 @@
 """benchmarks/tune_gru4rec.py: what a search draws from."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # the script imports its _common helper
-    try:
-        spec = importlib.util.spec_from_file_location("tune_gru4rec", ROOT / "benchmarks" / "tune_gru4rec.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.pop(0)
-
-
-def test_set_keys_are_held_not_searched():
-    tg = _load()
+def test_set_keys_are_held_not_searched(bench_script):
+    tg = bench_script("tune_gru4rec")
     full = tg.search_space("bpr-max", False, [])
     assert "model.layers" in full and "model.bpreg" in full and "data.dwell_bucket" not in full
     held = tg.search_space("bpr-max", True, ["model.layers=[224]", " train.epochs = 10", 'data.train_split="x"'])
