@@ -161,14 +161,17 @@ def test_bpr_max_kernel_bits_do_not_depend_on_the_numba_cache(tmp_path):
     assert runs[0] == runs[1] and runs[0].count("\n") == 2, runs
 
 
-@pytest.mark.parametrize("with_mask", [True, False])
-def test_gru_cell_backward_matches_torch_bitwise(with_mask):
+@pytest.mark.parametrize("with_mask,strided", [(True, False), (False, False), (True, True)])
+def test_gru_cell_backward_matches_torch_bitwise(with_mask, strided):
     """The numba pass replaces 12 torch ops; it must round exactly as they did."""
     from seqrec.train.gru_kernels import gru_cell_backward
 
     g = torch.Generator().manual_seed(0)
     B, H = 7, 13
     dh, h = torch.randn(B, H, generator=g), torch.randn(B, H, generator=g)
+    if strided:  # a non-contiguous view (every other column of a wider tensor)
+        h = torch.randn(B, 2 * H, generator=g)[:, ::2]
+        assert not h.is_contiguous()
     rz, gh = torch.rand(B, 2 * H, generator=g), torch.randn(B, 3 * H, generator=g)
     n = torch.tanh(torch.randn(B, H, generator=g))
     mask = (torch.rand(B, H, generator=g) > 0.3).float() / 0.7

@@ -1,12 +1,12 @@
 """The GRU cell's elementwise backward for the fused GRU4Rec step, one numba pass.
 
 Written with torch ops the backward of one cell was 12 small ops (each a dispatch and a
-pass over a (B, H) tensor, plus two concatenations): ~0.36 ms of a ~7 ms step at B = 80,
-H = 224 (in isolation 94-116 us against 40-58 us for this pass). Here one serial pass
-writes both gate-gradient matrices. In the training step (in-process A/B, alternating
-100-step chunks of the old and new step, 16 rounds, a noisy host): median 8,678 -> 9,482
-events/s, mean 9,739 -> 9,806. Every product is
-rounded in float32 in the same order as the torch expressions it replaces (no fastmath,
+pass over a (B, H) tensor, plus two concatenations). Measured with scratch scripts (not
+kept in the repository) at B = 80, H = 224 on the 2-core VM: the torch ops took ~0.36 ms
+of a ~7 ms training step (perf_counter sections), 94-116 us in isolation against 40-58 us
+for this serial pass; alternating 100-step chunks of the old and new step in one process
+(16 rounds, a noisy host) gave median 8,678 -> 9,482 events/s, mean 9,739 -> 9,806.
+Every product is rounded in float32 in the same order as the torch expressions it replaces (no fastmath,
 float32 constants), so the result is bit-identical to them
 (``tests/test_fused_step.py::test_gru_cell_backward_matches_torch_bitwise``):
 
@@ -42,7 +42,7 @@ def _cell_row(d, h, rz, n, gh, dgx, dgh, hid):  # pragma: no cover - compiled
 @numba.njit(cache=True)
 def gru_cell_backward(dh, mask, h, rz, n, gh, dgx, dgh):  # pragma: no cover - compiled
     """dh, h, n (B, H); mask (B, H) or size 0 (no dropout); rz (B, 2H) = [r, z];
-    gh (B, 3H) (its last H columns are gh_n); writes dgx, dgh (B, 3H). C-contiguous."""
+    gh (B, 3H) (its last H columns are gh_n); writes dgx, dgh (B, 3H). Any memory layout."""
     b_rows, hid = dh.shape
     d = np.empty(hid, dtype=np.float32)
     for b in range(b_rows):
