@@ -111,11 +111,11 @@ def main() -> int:
         v = m["valid"]
         rec = {"params": pick, "fixed": args.set, "valid_recall@20": v["recall@20"], "valid_mrr@20": v["mrr@20"],
                "score": _objective(args.objective, v), "objective": args.objective, "seconds": time.perf_counter() - t0,
-               "n_valid_events": v["n_events"]}
+               "n_valid_events": v["n_events"], "epochs_run": m["epochs"], "best_epoch": m["best_epoch"]}
         trials.append(rec)
         write_text(out, json.dumps(trials, indent=1) + "\n")
         print(f"[{i + 1}/{args.trials}] valid recall@20 {v['recall@20']:.4f} mrr@20 {v['mrr@20']:.4f} "
-              f"({rec['seconds']:.0f} s) {pick}", flush=True)
+              f"(epochs {m['epochs']}, best {m['best_epoch']}; {rec['seconds']:.0f} s) {pick}", flush=True)
     done = [t for t in trials if "score" in t]
     if not done:
         return 1

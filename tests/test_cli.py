@@ -87,6 +87,7 @@ def test_train_writes_the_run_directory(gru_run):
     assert cfg["model"]["loss"] == "bpr-max"  # from the TOML, not overridden
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 1 and metrics["test"]["n_events"] > 1000
+    assert metrics["best_epoch"] == -1  # trained on train_full: no validation split, no best epoch
     # one tiny epoch already learns something: far above a random ranker (20 / 2933 ≈ 0.007)
     assert 0.1 < metrics["test"]["recall@20"] <= 1.0
     log = (out / "log.csv").read_text().splitlines()
