@@ -5,6 +5,9 @@ Measures, in one process with the same data, settings and thread count:
 * ``seqrec (fused)``: the library's GRU4Rec training step (session-parallel
   lanes, shared popularity samples, hand-written backward, row-wise AdagradM on
   the item tables; ``seqrec.train.fused_step``);
+* ``seqrec (fused, bf16 output layer)``: the same with ``train.matmul_dtype =
+  "bfloat16"`` (opt-in mixed precision), its chunks alternating with the float32
+  ones so both see the same host speed;
 * ``seqrec (autograd)``: the same step through autograd on gathered rows
   (``train.fused = false``, what HRNN uses);
 * ``dense-autograd``: the same model and loss written the way most third-party
@@ -54,10 +57,8 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def time_seqrec(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int, profile: bool,
-                fused: bool = True, chunks: int = 10):
-    """Median events/s over ``chunks`` equal runs of steps (this VM's speed drifts by ±15%)."""
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, fused=fused))
+def _steps(cfg, train: SessionArrays, n_items: int, warmup: int):
+    """A trainer's step iterator (yields (loss, lanes)) after ``warmup`` steps; and its model."""
     torch.manual_seed(0)
     model = GRU4Rec(cfg.model, n_items)
     tr = GRU4RecTrainer(model, cfg, train)
@@ -66,6 +67,21 @@ def time_seqrec(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int
     it = tr._run_steps(0, sampler)
     for _ in range(warmup):  # numba/JIT warm-up, first-touch allocations
         next(it)
+    return it, model
+
+
+def time_seqrec(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int, profile: bool,
+                variants: dict[str, dict], chunks: int = 10) -> dict:
+    """Median events/s of each variant (``name -> train overrides``) over ``chunks`` runs of steps.
+
+    The variants' chunks alternate (ABAB..., BABA... every other round), so a drift of this VM's
+    speed (±15% within minutes) hits all of them alike; ``ratios`` are per-round ratios to the
+    first variant. -> {name: {"eps", "ms", "lo", "hi", "model", "ratios"}}
+    """
+    its = {}
+    for name, kw in variants.items():
+        c = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **kw))
+        its[name] = _steps(c, train, n_items, warmup)
     prof = None
     if profile:
         from torch.profiler import ProfilerActivity
@@ -73,19 +89,27 @@ def time_seqrec(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int
 
         prof = tprofile(activities=[ProfilerActivity.CPU])
         prof.__enter__()
-    rates = []
+    rates = {name: [] for name in variants}
     per = max(1, steps // chunks)
-    for _ in range(chunks):
-        n_ev, t0 = 0, time.perf_counter()
-        for _ in range(per):
-            _, b = next(it)
-            n_ev += b
-        rates.append(n_ev / (time.perf_counter() - t0))
+    names = list(variants)
+    for r in range(chunks):
+        for name in names if r % 2 == 0 else names[::-1]:
+            it = its[name][0]
+            n_ev, t0 = 0, time.perf_counter()
+            for _ in range(per):
+                _, b = next(it)
+                n_ev += b
+            rates[name].append(n_ev / (time.perf_counter() - t0))
     if prof is not None:
         prof.__exit__(None, None, None)
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20), file=sys.stderr)
-    eps = statistics.median(rates)
-    return eps, 80 / eps * 1000, model, (min(rates), max(rates))
+    out = {}
+    for name in names:
+        eps = statistics.median(rates[name])
+        out[name] = {"eps": eps, "ms": 80 / eps * 1000, "lo": min(rates[name]), "hi": max(rates[name]),
+                     "model": its[name][1],
+                     "ratios": [a / b for a, b in zip(rates[name], rates[names[0]], strict=True)]}
+    return out
 
 
 def time_dense(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int) -> tuple[float, float]:
@@ -134,6 +158,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table (stderr)")
     ap.add_argument("--skip-dense", action="store_true")
+    ap.add_argument("--skip-bf16", action="store_true", help="skip the bfloat16 output-layer variant")
     ap.add_argument("--skip-autograd", action="store_true", help="skip the autograd-on-gathered-rows step")
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/gru4rec_speed.json"))
@@ -148,19 +173,34 @@ def main() -> int:
     train = SessionArrays.from_events(splits.train_full, vocab)
     test = SessionArrays.from_events(splits.test, vocab)
     print(f"diginetica: {train.n_events:,} train events, {vocab.n_known:,} items; threads {torch.get_num_threads()}")
-    eps, ms, model, (lo, hi) = time_seqrec(cfg, train, len(vocab), args.steps, args.warmup, args.profile)
-    print(f"seqrec (fused)    {eps:>9,.0f} events/s  ({ms:.2f} ms/step; chunks {lo:,.0f}-{hi:,.0f})"
+    variants = {"fused": {}}
+    if not args.skip_bf16:
+        variants["fused-bf16"] = {"matmul_dtype": "bfloat16"}
+    res = time_seqrec(cfg, train, len(vocab), args.steps, args.warmup, args.profile, variants)
+    f = res["fused"]
+    eps, model = f["eps"], f["model"]
+    print(f"seqrec (fused)    {eps:>9,.0f} events/s  ({f['ms']:.2f} ms/step; chunks {f['lo']:,.0f}-{f['hi']:,.0f})"
           f"  = {eps / REFERENCE_EVENTS_PER_S:.2f}x the reference 8,000 events/s")
     rec = {"dataset": "diginetica", "settings": "bpr-max, batch 80, 224 units, 2048 shared samples, constrained",
-           "threads": torch.get_num_threads(), "seqrec_events_per_s": eps, "seqrec_ms_per_step": ms,
-           "seqrec_chunk_range": [lo, hi],
+           "threads": torch.get_num_threads(), "seqrec_events_per_s": eps, "seqrec_ms_per_step": f["ms"],
+           "seqrec_chunk_range": [f["lo"], f["hi"]],
            "reference_events_per_s": REFERENCE_EVENTS_PER_S, "ratio_vs_reference": eps / REFERENCE_EVENTS_PER_S}
+    if "fused-bf16" in res:
+        h = res["fused-bf16"]
+        ratio = statistics.median(h["ratios"])
+        faster = sum(x > 1 for x in h["ratios"])
+        print(f"seqrec (fused, bf16 output layer) {h['eps']:>9,.0f} events/s  ({h['ms']:.2f} ms/step; chunks "
+              f"{h['lo']:,.0f}-{h['hi']:,.0f})  = {h['eps'] / REFERENCE_EVENTS_PER_S:.2f}x the reference; "
+              f"{ratio:.2f}x float32 (median of per-round ratios; faster in {faster}/{len(h['ratios'])} rounds)")
+        rec.update(bf16_events_per_s=h["eps"], bf16_ms_per_step=h["ms"], bf16_chunk_range=[h["lo"], h["hi"]],
+                   bf16_ratio_vs_reference=h["eps"] / REFERENCE_EVENTS_PER_S, bf16_over_fp32=ratio,
+                   bf16_faster_rounds=[faster, len(h["ratios"])])
     if not args.skip_autograd:
-        a_eps, a_ms, _, _ = time_seqrec(cfg, train, len(vocab), args.steps // 3, 50, False, fused=False,
-                                        chunks=5)
-        print(f"seqrec (autograd) {a_eps:>9,.0f} events/s  ({a_ms:.2f} ms/step)  "
-              f"the fused step is {eps / a_eps:.2f}x faster")
-        rec.update(autograd_events_per_s=a_eps, autograd_ms_per_step=a_ms)
+        a = time_seqrec(cfg, train, len(vocab), args.steps // 3, 50, False, {"autograd": {"fused": False}},
+                        chunks=5)["autograd"]
+        print(f"seqrec (autograd) {a['eps']:>9,.0f} events/s  ({a['ms']:.2f} ms/step)  "
+              f"the fused step is {eps / a['eps']:.2f}x faster")
+        rec.update(autograd_events_per_s=a["eps"], autograd_ms_per_step=a["ms"])
     if not args.skip_dense:
         d_eps, d_ms = time_dense(cfg, train, len(vocab), args.dense_steps, 20)
         print(f"dense-autograd  {d_eps:>9,.0f} events/s  ({d_ms:.2f} ms/step)  seqrec is {eps / d_eps:.1f}x faster")

@@ -186,3 +186,45 @@ def test_gru_cell_backward_matches_torch_bitwise(with_mask, strided):
     gru_cell_backward(dh.numpy(), m, h.numpy(), rz.numpy(), n.numpy(), gh.numpy(), dgx.numpy(), dgh.numpy())
     assert torch.equal(dgx, torch.cat([dr, dz, dn], 1))
     assert torch.equal(dgh, torch.cat([dr, dz, dn * r], 1))
+
+
+def _with_train(cfg, **kw):
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **kw))
+
+
+@pytest.mark.parametrize("embedding", EMBEDDINGS)
+def test_bf16_output_layer_trains_like_float32(embedding):
+    """``train.matmul_dtype = "bfloat16"``: the same epoch to bf16 rounding (~3 digits), and not
+    the float32 bits (so the bf16 products really ran)."""
+    cfg = _cfg(embedding=embedding, loss="bpr-max", final_act="elu-0.5", bpreg=0.8, dropout_embed=0.2)
+    data = SessionArrays.from_lists(SESSIONS)
+    runs = []
+    for dtype in ("float32", "bfloat16"):
+        torch.manual_seed(0)
+        model = GRU4Rec(cfg.model, N_ITEMS)
+        start = {k: v.detach().clone() for k, v in model.named_parameters()}
+        state = GRU4RecTrainer(model, _with_train(cfg, matmul_dtype=dtype), data).fit()
+        runs.append((model, start, state.history[-1]["loss"]))
+    (a, start, la), (b, _, lb) = runs
+    assert lb == pytest.approx(la, rel=1e-2)
+    differ = 0
+    for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        if not p.numel():  # one-hot input: no input weights
+            continue
+        moved = (p - start[name]).norm().item()
+        assert moved > 0, name
+        # relative to the float32 run's own movement; element-wise bounds do not fit Adagrad,
+        # which turns bf16 rounding of a ~0 gradient into a sizeable step of that one weight
+        assert (q - p).norm().item() < 0.05 * moved, name
+        differ += not torch.equal(p, q)
+    assert differ > 0
+
+
+def test_matmul_dtype_errors():
+    from seqrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="matmul_dtype must be 'float32' or 'bfloat16', got 'float16'"):
+        load_run_config(raw={"model": {"name": "gru4rec"}, "train": {"matmul_dtype": "float16"}})
+    cfg = _with_train(_cfg(), matmul_dtype="bfloat16", fused=False)
+    with pytest.raises(ConfigError, match="applies to GRU4Rec's fused step only"):
+        GRU4RecTrainer(GRU4Rec(cfg.model, N_ITEMS), cfg, SessionArrays.from_lists(SESSIONS))

@@ -75,7 +75,14 @@ class TrainConfig:
     shuffle_sessions: bool = False  # GRU4Rec trains sessions in time order
     log_every: int = 200  # steps between log.csv rows
     fused: bool = True  # GRU4Rec: hand-written backward (see train/fused_step.py); False = autograd
+    # GRU4Rec fused step: dtype of the output layer's three matrix products (float32 | bfloat16;
+    # bfloat16 = inputs rounded to bf16, see train/fused_step.py; parameters stay float32)
+    matmul_dtype: str = "float32"
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.matmul_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"matmul_dtype must be 'float32' or 'bfloat16', got {self.matmul_dtype!r}")
 
 
 @dataclass(frozen=True)

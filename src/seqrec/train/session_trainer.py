@@ -131,7 +131,13 @@ class GRU4RecTrainer:
         self.opt = build_optimizer(tc.optimizer, model.parameters(), tc.lr, tc.momentum)
         # GRU4Rec trains with the fused step; HRNN (a user GRU feeds the session start) and
         # ``train.fused = false`` go through autograd on gathered rows
-        self.fused = FusedGRU4RecStep(model, self.opt) if tc.fused and isinstance(model, GRU4Rec) else None
+        self.fused = (FusedGRU4RecStep(model, self.opt, tc.matmul_dtype)
+                      if tc.fused and isinstance(model, GRU4Rec) else None)
+        if self.fused is None and tc.matmul_dtype != "float32":
+            from seqrec.errors import ConfigError
+
+            raise ConfigError(f"train.matmul_dtype = {tc.matmul_dtype!r} applies to GRU4Rec's fused step only; "
+                              "HRNN and train.fused = false train in float32")
         self.state = TrainState()
         self.best_state: dict | None = None
 
