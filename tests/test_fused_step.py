@@ -225,6 +225,8 @@ def test_matmul_dtype_errors():
 
     with pytest.raises(ConfigError, match="matmul_dtype must be 'float32' or 'bfloat16', got 'float16'"):
         load_run_config(raw={"model": {"name": "gru4rec"}, "train": {"matmul_dtype": "float16"}})
+    with pytest.raises(ConfigError, match="applies to GRU4Rec's fused step only; 'din' trains in float32"):
+        load_run_config(raw={"model": {"name": "din"}, "train": {"matmul_dtype": "bfloat16"}})
     cfg = _with_train(_cfg(), matmul_dtype="bfloat16", fused=False)
     with pytest.raises(ConfigError, match="applies to GRU4Rec's fused step only"):
         GRU4RecTrainer(GRU4Rec(cfg.model, N_ITEMS), cfg, SessionArrays.from_lists(SESSIONS))

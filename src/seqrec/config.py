@@ -226,10 +226,14 @@ def load_run_config(
     if not name:
         raise ConfigError(f"{where}: [model] needs a 'name'")
     entry = get_model_entry(name)
+    train = from_dict(TrainConfig, raw.get("train", {}), f"{where} [train]")
+    if train.matmul_dtype != "float32" and name != "gru4rec":
+        raise ConfigError(f"{where} [train]: matmul_dtype = {train.matmul_dtype!r} applies to GRU4Rec's fused "
+                          f"step only; {name!r} trains in float32")
     return RunConfig(
         data=from_dict(DataConfig, raw.get("data", {}), f"{where} [data]"),
         model=from_dict(entry.config_cls, model_raw, f"{where} [model]"),
         model_name=name,
-        train=from_dict(TrainConfig, raw.get("train", {}), f"{where} [train]"),
+        train=train,
         eval=from_dict(EvalConfig, raw.get("eval", {}), f"{where} [eval]"),
     )

@@ -30,7 +30,8 @@ bfloat16 output layer (``train.matmul_dtype = "bfloat16"``, opt-in)
     measured here 250 vs 480-520 us each). Their results are widened back to
     float32; parameters, optimiser state, the GRU and evaluation stay float32.
     This is mixed-precision training, a deliberate deviation from the reference
-    (which computes in float32): the scores carry ~3 significant digits.
+    (which computes in float32): the scores carry ~3 significant digits. On a CPU
+    without native bf16 arithmetic the products are emulated and slower, not faster.
 
 With the default float32 it is numerically the autograd step (``tests/test_fused_step.py`` compares
 the updated parameters of both for every embedding, loss and final
