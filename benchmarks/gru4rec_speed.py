@@ -156,7 +156,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--dense-steps", type=int, default=200, help="steps for the slow dense peer")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--profile", action="store_true", help="print a torch.profiler table (stderr)")
+    ap.add_argument("--profile", action="store_true",
+                    help="print a torch.profiler table (stderr) of the timed chunks (both variants unless --skip-bf16)")
     ap.add_argument("--skip-dense", action="store_true")
     ap.add_argument("--skip-bf16", action="store_true", help="skip the bfloat16 output-layer variant")
     ap.add_argument("--skip-autograd", action="store_true", help="skip the autograd-on-gathered-rows step")

@@ -227,7 +227,7 @@ def load_run_config(
         raise ConfigError(f"{where}: [model] needs a 'name'")
     entry = get_model_entry(name)
     train = from_dict(TrainConfig, raw.get("train", {}), f"{where} [train]")
-    if train.matmul_dtype != "float32" and name != "gru4rec":
+    if train.matmul_dtype != "float32" and entry.family != "gru4rec":
         raise ConfigError(f"{where} [train]: matmul_dtype = {train.matmul_dtype!r} applies to GRU4Rec's fused "
                           f"step only; {name!r} trains in float32")
     return RunConfig(

@@ -26,12 +26,13 @@ update
 bfloat16 output layer (``train.matmul_dtype = "bfloat16"``, opt-in)
     the three output-layer products (S, do, dWy: ~2/3 of the step's multiply-adds)
     take o, Wy and dS rounded to bfloat16 and run oneDNN's bf16 kernels (fp32
-    accumulation, bf16 result, ~2x the fp32 GEMM rate on CPUs with AVX512-BF16;
-    measured here 250 vs 480-520 us each). Their results are widened back to
-    float32; parameters, optimiser state, the GRU and evaluation stay float32.
-    This is mixed-precision training, a deliberate deviation from the reference
-    (which computes in float32): the scores carry ~3 significant digits. On a CPU
-    without native bf16 arithmetic the products are emulated and slower, not faster.
+    accumulation, bf16 result; on this AVX512-BF16 CPU 245-255 us each against
+    414-518 us in float32, isolated). Their results are widened back to float32;
+    parameters, optimiser state, the GRU and evaluation stay float32. This is
+    mixed-precision training, a deliberate deviation from the reference (which
+    computes in float32): the scores carry ~3 significant digits. Without bf16
+    instructions it is slower, not faster (oneDNN held to AVX512_CORE with
+    ``ONEDNN_MAX_CPU_ISA``: the three products 3.6-3.7 ms against 1.8-1.9 ms).
 
 With the default float32 it is numerically the autograd step (``tests/test_fused_step.py`` compares
 the updated parameters of both for every embedding, loss and final
@@ -57,7 +58,7 @@ _EMPTY = np.empty((0, 0), dtype=np.float32)
 class FusedGRU4RecStep:
     """Callable ``(inputs, targets, samples, hidden, log_q) -> (loss, new hidden)``."""
 
-    def __init__(self, model: GRU4Rec, optimizer: torch.optim.Optimizer, matmul_dtype: str = "float32") -> None:
+    def __init__(self, model: GRU4Rec, optimizer: torch.optim.Optimizer, bf16: bool = False) -> None:
         if model.extra_input:
             raise ValueError("the fused step does not take extra inputs (HRNN uses autograd)")
         self.model = model
@@ -66,9 +67,7 @@ class FusedGRU4RecStep:
         self.loss = cfg.loss
         self.bpreg = cfg.bpreg
         self.logq = cfg.logq
-        if matmul_dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"matmul_dtype must be 'float32' or 'bfloat16', got {matmul_dtype!r}")
-        self.bf16 = matmul_dtype == "bfloat16"
+        self.bf16 = bf16  # the bfloat16 output layer (train.matmul_dtype, validated by TrainConfig)
         self._scratch_out = ScatterScratch(model.n_items)
         self._scratch_in = ScatterScratch(model.n_items)
         self._grad = torch.empty(0)  # (K, H_L) per-use gradients of item_out rows

@@ -131,7 +131,7 @@ class GRU4RecTrainer:
         self.opt = build_optimizer(tc.optimizer, model.parameters(), tc.lr, tc.momentum)
         # GRU4Rec trains with the fused step; HRNN (a user GRU feeds the session start) and
         # ``train.fused = false`` go through autograd on gathered rows
-        self.fused = (FusedGRU4RecStep(model, self.opt, tc.matmul_dtype)
+        self.fused = (FusedGRU4RecStep(model, self.opt, bf16=tc.matmul_dtype == "bfloat16")
                       if tc.fused and isinstance(model, GRU4Rec) else None)
         if self.fused is None and tc.matmul_dtype != "float32":
             from seqrec.errors import ConfigError
