@@ -162,7 +162,7 @@ def main() -> int:
     ap.add_argument("--skip-bf16", action="store_true", help="skip the bfloat16 output-layer variant")
     ap.add_argument("--skip-autograd", action="store_true", help="skip the autograd-on-gathered-rows step")
     ap.add_argument("--skip-eval", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/gru4rec_speed.json"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/speed/gru4rec_speed.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     overrides = ["model.layers=[224]", "train.batch_size=80", "model.n_sample=2048",

@@ -11,7 +11,7 @@ full-catalogue ranking). The starting point is
 ``configs/gru4rec_<dataset>_<loss>.toml``; each trial draws the values below (``--local K``:
 only K of them, the others stay at the config's values; ``--dwell`` adds dwell-time item
 repetition, ``data.dwell_bucket``, to the space, for data with real timestamps).
-Trials are appended to ``benchmarks/results/tune_<dataset>_<loss>.json``
+Trials are appended to ``benchmarks/results/tuning/tune_<dataset>_<loss>.json``
 (atomic writes), the best is printed with the ``--set`` overrides that
 reproduce it; copy them into the config to adopt them.
 """
@@ -90,7 +90,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     base = ROOT / f"configs/gru4rec_{args.dataset}_{args.loss}.toml"
-    out = Path(args.out or ROOT / f"benchmarks/results/tune_{args.dataset}_{args.loss}.json")
+    out = Path(args.out or ROOT / f"benchmarks/results/tuning/tune_{args.dataset}_{args.loss}.json")
     trials = json.loads(out.read_text()) if out.exists() else []
     rng = random.Random(args.seed)
     space = search_space(args.loss, args.dwell, args.set)
