@@ -44,4 +44,4 @@ class PooledDropout(nn.Module):
         self._pos += n
         # compare straight into a float tensor: one pass fewer than (u >= p).to(float32)
         # (13 vs 43 us for (80, 224) on 2 threads; same values)
-        return torch.ge(u, p, out=torch.empty(shape)).mul_(1.0 / (1.0 - p))
+        return torch.ge(u, p, out=torch.empty(shape, dtype=torch.float32)).mul_(1.0 / (1.0 - p))
