@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
 from seqrec.config import load_run_config
 from seqrec.data.events import SessionArrays
 from seqrec.layers.activation import FinalActivation
-from seqrec.losses.fused import bpr_max_through_act
+from seqrec.losses.fused import bpr_max_from_scores
 from seqrec.losses.sampled import LOSSES, loss_and_grad
 from seqrec.models.gru4rec import EMBEDDINGS, GRU4Rec
 from seqrec.train.kernels import ScatterScratch
@@ -121,27 +122,61 @@ def test_step_scatter_sums_uses_of_a_row_with_its_bias():
 
 
 @pytest.mark.parametrize("final_act", ["linear", "tanh", "relu", "leaky-0.1", "elu-0.5", "elu-1"])
-def test_bpr_max_kernel_equals_closed_form_through_activation(final_act):
-    """The numba BPR-max pass (loss + dL/ds through the final activation) == the torch closed form."""
+@pytest.mark.parametrize("spread", [2.0, 40.0])
+def test_bpr_max_kernel_equals_closed_form_through_activation(final_act, spread):
+    """The numba BPR-max pass (activation, loss, dL/ds) from raw scores == the float64 torch closed
+    form. ``spread`` 40 puts rows' maxima > 60 above their target (σ from its own exponential)."""
     act = FinalActivation(final_act)
-    s = torch.randn(9, 40, generator=torch.Generator().manual_seed(2)) * 2.0
-    a = act(s)
-    want_loss, da = loss_and_grad("bpr-max", a.double(), bpreg=1.3)
-    want = act.backward(da, s.double(), a.double())
-    got_loss, got = bpr_max_through_act(a, act, 1.3)
+    s = torch.randn(9, 40, generator=torch.Generator().manual_seed(2)) * spread
+    a = act(s.double())
+    want_loss, da = loss_and_grad("bpr-max", a, bpreg=1.3)
+    want = act.backward(da, s.double(), a)
+    if spread > 2 and act.kind != "tanh":
+        assert (a.amax(1) - a.diagonal() > 60).any()  # the direct-σ rows are exercised
+    got_loss, got = bpr_max_from_scores(s.clone(), act, 1.3)
     assert got_loss == pytest.approx(want_loss, rel=1e-5)
     torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-7)
+
+
+def test_bpr_max_from_scores_overwrites_scores_with_activation():
+    act = FinalActivation("elu-0.5")
+    s = torch.randn(4, 9, generator=torch.Generator().manual_seed(0))
+    want = act(s)
+    bpr_max_from_scores(s, act, 1.0)
+    torch.testing.assert_close(s, want, rtol=1e-6, atol=1e-7)
+
+
+def test_expf_within_one_ulp_and_clamped():
+    import numba
+
+    from seqrec.losses.expf import expf
+
+    @numba.njit
+    def run(x, out):
+        for j in range(x.shape[0]):
+            out[j] = expf(x[j])
+
+    x = np.linspace(-87.0, 88.0, 200_001, dtype=np.float32)
+    out = np.empty_like(x)
+    run(x, out)
+    want = np.exp(x.astype(np.float64))
+    assert np.max(np.abs(out - want) / want) < 6.0e-8 * 1.5  # float32 ulp ~6e-8 relative
+    edge = np.array([-1e4, -88.0, 89.0, 1e4, 0.0], dtype=np.float32)
+    out = np.empty_like(edge)
+    run(edge, out)
+    assert np.isfinite(out).all() and (out > 0).all() and out[-1] == 1.0
+    assert out[0] == out[1] == np.float32(np.exp(-87.0)) and out[2] == out[3]
 
 
 _KERNEL_DIGEST = """
 import hashlib, torch
 from seqrec.layers.activation import FinalActivation
-from seqrec.losses.fused import bpr_max_through_act
+from seqrec.losses.fused import bpr_max_from_scores
 torch.set_num_threads(2)
 for name in ("elu-1", "tanh"):
     act = FinalActivation(name)
-    a = act(torch.randn(80, 2128, generator=torch.Generator().manual_seed(0)) * 2.0)
-    loss, grad = bpr_max_through_act(a, act, 1.0)
+    s = torch.randn(80, 2128, generator=torch.Generator().manual_seed(0)) * 2.0
+    loss, grad = bpr_max_from_scores(s, act, 1.0)
     print(name, repr(loss), hashlib.sha256(grad.numpy().tobytes()).hexdigest())
 """
 

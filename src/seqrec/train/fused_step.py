@@ -11,7 +11,7 @@ forward (per GRU layer, torch's gate order r, z, n; one-step truncated BPTT)
     n = tanh(gx_n + r ⊙ gh_n),   h' = n + z ⊙ (h - n)
     S = o Wyᵀ + by  over the M = B + n_sample output rows,  A = final_act(S)
 backward (closed forms of :func:`seqrec.losses.sampled.loss_and_grad`; BPR-max
-and the activation's backward in one numba pass, :mod:`seqrec.losses.fused`)
+with the activation and its backward in one numba pass, :mod:`seqrec.losses.fused`)
     dS = dL/dA ⊙ final_act'(S);  do = dS Wy;  dWy = dSᵀ o;  dby = Σ_b dS
     dn = dh' ⊙ (1 - z),  dz = dh' ⊙ (h - n),  dn̂ = dn ⊙ (1 - n²)
     dr̂ = dn̂ ⊙ gh_n ⊙ r(1 - r),  dẑ = dz ⊙ z(1 - z)
@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from seqrec.losses.fused import bpr_max_through_act
+from seqrec.losses.fused import bpr_max_from_scores
 from seqrec.losses.sampled import loss_and_grad
 from seqrec.models.gru4rec import GRU4Rec
 from seqrec.train.gru_kernels import gru_cell_backward
@@ -128,10 +128,10 @@ class FusedGRU4RecStep:
         else:
             S = torch.addmm(b_out, o, w_out.t())  # (B, M)
         act = m.final_act
-        A = act.forward_(S)  # S may be overwritten where the backward only needs A
-        if self.loss == "bpr-max" and A.shape[1] >= 2:  # one numba pass incl. the act's backward
-            loss, dS = bpr_max_through_act(A, act, self.bpreg)
+        if self.loss == "bpr-max" and S.shape[1] >= 2:  # one numba pass: act, loss, act's backward
+            loss, dS = bpr_max_from_scores(S, act, self.bpreg)
         else:
+            A = act.forward_(S)  # S may be overwritten where the backward only needs A
             loss, dA = loss_and_grad(self.loss, A, bpreg=self.bpreg, logq=self.logq, log_q=log_q)
             dS = act.backward(dA, S, A)
         # output layer; the item_out/bias gradient rows go straight into the update buffers:
