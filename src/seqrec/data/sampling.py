@@ -1,14 +1,54 @@
 """Popularity^alpha negative sampling from a pre-drawn cache (GRU4Rec CIKM 2018, sec. 4.1).
 
 Drawing 2048 items with ``torch.multinomial`` at every step costs more than the
-step itself; instead a large cache of draws is generated at once (inverse-CDF
-``searchsorted`` over uniform numbers) and consumed ``n_sample`` at a time.
+step itself; instead a large cache of draws is generated at once (inverse CDF
+over uniform numbers) and consumed ``n_sample`` at a time.
+
+Each step's draws are kept in increasing item order (the losses do not depend
+on column order, and the trainer's gather and row update then walk memory
+forwards: measured ~0.5 ms less per step). Sorting a row's uniforms *before*
+the inverse CDF gives the same draws as sorting after it (the map is
+monotone), and sorted keys let each search start where the previous one
+ended: :func:`_inverse_cdf_sorted_rows` gallops forward from there, in
+parallel over rows. Same bits as ``np.searchsorted(cdf, u, "right")`` followed
+by a row sort (``tests/test_batching.py``); 10M draws over 43k items took
+1.3-1.8 s that way, single-threaded, i.e. ~0.3 ms of every training step.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
+
+
+@numba.njit(parallel=True, cache=True)
+def _inverse_cdf_sorted_rows(cdf, u, out):  # pragma: no cover - compiled
+    """out[r] = sorted(searchsorted(cdf, u[r], side="right")); sorts ``u`` rows in place."""
+    n = cdf.shape[0]
+    for r in numba.prange(u.shape[0]):
+        row = u[r]
+        row.sort()
+        lo = 0  # answer for the previous (smaller) key: no later answer is below it
+        for j in range(row.shape[0]):
+            x = row[j]
+            # gallop: find hi with cdf[hi] > x (or hi = n), the answer lies in [lo, hi]
+            step = 1
+            hi = lo
+            while hi < n and cdf[hi] <= x:
+                lo = hi + 1
+                hi += step
+                step *= 2
+            if hi > n:
+                hi = n
+            # binary search for the first index in [lo, hi) with cdf[index] > x
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if cdf[mid] <= x:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            out[r, j] = lo
 
 
 class PopularitySampler:
@@ -34,13 +74,9 @@ class PopularitySampler:
         self._pos = 0
 
     def _refill(self) -> None:
-        u = self.rng.random(self.n_batches * self.n_sample)
-        draws = np.searchsorted(self.cdf, u, side="right").astype(np.int64)
-        draws = draws.reshape(self.n_batches, self.n_sample)
-        # each step's draws in increasing item order: the same set of negatives (the losses
-        # do not depend on column order), but the trainer's gather of their table rows and
-        # the row update then walk memory forwards (measured: ~0.5 ms less per step)
-        draws.sort(axis=1)
+        u = self.rng.random((self.n_batches, self.n_sample))
+        draws = np.empty(u.shape, dtype=np.int64)
+        _inverse_cdf_sorted_rows(self.cdf, u, draws)  # each row in increasing item order
         self._cache = torch.from_numpy(draws)
         self._pos = 0
 
