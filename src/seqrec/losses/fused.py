@@ -4,7 +4,7 @@ The closed form of :func:`seqrec.losses.sampled.loss_and_grad` for BPR-max is
 ~20 elementwise torch passes over the (B, M) score matrix (profiled: 0.8 ms of
 a ~6 ms step at B = 80, M = 2,128); an earlier version of this module still
 left the activation, ``exp``, ``sigmoid`` and the row max to torch (~12 passes,
-0.8 ms a step measured inside the training step). Here one parallel numba
+0.9 ms a step measured inside the training step, against 0.54 ms now). Here one parallel numba
 kernel does a row at a time while it sits in L1, with the vectorisable
 :func:`seqrec.losses.expf.expf`:
 
@@ -89,9 +89,10 @@ _LANES = 16
 
 @numba.njit(inline="always", cache=True)
 def _row_sums(a, e, sg, i):  # pragma: no cover - compiled
-    """(Σ e, Σ e σ, Σ e σ², Σ e a²) over row i, in 16 interleaved partial sums: a fixed order
-    that vectorises without ``fastmath`` (with it, the bits differed between a process that
-    compiled the kernel and one that loaded it from numba's cache)."""
+    """(Σ e, Σ e σ, Σ e σ², Σ e a²) over row i, in 16 interleaved partial sums: a fixed order,
+    so no ``fastmath`` is needed to break the serial dependency chain (with ``fastmath`` the
+    bits differed between a process that compiled the kernel and one that loaded it from
+    numba's cache)."""
     m = a.shape[1]
     acc = np.zeros((4, _LANES), dtype=np.float32)
     n_full = m - m % _LANES
@@ -121,6 +122,7 @@ def _row_sums(a, e, sg, i):  # pragma: no cover - compiled
     return out0, out1, out2, out3
 
 
+# error_model="numpy": no zero check on each division, which kept LLVM from vectorising 1 / (1 + x)
 @numba.njit(parallel=True, error_model="numpy", cache=True)
 def _bpr_max_kernel(s, smax, code, alpha, bpreg, e, sg, grad, loss):  # pragma: no cover - compiled
     b_rows, m = s.shape
