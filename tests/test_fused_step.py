@@ -146,6 +146,15 @@ def test_bpr_max_from_scores_overwrites_scores_with_activation():
     torch.testing.assert_close(s, want, rtol=1e-6, atol=1e-7)
 
 
+def test_bpr_max_from_scores_refuses_what_it_cannot_overwrite():
+    act = FinalActivation("elu-1")
+    s = torch.randn(6, 10)
+    with pytest.raises(ValueError, match="contiguous 2-d float32"):
+        bpr_max_from_scores(s.t(), act, 1.0)  # a transposed view
+    with pytest.raises(ValueError, match="contiguous 2-d float32"):
+        bpr_max_from_scores(s.double(), act, 1.0)
+
+
 def test_expf_within_one_ulp_and_clamped():
     import numba
 

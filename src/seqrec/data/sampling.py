@@ -11,8 +11,9 @@ the inverse CDF gives the same draws as sorting after it (the map is
 monotone), and sorted keys let each search start where the previous one
 ended: :func:`_inverse_cdf_sorted_rows` gallops forward from there, in
 parallel over rows. Same bits as ``np.searchsorted(cdf, u, "right")`` followed
-by a row sort (``tests/test_batching.py``); 10M draws over 43k items took
-1.3-1.8 s that way, single-threaded, i.e. ~0.3 ms of every training step.
+by a row sort (``tests/test_batching.py``). Measured on diginetica's counts
+(43k items, alpha 0.4, 4,882 steps x 2,048 draws, 2 threads): 1.5-2.7 s with
+``searchsorted`` + sort, 0.43 s here, i.e. 0.40 -> 0.11 ms per training step.
 """
 
 from __future__ import annotations
