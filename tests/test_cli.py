@@ -147,6 +147,33 @@ def test_recommend_known_and_unknown_ids(gru_run, capsys):
     _one_line_error(rc, stderr, "-k")
 
 
+@pytest.mark.slow
+def test_resume_finishes_an_interrupted_run_with_the_same_weights(shared_data, tmp_path):
+    """Two epochs in one go == one epoch, then ``--resume`` to two: the optimiser state, the
+    per-epoch seeds and the fused step's bound views of the state all carry over."""
+    import torch
+
+    from seqrec.train.checkpoint import load_tensors
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    rc, _, err = _run_main(["train", CONFIG, "--out", full, *TINY, "--set", "train.epochs=2"])
+    assert rc == 0, err
+    rc, _, err = _run_main(["train", CONFIG, "--out", part, *TINY])  # stopped after epoch 1
+    assert rc == 0, err
+    one_epoch = load_tensors(part / "model.pt")
+    rc, _, err = _run_main(["train", CONFIG, "--out", part, *TINY, "--set", "train.epochs=2", "--resume"])
+    assert rc == 0, err
+    a, b = load_tensors(full / "model.pt"), load_tensors(part / "model.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert not torch.equal(b["item_out"], one_epoch["item_out"])  # the resumed epoch did train
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (full, part))
+    assert ma["epochs"] == mb["epochs"] == 2
+    for key in ("recall@20", "mrr@20", "ndcg@20", "n_events"):
+        assert ma["test"][key] == mb["test"][key], key
+
+
 @pytest.mark.parametrize("model", ["pop", "item-knn"])
 def test_baseline_through_the_cli(model, tmp_path, shared_data, capsys):
     cfg = tmp_path / f"{model}.toml"

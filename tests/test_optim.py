@@ -247,3 +247,66 @@ def test_optimizer_validation():
     assert isinstance(build_optimizer("adam", [w], 0.1), LazyAdam)
     with pytest.raises(KeyError):
         AdagradM([w], lr=0.1).step_rows(torch.zeros(3, 2), torch.tensor([0]), torch.ones(1, 2))
+
+
+@pytest.mark.parametrize("make", [lambda ps: AdagradM(ps, lr=0.1, momentum=0.3), lambda ps: LazyAdam(ps, lr=0.01)])
+def test_bound_dense_step_equals_step_dense_and_rebinds_after_load_state_dict(make):
+    def params():
+        return [torch.nn.Parameter(_table(5, 4, seed=1)), torch.nn.Parameter(_table(1, 7, seed=2)[0])]
+
+    grads = [_table(5, 4, seed=3), _table(1, 7, seed=4)[0]]
+    a, b = params(), params()
+    oa, ob = make(a), make(b)
+    bufs = [torch.zeros_like(p) for p in b]
+    bound = ob.bind(b, bufs)
+    for step in range(3):
+        oa.step_dense(list(zip(a, [g * (step + 1) for g in grads], strict=True)))
+        for buf, g in zip(bufs, grads, strict=True):
+            buf.copy_(g * (step + 1))
+        ob.step_bound(bound)
+    for p, q in zip(a, b, strict=True):
+        assert torch.equal(p, q)
+    # a checkpoint's state replaces the state tensors: the binding must follow, not keep
+    # writing into the old ones
+    saved = {k: v for k, v in oa.state_dict().items()}
+    saved = {"state": {i: {n: t.clone() for n, t in s.items()} for i, s in saved["state"].items()},
+             "param_groups": saved["param_groups"], **({"t": saved["t"]} if "t" in saved else {})}
+    ob.load_state_dict(saved)
+    oa.step_dense(list(zip(a, grads, strict=True)))
+    for buf, g in zip(bufs, grads, strict=True):
+        buf.copy_(g)
+    ob.step_bound(bound)
+    for p, q in zip(a, b, strict=True):
+        assert torch.equal(p, q)
+    for sa, sb in zip(oa.state.values(), ob.state.values(), strict=True):
+        for n in sa:
+            if torch.is_tensor(sa[n]):
+                assert torch.equal(sa[n], sb[n])
+
+
+def test_bound_scatter_equals_step_scatter():
+    from seqrec.train.kernels import ScatterScratch
+
+    def tabs():
+        return torch.nn.Parameter(_table(9, 3, seed=5)), torch.nn.Parameter(_table(1, 9, seed=6)[0])
+
+    (wa, ba), (wb, bb) = tabs(), tabs()
+    oa, ob = AdagradM([wa, ba], lr=0.1, momentum=0.2), AdagradM([wb, bb], lr=0.1, momentum=0.2)
+    bound = ob.bind([wb, bb])
+    idx = torch.tensor([4, 1, 4, 8, 0, 1])  # duplicates are summed
+    g, bg = _table(6, 3, seed=7), _table(1, 6, seed=8)[0]
+    for _ in range(2):
+        na = oa.step_scatter(wa, idx, g, ScatterScratch(9), ba, bg)
+        nb = ob.step_scatter_bound(bound, idx, g, ScatterScratch(9), bg)
+        assert na == nb == 4
+    assert torch.equal(wa, wb) and torch.equal(ba, bb)
+
+
+def test_bind_refuses_mismatched_or_non_contiguous_buffers():
+    p = torch.nn.Parameter(_table(4, 3))
+    opt = AdagradM([p], lr=0.1)
+    with pytest.raises(ValueError, match="one gradient buffer"):
+        opt.bind([p], [torch.zeros(3, 4)])
+    bound = opt.bind([p], [torch.zeros(3, 4).t()])  # right shape, wrong layout
+    with pytest.raises(ValueError, match="contiguous float32"):
+        opt.step_bound(bound)

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+import pytest
 import torch
 
 from seqrec.layers.dropout import PooledDropout
@@ -11,7 +13,7 @@ def test_mask_is_the_pool_chunk_thresholded_and_scaled():
     d = PooledDropout(pool_size=1000)
     torch.manual_seed(0)
     d.mask((2, 3), 0.3)  # draws the pool
-    u = d._pool[d._pos : d._pos + 40].clone()
+    u = torch.from_numpy(d._pool[d._pos : d._pos + 40].copy())
     m = d.mask((4, 10), 0.3)
     want = torch.where(u >= 0.3, 1.0 / 0.7, 0.0).view(4, 10)
     assert m.dtype == torch.float32 and m.shape == (4, 10)
@@ -50,3 +52,47 @@ def test_forward_multiplies_by_the_mask_and_is_identity_in_eval_or_at_zero():
     assert d(x, 0.0) is x
     d.eval()
     assert d(x, 0.4) is x
+
+
+def test_pool_is_the_seeded_pcg64_stream_and_refills_in_place():
+    d = PooledDropout(pool_size=64)
+    torch.manual_seed(5)
+    seed = int(torch.randint(0, 2**62, (1,)).item())
+    torch.manual_seed(5)
+    m1 = d.mask((8, 8), 0.5)  # the whole pool
+    buf = d._pool
+    want = np.random.default_rng(seed).random(64, dtype=np.float32)
+    assert torch.equal(m1, torch.from_numpy(np.where(want >= 0.5, 2.0, 0.0).astype(np.float32)).view(8, 8))
+    d.mask((8, 8), 0.5)  # used up: refilled in the same buffer with fresh numbers
+    assert d._pool is buf and not np.array_equal(d._pool, want)
+
+
+def test_reset_redraws_the_pool_from_torch_rng():
+    d = PooledDropout(pool_size=1000)
+    torch.manual_seed(11)
+    a = d.mask((3, 4), 0.3)
+    d.mask((3, 4), 0.3)
+    d.reset()
+    torch.manual_seed(11)
+    assert torch.equal(d.mask((3, 4), 0.3), a)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.5])
+def test_apply_equals_x_times_mask_and_takes_the_same_numbers(p):
+    x = torch.randn(7, 13)
+    torch.manual_seed(2)
+    d1 = PooledDropout(pool_size=200)
+    want = [(x * m, m) for m in (d1.mask(x.shape, p) for _ in range(5))]  # refills on the way
+    torch.manual_seed(2)
+    d2 = PooledDropout(pool_size=200)
+    for want_out, want_mask in want:
+        out, mask = d2.apply(x, p)
+        assert torch.equal(mask, want_mask) and torch.equal(out, want_out)
+
+
+def test_apply_refuses_what_it_cannot_write_through():
+    d = PooledDropout()
+    with pytest.raises(ValueError, match="contiguous 2-d float32"):
+        d.apply(torch.randn(4, 6).t(), 0.5)
+    with pytest.raises(ValueError, match="contiguous 2-d float32"):
+        d.apply(torch.randn(4, 6, dtype=torch.float64), 0.5)

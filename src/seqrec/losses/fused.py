@@ -167,13 +167,29 @@ def _bpr_max_kernel(s, smax, code, alpha, bpreg, e, sg, grad, loss):  # pragma: 
         grad[i, i] = (s2 - p) * inv_pe * inv_b * _act_slope(ai, code, alpha)
 
 
+class BprMaxWork:
+    """Reusable scratch for :func:`bpr_max_from_scores` (two (B, M) float32 arrays and the
+    per-row losses), grown as needed; one per caller (not thread-safe)."""
+
+    def __init__(self) -> None:
+        self._buf = np.empty(0, dtype=np.float32)
+
+    def arrays(self, b: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = b * m
+        if self._buf.shape[0] < 2 * n + b:
+            self._buf = np.empty(2 * n + b, dtype=np.float32)
+        buf = self._buf
+        return buf[:n].reshape(b, m), buf[n : 2 * n].reshape(b, m), buf[2 * n : 2 * n + b]
+
+
 def bpr_max_from_scores(
-    s: torch.Tensor, act: FinalActivation, bpreg: float
+    s: torch.Tensor, act: FinalActivation, bpreg: float, work: BprMaxWork | None = None
 ) -> tuple[float, torch.Tensor]:
     """(BPR-max loss of ``act(s)``, dL/ds) for raw scores ``s`` (B, M), M >= 2, float32.
 
     ``s`` is overwritten with ``act(s)`` (the fused step no longer needs it), so it must be a
-    contiguous float32 tensor: a copy would leave the caller's ``s`` unchanged.
+    contiguous float32 tensor: a copy would leave the caller's ``s`` unchanged. ``work``:
+    scratch kept by a caller that calls every step (saves two (B, M) allocations a call).
     """
     if s.dtype != torch.float32 or not s.is_contiguous() or s.dim() != 2:
         raise ValueError(f"bpr_max_from_scores needs a contiguous 2-d float32 tensor, got {s.dtype} "
@@ -182,9 +198,8 @@ def bpr_max_from_scores(
         s.tanh_()
     smax = s.amax(1)
     b, m = s.shape
-    e, sg = np.empty((b, m), dtype=np.float32), np.empty((b, m), dtype=np.float32)
+    e, sg, loss = (work or BprMaxWork()).arrays(b, m)
     grad = torch.empty_like(s)
-    loss = np.empty(b, dtype=np.float32)
     _bpr_max_kernel(s.numpy(), smax.numpy(), _ACT_CODES[act.kind], np.float32(act.alpha), np.float32(bpreg),
                     e, sg, grad.numpy(), loss)
     return float(loss.mean()), grad

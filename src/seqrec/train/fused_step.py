@@ -21,7 +21,19 @@ update
     the item-table gradients, one row per use (output rows, and the input rows
     where the table is shared), go to the optimiser's ``step_scatter``: a numba
     kernel sums the uses of each distinct row (no sort) and updates exactly
-    those rows and their bias; the dense GRU weights go through ``step_dense``.
+    those rows and their bias; the dense GRU weights go through ``step_bound``.
+
+glue
+    the step binds its parameters to the optimiser once (numpy views of the
+    parameters, their state and fixed dense-gradient buffers, rebuilt after a
+    resume loads new state), keeps the GRU layers' parameters in a list, makes
+    each dropout mask and the masked activation in one numba pass
+    (``PooledDropout.apply``) and reuses the BPR-max scratch. Per step that
+    replaced ~70 Python-level lookups and ~12 small torch dispatches; the
+    parameters after training are bit-identical. Measured with a scratch
+    harness that alternates the old and the new step every step (ABBA, 4,000
+    steps, diginetica, the speed benchmark's settings): median 6.15 -> 5.85 ms a
+    step (mean 6.36 -> 6.03).
 
 bfloat16 output layer (``train.matmul_dtype = "bfloat16"``, opt-in)
     the three output-layer products (S, do, dWy: ~2/3 of the step's multiply-adds)
@@ -46,7 +58,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from seqrec.losses.fused import bpr_max_from_scores
+from seqrec.losses.fused import BprMaxWork, bpr_max_from_scores
 from seqrec.losses.sampled import loss_and_grad
 from seqrec.models.gru4rec import GRU4Rec
 from seqrec.train.gru_kernels import gru_cell_backward
@@ -72,6 +84,16 @@ class FusedGRU4RecStep:
         self._scratch_in = ScatterScratch(model.n_items)
         self._grad = torch.empty(0)  # (K, H_L) per-use gradients of item_out rows
         self._bgrad = torch.empty(0)  # (K,) per-use gradients of item_bias rows
+        self._bpr_work = BprMaxWork()
+        # per GRU layer (w_in, b_in, w_hh, b_hh), looked up once (nn.Module attribute access per step
+        # was measurable); the dense gradients are written into fixed buffers the optimiser is bound to
+        self._layers = [(model.w_in[i], model.b_in[i], model.w_hh[i], model.b_hh[i])
+                        for i in range(len(model.w_hh))]
+        dense = [p for layer in self._layers for p in layer]
+        self._dgrad = {p: torch.zeros_like(p) for p in dense}
+        self._dense = optimizer.bind(dense, [self._dgrad[p] for p in dense])
+        self._rows_out = optimizer.bind([model.item_out, model.item_bias])
+        self._rows_in = optimizer.bind([model.item_in]) if model.item_in is not None else None
 
     def _buffers(self, k: int, d: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self._grad.shape[0] < k:
@@ -98,16 +120,15 @@ class FusedGRU4RecStep:
         x = m.input_table().index_select(0, inputs)  # (B, D) or (B, 3H) for one-hot
         mask_e = None
         if training and cfg.dropout_embed > 0:
-            mask_e = drop.mask(x.shape, cfg.dropout_embed)
-            x = x * mask_e
+            x, mask_e = drop.apply(x, cfg.dropout_embed)
         saved = []  # per layer: (layer input, h, [r, z], n, gh, hidden-dropout mask)
         new_hidden = []
         for i, h in enumerate(hidden):
             H = h.shape[1]
-            w_in = m.w_in[i]
+            w_in, b_in, w_hh, b_hh = self._layers[i]
             # (B, 3H); one-hot input: x already holds the gathered rows of W
-            gx = torch.addmm(m.b_in[i], x, w_in.t()) if w_in.numel() else x + m.b_in[i]
-            gh = torch.addmm(m.b_hh[i], h, m.w_hh[i].t())  # (B, 3H)
+            gx = torch.addmm(b_in, x, w_in.t()) if w_in.numel() else x + b_in
+            gh = torch.addmm(b_hh, h, w_hh.t())  # (B, 3H)
             rz = torch.sigmoid(gx[:, : 2 * H].add_(gh[:, : 2 * H]))  # (B, 2H)
             r, z = rz[:, :H], rz[:, H:]
             gh_n = gh[:, 2 * H :]
@@ -117,8 +138,7 @@ class FusedGRU4RecStep:
             mask_h = None
             out = h_new
             if training and cfg.dropout_hidden > 0:
-                mask_h = drop.mask(h_new.shape, cfg.dropout_hidden)
-                out = h_new * mask_h
+                out, mask_h = drop.apply(h_new, cfg.dropout_hidden)
             saved.append((x, h, rz, n, gh, mask_h))
             x = out
         o = x  # (B, H_L)
@@ -129,7 +149,7 @@ class FusedGRU4RecStep:
             S = torch.addmm(b_out, o, w_out.t())  # (B, M)
         act = m.final_act
         if self.loss == "bpr-max" and S.shape[1] >= 2:  # one numba pass: act, loss, act's backward
-            loss, dS = bpr_max_from_scores(S, act, self.bpreg)
+            loss, dS = bpr_max_from_scores(S, act, self.bpreg, self._bpr_work)
         else:
             A = act.forward_(S)  # S may be overwritten where the backward only needs A
             loss, dA = loss_and_grad(self.loss, A, bpreg=self.bpreg, logq=self.logq, log_q=log_q)
@@ -148,23 +168,23 @@ class FusedGRU4RecStep:
             torch.mm(dS.t(), o, out=grad[:M])  # dWy rows (M, H_L)
         torch.sum(dS, 0, out=bgrad[:M])  # dby rows (M,)
         # GRU layers, top to bottom
-        dense_grads = {}
+        dg = self._dgrad
         for i in range(len(saved) - 1, -1, -1):
             x_i, h, rz, n, gh, mask_h = saved[i]
             dgx, dgh = torch.empty(gh.shape), torch.empty(gh.shape)  # (B, 3H)
             gru_cell_backward(d_out.numpy(), _EMPTY if mask_h is None else mask_h.numpy(), h.numpy(),
                               rz.numpy(), n.numpy(), gh.numpy(), dgx.numpy(), dgh.numpy())
-            dense_grads[m.b_in[i]] = dgx.sum(0)
-            dense_grads[m.w_hh[i]] = dgh.t() @ h
-            dense_grads[m.b_hh[i]] = dgh.sum(0)
-            w_in = m.w_in[i]
+            w_in, b_in, w_hh, b_hh = self._layers[i]
+            torch.sum(dgx, 0, out=dg[b_in])
+            torch.mm(dgh.t(), h, out=dg[w_hh])
+            torch.sum(dgh, 0, out=dg[b_hh])
             if w_in.numel():
-                dense_grads[w_in] = dgx.t() @ x_i
+                torch.mm(dgx.t(), x_i, out=dg[w_in])
                 d_out = dgx @ w_in  # gradient into the layer's input (B, D)
             else:
                 d_out = dgx  # one-hot: gradient of the gathered W rows (B, 3H)
         # parameter updates: dense GRU weights, then exactly the item rows used
-        self.opt.step_dense([(p, dense_grads[p]) for p in dense_grads])
+        self.opt.step_bound(self._dense)
         if shared:  # constrained: the inputs' rows get their gradient in the same update
             d_x = grad[M:]
             if mask_e is not None:
@@ -173,9 +193,9 @@ class FusedGRU4RecStep:
                 d_x.copy_(d_out)
             bgrad[M:].zero_()  # (zero gradient; with momentum the rows still move, as in autograd)
             idx = torch.cat([out_items, inputs])
-            self.opt.step_scatter(m.item_out, idx, grad, self._scratch_out, m.item_bias, bgrad)
+            self.opt.step_scatter_bound(self._rows_out, idx, grad, self._scratch_out, bgrad)
         else:
             d_x = d_out * mask_e if mask_e is not None else d_out
-            self.opt.step_scatter(m.item_out, out_items, grad, self._scratch_out, m.item_bias, bgrad)
-            self.opt.step_scatter(m.item_in, inputs, d_x, self._scratch_in)
+            self.opt.step_scatter_bound(self._rows_out, out_items, grad, self._scratch_out, bgrad)
+            self.opt.step_scatter_bound(self._rows_in, inputs, d_x.contiguous(), self._scratch_in)
         return loss, new_hidden

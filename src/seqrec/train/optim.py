@@ -13,6 +13,13 @@ the fused kernels of :mod:`seqrec.train.kernels` (one pass per row).
 * :class:`LazyAdam` — Adam (Kingma & Ba 2015); row updates touch moments only at
   the used rows (like ``torch.optim.SparseAdam``); bias correction uses the
   optimiser's global step count.
+
+The fused GRU4Rec step calls the kernels every ~6 ms, so it binds its
+parameters once (:meth:`_RowOptimizer.bind`): numpy views of each parameter,
+its state and a fixed gradient buffer, and the parameter's group, rebuilt only
+after ``load_state_dict`` replaces the state. Looking them up per step
+(``_group_of``, ``detach().numpy()`` of four arrays per parameter) was a
+measurable share of the step (see :mod:`seqrec.train.fused_step`).
 """
 
 from __future__ import annotations
@@ -41,6 +48,41 @@ class _RowOptimizer(torch.optim.Optimizer):
     """Shared plumbing: state per parameter, dense step = all rows."""
 
     _state_names: tuple[str, ...] = ()
+    _version = 0  # bumped when load_state_dict replaces the state tensors (bindings rebuild)
+
+    def load_state_dict(self, state_dict) -> None:  # noqa: D102
+        super().load_state_dict(state_dict)
+        self._version += 1
+
+    def bind(self, params: list[torch.Tensor], grads: list[torch.Tensor] | None = None) -> Binding:
+        """Cached views for :meth:`step_bound` (dense) or :meth:`step_scatter_bound` (rows).
+
+        ``grads``: one fixed gradient buffer per parameter (dense steps), written by the caller
+        before each :meth:`step_bound`.
+        """
+        return Binding(self, params, grads)
+
+    @torch.no_grad()
+    def step_bound(self, b: Binding) -> None:
+        """One optimiser step of the bound dense parameters from their gradient buffers."""
+        self._tick()
+        for group, views in b.views():
+            sc = self._scalars(group)
+            for v in views:
+                self._dense_kernel(*v, *sc)
+
+    @torch.no_grad()
+    def step_scatter_bound(self, b: Binding, idx: torch.Tensor, grad: torch.Tensor,
+                           scratch: ScatterScratch, bias_grad: torch.Tensor | None = None) -> int:
+        """:meth:`step_scatter` for a binding of ``[table]`` or ``[table, bias]`` (bias_grad given)."""
+        ((group, (tab, *bias)),) = b.views()
+        g = grad.numpy()
+        sc = scratch.ensure(idx.shape[0], g.shape[1])
+        if bias:
+            bvs, bg = bias[0], bias_grad.numpy()
+        else:
+            bvs, bg = (_EMPTY,) * (len(self._state_names) + 1), _EMPTY
+        return self._scatter(*tab, *bvs, idx.numpy(), g, bg, sc, group)
 
     def _state(self, p: torch.Tensor) -> dict:
         st = self.state[p]
@@ -125,6 +167,8 @@ class AdagradM(_RowOptimizer):
         st = self._state(p)
         adagradm_rows(as_2d(p), as_2d(st["acc"]), as_2d(st["vel"]), idx, g, *self._scalars(group))
 
+    _dense_kernel = staticmethod(adagradm_dense)
+
     def _dense(self, p, group, g) -> None:
         st = self._state(p)
         adagradm_dense(_flat(p), _flat(st["acc"]), _flat(st["vel"]), g, *self._scalars(group))
@@ -157,6 +201,8 @@ class LazyAdam(_RowOptimizer):
         st = self._state(p)
         adam_rows(as_2d(p), as_2d(st["m"]), as_2d(st["v"]), idx, g, *self._scalars(group))
 
+    _dense_kernel = staticmethod(adam_dense)
+
     def _dense(self, p, group, g) -> None:
         st = self._state(p)
         adam_dense(_flat(p), _flat(st["m"]), _flat(st["v"]), g, *self._scalars(group))
@@ -173,6 +219,47 @@ class LazyAdam(_RowOptimizer):
     def load_state_dict(self, state_dict):
         self.t = state_dict.pop("t", 0)
         super().load_state_dict(state_dict)
+
+
+class Binding:
+    """Numpy views of parameters (and their optimiser state and gradient buffers) for the
+    ``*_bound`` steps; rebuilt when the optimiser's state is replaced (``load_state_dict``)."""
+
+    def __init__(self, opt: _RowOptimizer, params: list[torch.Tensor], grads: list[torch.Tensor] | None) -> None:
+        if grads is not None and [g.shape for g in grads] != [p.shape for p in params]:
+            raise ValueError("bind: one gradient buffer of each parameter's shape is needed")
+        self.opt, self.params, self.grads = opt, list(params), grads
+        self._version = -1
+        self._views: list = []
+
+    def views(self) -> list:
+        """[(group, [one tuple of arrays per parameter])]: dense bindings (with gradient buffers)
+        split by parameter group, flat arrays (param, state..., grad); row bindings one entry
+        in the first parameter's group, (param, state...) in their own shapes."""
+        opt = self.opt
+        if self._version == opt._version:
+            return self._views
+        by_group: dict[int, tuple] = {}
+        for i, p in enumerate(self.params):
+            if not p.numel():
+                continue
+            st = opt._state(p)
+            arrays = [p.detach(), *(st[n] for n in opt._state_names)]
+            if self.grads is not None:
+                arrays.append(self.grads[i])
+            if not all(a.is_contiguous() and a.dtype == torch.float32 for a in arrays):
+                raise ValueError("bind: parameters, optimiser state and gradient buffers must be "
+                                 "contiguous float32 (the kernels write through numpy views)")
+            if self.grads is not None:
+                group = opt._group_of(p)
+                v = tuple(a.numpy().reshape(-1) for a in arrays)
+            else:
+                group = opt._group_of(self.params[0])
+                v = tuple(a.numpy() for a in arrays)
+            by_group.setdefault(id(group), (group, []))[1].append(v)
+        self._views = list(by_group.values())
+        self._version = opt._version
+        return self._views
 
 
 def _flat(t: torch.Tensor) -> np.ndarray:

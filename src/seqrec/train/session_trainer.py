@@ -195,7 +195,7 @@ class GRU4RecTrainer:
         """Seed RNGs for the epoch (reproducible also on resume), set the lr; -> (sampler, lr factor)."""
         mc, tc = self.cfg.model_session, self.cfg.train
         torch.manual_seed(tc.seed + epoch)
-        self.net.dropout._pool = None
+        self.net.dropout.reset()
         # draw at most one epoch's worth of samples at a time (small data needs far fewer
         # than the default 10M-item cache)
         steps = int((self.train_data.lengths.clip(min=1) - 1).sum()) // max(tc.batch_size, 1) + 1
