@@ -202,4 +202,4 @@ def bpr_max_from_scores(
     grad = torch.empty_like(s)
     _bpr_max_kernel(s.numpy(), smax.numpy(), _ACT_CODES[act.kind], np.float32(act.alpha), np.float32(bpreg),
                     e, sg, grad.numpy(), loss)
-    return float(loss.mean()), grad
+    return float(loss.sum()) / b, grad  # (np.mean costs ~3x a sum here)

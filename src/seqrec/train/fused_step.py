@@ -114,7 +114,11 @@ class FusedGRU4RecStep:
         cfg = m.config
         drop = m.dropout
         training = m.training
-        out_items = torch.cat([targets, samples])  # (M,) targets first, then shared samples
+        shared = m.item_in is None  # constrained: the inputs' rows are output rows too
+        # (M,) targets first, then shared samples; with a shared table the inputs follow, for the update
+        idx = torch.cat([targets, samples, inputs] if shared else [targets, samples])
+        M, B = len(targets) + len(samples), len(inputs)
+        out_items = idx[:M]
         w_out = m.item_out.index_select(0, out_items)  # (M, H_L)
         b_out = m.item_bias.index_select(0, out_items)  # (M,)
         x = m.input_table().index_select(0, inputs)  # (B, D) or (B, 3H) for one-hot
@@ -156,8 +160,6 @@ class FusedGRU4RecStep:
             dS = act.backward(dA, S, A)
         # output layer; the item_out/bias gradient rows go straight into the update buffers:
         # one row per use (targets and samples, then the inputs when the table is shared)
-        M, B = len(out_items), len(inputs)
-        shared = m.item_in is None
         grad, bgrad = self._buffers(M + B if shared else M, o.shape[1])
         if self.bf16:
             dS_h = dS.bfloat16()
@@ -192,7 +194,6 @@ class FusedGRU4RecStep:
             else:
                 d_x.copy_(d_out)
             bgrad[M:].zero_()  # (zero gradient; with momentum the rows still move, as in autograd)
-            idx = torch.cat([out_items, inputs])
             self.opt.step_scatter_bound(self._rows_out, idx, grad, self._scratch_out, bgrad)
         else:
             d_x = d_out * mask_e if mask_e is not None else d_out

@@ -185,9 +185,10 @@ class GRU4RecTrainer:
         for st in session_parallel_batches(data.items, data.offsets, tc.batch_size, order):
             if st.keep is not None:
                 hidden = [h.index_select(0, st.keep) for h in hidden]
-            if st.reset.any():
-                keep = (~st.reset).to(torch.float32).unsqueeze(1)  # (B, 1)
-                hidden = [h * keep for h in hidden]
+            reset = st.reset.numpy()
+            if reset.any():  # new sessions start from a zero state (in place: hidden is ours)
+                for h in hidden:
+                    h.numpy()[reset] = 0.0
             lv, hidden = self._step(sampler, st.inputs, st.targets, hidden)
             yield lv, len(st.inputs)
 
