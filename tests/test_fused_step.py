@@ -158,7 +158,7 @@ def test_bpr_max_from_scores_refuses_what_it_cannot_overwrite():
 def test_expf_within_one_ulp_and_clamped():
     import numba
 
-    from seqrec.losses.expf import expf
+    from seqrec.mathf import expf
 
     @numba.njit
     def run(x, out):
@@ -177,6 +177,51 @@ def test_expf_within_one_ulp_and_clamped():
     assert out[0] == out[1] == np.float32(np.exp(-87.0)) and out[2] == out[3]
 
 
+def test_sigmoidf_and_tanhf_within_two_ulp():
+    import numba
+
+    from seqrec.mathf import sigmoidf, tanhf
+
+    @numba.njit
+    def run(x, s, t):
+        for j in range(x.shape[0]):
+            s[j] = sigmoidf(x[j])
+            t[j] = tanhf(x[j])
+
+    x = np.concatenate([np.linspace(-20.0, 20.0, 400_001), np.linspace(-0.5, 0.5, 100_001),
+                        np.array([0.0, 1e-30, -1e-8, 0.4, -0.4, 0.39999998])]).astype(np.float32)
+    s, t = np.empty_like(x), np.empty_like(x)
+    run(x, s, t)
+    xd = x.astype(np.float64)
+    want_s, want_t = 1.0 / (1.0 + np.exp(-xd)), np.tanh(xd)
+    assert np.max(np.abs(s - want_s) / want_s) < 1.3e-7
+    nz = want_t != 0
+    assert np.max(np.abs(t[nz] - want_t[nz]) / np.abs(want_t[nz])) < 1.3e-7  # near 0 too
+    assert np.all(t[x == 0] == 0.0) and np.all(np.abs(t) <= 1.0)
+
+
+@pytest.mark.parametrize("strided", [False, True])
+def test_gru_cell_forward_matches_torch_gru_cell(strided):
+    """The numba gate pass against torch's own GRUCell (same gate order, same weights)."""
+    from seqrec.train.gru_kernels import gru_cell_forward
+
+    torch.manual_seed(0)
+    B, D, H = 9, 5, 11
+    cell = torch.nn.GRUCell(D, H)
+    x = torch.randn(B, D) * 3
+    h = torch.randn(B, 2 * H)[:, ::2] if strided else torch.randn(B, H)
+    with torch.no_grad():
+        want = cell(x, h)
+        gx = torch.addmm(cell.bias_ih, x, cell.weight_ih.t())
+        gh = torch.addmm(cell.bias_hh, h, cell.weight_hh.t())
+        rz, n, got = torch.empty(B, 2 * H), torch.empty(B, H), torch.empty(B, H)
+        gru_cell_forward(gx.numpy(), gh.numpy(), h.numpy(), rz.numpy(), n.numpy(), got.numpy())
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(rz, torch.sigmoid(gx[:, : 2 * H] + gh[:, : 2 * H]), rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(n, torch.tanh(gx[:, 2 * H :] + rz[:, :H] * gh[:, 2 * H :]),
+                                   rtol=1e-6, atol=1e-7)
+
+
 _KERNEL_DIGEST = """
 import hashlib, torch
 from seqrec.layers.activation import FinalActivation
@@ -187,11 +232,17 @@ for name in ("elu-1", "tanh"):
     s = torch.randn(80, 2128, generator=torch.Generator().manual_seed(0)) * 2.0
     loss, grad = bpr_max_from_scores(s, act, 1.0)
     print(name, repr(loss), hashlib.sha256(grad.numpy().tobytes()).hexdigest())
+from seqrec.train.gru_kernels import gru_cell_forward
+g = torch.Generator().manual_seed(1)
+gx, gh, h = torch.randn(80, 672, generator=g), torch.randn(80, 672, generator=g), torch.randn(80, 224, generator=g)
+rz, n, hn = torch.empty(80, 448), torch.empty(80, 224), torch.empty(80, 224)
+gru_cell_forward(gx.numpy(), gh.numpy(), h.numpy(), rz.numpy(), n.numpy(), hn.numpy())
+print("gru", hashlib.sha256(rz.numpy().tobytes() + n.numpy().tobytes() + hn.numpy().tobytes()).hexdigest())
 """
 
 
-def test_bpr_max_kernel_bits_do_not_depend_on_the_numba_cache(tmp_path):
-    """A process that compiles the kernel and one that loads it from numba's on-disk cache get
+def test_kernel_bits_do_not_depend_on_the_numba_cache(tmp_path):
+    """A process that compiles the BPR-max and GRU-cell kernels and one that loads it from numba's on-disk cache get
     the same bits (with ``fastmath`` and a separately compiled activation slope they did not,
     so a seeded run's metrics depended on whether the tests had run before it)."""
     import os
@@ -202,7 +253,7 @@ def test_bpr_max_kernel_bits_do_not_depend_on_the_numba_cache(tmp_path):
     runs = [subprocess.run([sys.executable, "-c", _KERNEL_DIGEST], env=env, capture_output=True,
                            text=True, check=True).stdout for _ in range(2)]
     assert any(tmp_path.rglob("*.nbi")), "the first run should have written the cache"
-    assert runs[0] == runs[1] and runs[0].count("\n") == 2, runs
+    assert runs[0] == runs[1] and runs[0].count("\n") == 3, runs
 
 
 @pytest.mark.parametrize("with_mask,strided", [(True, False), (False, False), (True, True)])

@@ -9,6 +9,7 @@ of which the matmuls took ~2 ms). Here the same step is written out:
 forward (per GRU layer, torch's gate order r, z, n; one-step truncated BPTT)
     gx = W x + b,  gh = U h + c,  r = σ(gx_r + gh_r),  z = σ(gx_z + gh_z)
     n = tanh(gx_n + r ⊙ gh_n),   h' = n + z ⊙ (h - n)
+    (the gate math in one numba pass with float32 sigmoid / tanh: :mod:`seqrec.train.gru_kernels`)
     S = o Wyᵀ + by  over the M = B + n_sample output rows,  A = final_act(S)
 backward (closed forms of :func:`seqrec.losses.sampled.loss_and_grad`; BPR-max
 with the activation and its backward in one numba pass, :mod:`seqrec.losses.fused`)
@@ -46,9 +47,9 @@ bfloat16 output layer (``train.matmul_dtype = "bfloat16"``, opt-in)
     instructions it is slower, not faster (oneDNN held to AVX512_CORE with
     ``ONEDNN_MAX_CPU_ISA``: the three products 3.6-3.7 ms against 1.8-1.9 ms).
 
-With the default float32 it is numerically the autograd step (``tests/test_fused_step.py`` compares
-the updated parameters of both for every embedding, loss and final
-activation), consumes the dropout pool in the same order, and uses the same
+With the default float32 it is numerically the autograd step, to float rounding
+(``tests/test_fused_step.py`` compares the updated parameters of both for every
+embedding, loss and final activation), consumes the dropout pool in the same order, and uses the same
 optimiser object, so checkpoints and resume are shared. HRNN (whose session
 start depends on the user GRU) keeps the autograd step.
 """
@@ -61,7 +62,7 @@ import torch
 from seqrec.losses.fused import BprMaxWork, bpr_max_from_scores
 from seqrec.losses.sampled import loss_and_grad
 from seqrec.models.gru4rec import GRU4Rec
-from seqrec.train.gru_kernels import gru_cell_backward
+from seqrec.train.gru_kernels import gru_cell_backward, gru_cell_forward
 from seqrec.train.kernels import ScatterScratch
 
 _EMPTY = np.empty((0, 0), dtype=np.float32)
@@ -133,11 +134,9 @@ class FusedGRU4RecStep:
             # (B, 3H); one-hot input: x already holds the gathered rows of W
             gx = torch.addmm(b_in, x, w_in.t()) if w_in.numel() else x + b_in
             gh = torch.addmm(b_hh, h, w_hh.t())  # (B, 3H)
-            rz = torch.sigmoid(gx[:, : 2 * H].add_(gh[:, : 2 * H]))  # (B, 2H)
-            r, z = rz[:, :H], rz[:, H:]
-            gh_n = gh[:, 2 * H :]
-            n = torch.tanh(torch.addcmul(gx[:, 2 * H :], r, gh_n))  # (B, H)
-            h_new = torch.addcmul(n, z, h - n)  # n + z (h - n)
+            B_ = h.shape[0]
+            rz, n, h_new = torch.empty(B_, 2 * H), torch.empty(B_, H), torch.empty(B_, H)
+            gru_cell_forward(gx.numpy(), gh.numpy(), h.numpy(), rz.numpy(), n.numpy(), h_new.numpy())
             new_hidden.append(h_new)
             mask_h = None
             out = h_new

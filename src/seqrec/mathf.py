@@ -1,8 +1,12 @@
-"""A float32 ``exp`` that numba can vectorise (the pip llvmlite has no SVML).
+"""Float32 ``exp``, ``sigmoid`` and ``tanh`` that numba can vectorise (the pip llvmlite has no SVML).
 
 Inside a numba loop ``math.exp`` is a call into libm, which stops LLVM from
-vectorising the loop (one element at a time: ~1.5 ns each here). :func:`expf`
-is branch-free arithmetic that LLVM turns into AVX-512/AVX2 code:
+vectorising the loop (one element at a time: ~1.5 ns each here). These are
+branch-free arithmetic that LLVM turns into AVX-512/AVX2 code; the BPR-max loss
+kernel (:mod:`seqrec.losses.fused`) and the GRU cell of the fused training step
+(:mod:`seqrec.train.gru_kernels`) use them.
+
+:func:`expf`:
 
 * Cody-Waite range reduction: ``k = round(x / ln 2)``, ``r = x - k ln 2`` with
   ln 2 split into a short high part and a correction, so ``r`` in
@@ -16,6 +20,12 @@ The input is clamped to [-87, 88], so the result is a finite, normal float:
 for ``x > 88`` e^88 (1.65e38), not inf. Callers rely on the result never being
 0 or inf (see :mod:`seqrec.losses.fused`). Measured error over [-87, 88]:
 <= 1 ulp (6e-8 relative, ``tests/test_fused_step.py``).
+
+:func:`sigmoidf` is ``1 / (1 + expf(-x))``. :func:`tanhf` is ``1 - 2 / (e^{2x} + 1)``,
+which loses relative accuracy near 0 (``tanh x ≈ x`` is the difference of two
+numbers near 1), so for ``|x| < 0.4`` it uses the odd Taylor series to x^13
+(the next term is below 3e-9 of the result there). Measured against float64 over
+[-9, 9]: relative error <= 1.2e-7 (2 ulp), ``tests/test_fused_step.py``.
 """
 
 from __future__ import annotations
@@ -58,3 +68,24 @@ def expf(x):  # pragma: no cover - compiled
     p = ((((_C5 * r + _C4) * r + _C3) * r + _C2) * r + _C1) * r + _C0
     y = p * (r * r) + r + _ONE
     return y * _bits_to_f32((np.int32(k) + np.int32(127)) << np.int32(23))
+
+
+@numba.njit(inline="always", cache=True)
+def sigmoidf(x):  # pragma: no cover - compiled
+    """1 / (1 + e^-x) in float32; vectorises inside numba loops."""
+    return _ONE / (_ONE + expf(-x))
+
+
+_TWO, _SMALL = np.float32(2.0), np.float32(0.4)
+# odd Taylor coefficients of tanh: x^3 .. x^13
+_T3, _T5, _T7 = np.float32(-1.0 / 3.0), np.float32(2.0 / 15.0), np.float32(-17.0 / 315.0)
+_T9, _T11, _T13 = np.float32(62.0 / 2835.0), np.float32(-1382.0 / 155925.0), np.float32(21844.0 / 6081075.0)
+
+
+@numba.njit(inline="always", cache=True)
+def tanhf(x):  # pragma: no cover - compiled
+    """tanh in float32: the series near 0, 1 - 2 / (e^2x + 1) elsewhere (both computed: branch-free)."""
+    big = _ONE - _TWO / (expf(_TWO * x) + _ONE)
+    x2 = x * x
+    small = x + x * x2 * (_T3 + x2 * (_T5 + x2 * (_T7 + x2 * (_T9 + x2 * (_T11 + x2 * _T13)))))
+    return small if abs(x) < _SMALL else big
