@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -144,6 +145,17 @@ def test_bpr_max_from_scores_overwrites_scores_with_activation():
     want = act(s)
     bpr_max_from_scores(s, act, 1.0)
     torch.testing.assert_close(s, want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("pos", [(0, 0), (0, 5), (2, 7)])  # a target, a negative, another row
+def test_bpr_max_from_scores_propagates_non_finite_scores(bad, pos):
+    """A diverged score must give a non-finite loss (the trainer stops on it), not be clamped away
+    by expf's range clamp."""
+    s = torch.randn(4, 40, generator=torch.Generator().manual_seed(0))
+    s[pos] = bad
+    loss, _ = bpr_max_from_scores(s, FinalActivation("elu-1"), 1.0)
+    assert not math.isfinite(loss)
 
 
 def test_bpr_max_from_scores_refuses_what_it_cannot_overwrite():
