@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import torch
 
@@ -26,6 +27,36 @@ class SessionStep:
     lanes: np.ndarray  # (B,) session index each lane is walking (for user-level models)
 
 
+@numba.njit(cache=True)
+def _advance(offsets, order, nxt, pos, end, lane_sess, reset, done):  # pragma: no cover - compiled
+    """Move every lane one event on; lanes whose session ran out take the next sessions of
+    ``order`` from ``nxt`` (reset set). Returns (new nxt, lanes that ran out, of them refilled);
+    the lanes that ran out are ``done[:n_done]`` in lane order."""
+    n_done = 0
+    for b in range(pos.shape[0]):
+        pos[b] += 1
+        reset[b] = False
+        if pos[b] + 1 >= end[b]:
+            done[n_done] = b
+            n_done += 1
+    n_new = min(n_done, order.shape[0] - nxt)
+    for k in range(n_new):
+        b = done[k]
+        sess = order[nxt + k]
+        lane_sess[b] = sess
+        pos[b] = offsets[sess]
+        end[b] = offsets[sess + 1]
+        reset[b] = True
+    return nxt + n_new, n_done, n_new
+
+
+@numba.njit(cache=True)
+def _events(items, pos, inputs, targets):  # pragma: no cover - compiled
+    for b in range(pos.shape[0]):
+        inputs[b] = items[pos[b]]
+        targets[b] = items[pos[b] + 1]
+
+
 def session_parallel_batches(
     items: np.ndarray,
     offsets: np.ndarray,
@@ -34,44 +65,43 @@ def session_parallel_batches(
 ) -> Iterator[SessionStep]:
     """Yield one :class:`SessionStep` per step over sessions ``order`` (default: all, in order).
 
-    Sessions shorter than 2 events are skipped (they have nothing to predict).
+    Sessions shorter than 2 events are skipped (they have nothing to predict). The per-step
+    bookkeeping is two numba calls instead of ~20 small numpy operations: on diginetica
+    (batch 80) 10.7 -> 5.6 us a step in a tight loop, and 100 -> 54 us between real
+    training steps, where the caches are cold (scratch timings; same steps, checked
+    equal over 830k steps).
     """
     if order is None:
         order = np.arange(len(offsets) - 1)
     lengths = offsets[order + 1] - offsets[order]
-    order = order[lengths >= 2]
+    order = np.ascontiguousarray(order[lengths >= 2], dtype=np.int64)
     if len(order) == 0:
         return
+    items = np.ascontiguousarray(items)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     n = min(batch_size, len(order))
     lane_sess = order[:n].copy()
     nxt = n
     pos = offsets[lane_sess].copy()
     end = offsets[lane_sess + 1].copy()  # exclusive
     reset = np.ones(n, dtype=bool)
+    done = np.empty(n, dtype=np.int64)
     keep = None
     while len(pos):
+        inputs, targets = np.empty(len(pos), dtype=items.dtype), np.empty(len(pos), dtype=items.dtype)
+        _events(items, pos, inputs, targets)
         yield SessionStep(
-            inputs=torch.from_numpy(items[pos]),
-            targets=torch.from_numpy(items[pos + 1]),
+            inputs=torch.from_numpy(inputs),
+            targets=torch.from_numpy(targets),
             reset=torch.from_numpy(reset.copy()),
             keep=keep,
             lanes=lane_sess.copy(),
         )
-        pos += 1
-        reset[:] = False
         keep = None
-        done = np.flatnonzero(pos + 1 >= end)
-        if len(done):
-            n_new = min(len(done), len(order) - nxt)
-            if n_new:
-                fill = done[:n_new]
-                new = order[nxt : nxt + n_new]
-                nxt += n_new
-                lane_sess[fill], pos[fill], end[fill] = new, offsets[new], offsets[new + 1]
-                reset[fill] = True
-            if n_new < len(done):
-                alive = np.ones(len(pos), dtype=bool)
-                alive[done[n_new:]] = False
-                k = np.flatnonzero(alive)
-                lane_sess, pos, end, reset = lane_sess[k], pos[k], end[k], reset[k]
-                keep = torch.from_numpy(k)
+        nxt, n_done, n_new = _advance(offsets, order, nxt, pos, end, lane_sess, reset, done)
+        if n_new < n_done:  # no session left for some lanes: drop them (the batch shrinks)
+            alive = np.ones(len(pos), dtype=bool)
+            alive[done[n_new:n_done]] = False
+            k = np.flatnonzero(alive)
+            lane_sess, pos, end, reset = lane_sess[k], pos[k], end[k], reset[k]
+            keep = torch.from_numpy(k)
