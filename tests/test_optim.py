@@ -284,22 +284,40 @@ def test_bound_dense_step_equals_step_dense_and_rebinds_after_load_state_dict(ma
                 assert torch.equal(sa[n], sb[n])
 
 
-def test_bound_scatter_equals_step_scatter():
+def test_bound_scatter_sums_duplicate_uses_and_follows_the_formula():
+    """step_scatter_bound (the fused step's row update) against the float64 AdagradM formula, with
+    the uses of a row summed first; rows not in ``idx`` do not move."""
     from seqrec.train.kernels import ScatterScratch
 
-    def tabs():
-        return torch.nn.Parameter(_table(9, 3, seed=5)), torch.nn.Parameter(_table(1, 9, seed=6)[0])
-
-    (wa, ba), (wb, bb) = tabs(), tabs()
-    oa, ob = AdagradM([wa, ba], lr=0.1, momentum=0.2), AdagradM([wb, bb], lr=0.1, momentum=0.2)
-    bound = ob.bind([wb, bb])
-    idx = torch.tensor([4, 1, 4, 8, 0, 1])  # duplicates are summed
+    w, b = torch.nn.Parameter(_table(9, 3, seed=5)), torch.nn.Parameter(_table(1, 9, seed=6)[0])
+    w0, b0 = w.detach().double().numpy().copy(), b.detach().double().numpy().copy()
+    opt = AdagradM([w, b], lr=0.1, momentum=0.2)
+    bound = opt.bind([w, b])
+    idx = torch.tensor([4, 1, 4, 8, 0, 1])  # rows 4 and 1 used twice
     g, bg = _table(6, 3, seed=7), _table(1, 6, seed=8)[0]
+    rows = [0, 1, 4, 8]
+    gw = np.zeros((9, 3))
+    gb = np.zeros(9)
+    np.add.at(gw, idx.numpy(), g.double().numpy())
+    np.add.at(gb, idx.numpy(), bg.double().numpy())
+    want_w, acc, vel = w0.copy(), np.zeros((9, 3)), np.zeros((9, 3))
+    want_b, accb, velb = b0.copy(), np.zeros(9), np.zeros(9)
     for _ in range(2):
-        na = oa.step_scatter(wa, idx, g, ScatterScratch(9), ba, bg)
-        nb = ob.step_scatter_bound(bound, idx, g, ScatterScratch(9), bg)
-        assert na == nb == 4
-    assert torch.equal(wa, wb) and torch.equal(ba, bb)
+        assert opt.step_scatter_bound(bound, idx, g, ScatterScratch(9), bg) == 4
+        want_w[rows], acc[rows], vel[rows] = _adagradm_ref(want_w[rows], acc[rows], vel[rows], gw[rows],
+                                                           0.1, 0.2, 1e-6)
+        want_b[rows], accb[rows], velb[rows] = _adagradm_ref(want_b[rows], accb[rows], velb[rows], gb[rows],
+                                                             0.1, 0.2, 1e-6)
+    np.testing.assert_allclose(w.detach().numpy(), want_w, **TOL)
+    np.testing.assert_allclose(b.detach().numpy(), want_b, **TOL)
+    untouched = [2, 3, 5, 6, 7]
+    assert np.array_equal(w.detach().numpy()[untouched], w0[untouched].astype(np.float32))
+    # step_scatter (an un-bound call) is the same update
+    w2, b2 = torch.nn.Parameter(_table(9, 3, seed=5)), torch.nn.Parameter(_table(1, 9, seed=6)[0])
+    opt2 = AdagradM([w2, b2], lr=0.1, momentum=0.2)
+    for _ in range(2):
+        opt2.step_scatter(w2, idx, g, ScatterScratch(9), b2, bg)
+    assert torch.equal(w2, w) and torch.equal(b2, b)
 
 
 def test_bind_refuses_mismatched_or_non_contiguous_buffers():

@@ -20,7 +20,7 @@ with the activation and its backward in one numba pass, :mod:`seqrec.losses.fuse
     (dgx and dgh in one numba pass, bit-identical to the torch ops: :mod:`seqrec.train.gru_kernels`)
 update
     the item-table gradients, one row per use (output rows, and the input rows
-    where the table is shared), go to the optimiser's ``step_scatter``: a numba
+    where the table is shared), go to the optimiser's ``step_scatter_bound``: a numba
     kernel sums the uses of each distinct row (no sort) and updates exactly
     those rows and their bias; the dense GRU weights go through ``step_bound``.
 

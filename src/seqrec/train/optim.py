@@ -130,23 +130,16 @@ class _RowOptimizer(torch.optim.Optimizer):
         index are summed. With ``bias`` (N,), its rows get ``bias_grad`` (K,)
         the same way. Returns the number of distinct rows updated.
         """
-        k = idx.shape[0]
-        g = grad.detach().contiguous().numpy()
-        sc = scratch.ensure(k, g.shape[1])
-        st = self._state(table)
-        if bias is not None:
-            sb = self._state(bias)
-            b = (bias.detach().numpy(), *(sb[n].numpy() for n in self._state_names),
-                 bias_grad.detach().contiguous().numpy())
-        else:
-            b = (_EMPTY,) * (len(self._state_names) + 2)
-        return self._scatter(
-            table.detach().numpy(), *(st[n].numpy() for n in self._state_names), *b[:-1],
-            idx.numpy(), g, b[-1], sc, self._group_of(table),
-        )
+        tables = [table] if bias is None else [table, bias]
+        bg = None if bias is None else bias_grad.detach().contiguous()
+        return self.step_scatter_bound(self.bind(tables), idx, grad.detach().contiguous(), scratch, bg)
 
     def _tick(self) -> None:
         pass
+
+    def _dense(self, p, group, g) -> None:
+        st = self._state(p)
+        self._dense_kernel(_flat(p), *(_flat(st[n]) for n in self._state_names), g, *self._scalars(group))
 
 
 class AdagradM(_RowOptimizer):
@@ -168,10 +161,6 @@ class AdagradM(_RowOptimizer):
         adagradm_rows(as_2d(p), as_2d(st["acc"]), as_2d(st["vel"]), idx, g, *self._scalars(group))
 
     _dense_kernel = staticmethod(adagradm_dense)
-
-    def _dense(self, p, group, g) -> None:
-        st = self._state(p)
-        adagradm_dense(_flat(p), _flat(st["acc"]), _flat(st["vel"]), g, *self._scalars(group))
 
     def _scatter(self, p, acc, vel, pb, accb, velb, idx, g, bg, sc, group) -> int:
         return adagradm_scatter(p, acc, vel, pb, accb, velb, idx, g, bg, sc.slot, sc.uniq,
@@ -202,10 +191,6 @@ class LazyAdam(_RowOptimizer):
         adam_rows(as_2d(p), as_2d(st["m"]), as_2d(st["v"]), idx, g, *self._scalars(group))
 
     _dense_kernel = staticmethod(adam_dense)
-
-    def _dense(self, p, group, g) -> None:
-        st = self._state(p)
-        adam_dense(_flat(p), _flat(st["m"]), _flat(st["v"]), g, *self._scalars(group))
 
     def _scatter(self, p, m, v, pb, mb, vb, idx, g, bg, sc, group) -> int:
         return adam_scatter(p, m, v, pb, mb, vb, idx, g, bg, sc.slot, sc.uniq,
