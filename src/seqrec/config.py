@@ -20,6 +20,8 @@ import tomllib
 
 from seqrec.errors import ConfigError
 
+PURCHASE_PROTOCOLS = ("article-1to1", "deployment")  # see seqrec.data.tasks.purchase
+
 
 @dataclass(frozen=True)
 class PurchaseTaskConfig:
@@ -33,13 +35,21 @@ class PurchaseTaskConfig:
     window: float = 0.0  # prediction window in the dataset's unit (days or orders); 0 = default
     observation: float = -1.0  # observation window before the cut-off; 0 = whole history; -1 = default
     negatives: str = ""  # "no-need" (the article) | "non-buyers"; "" = the dataset's default
+    # "article-1to1": the article's samples (negatives by ``negatives``, 1:1 in every split);
+    # "deployment": every active user at the natural base rate, no selection by label
+    protocol: str = "article-1to1"
     shift: tuple[int, ...] = ()  # shift augmentation of training samples: drop the last n purchases
     valid_frac: float = 0.2  # users in validation
-    test_frac: float = 0.2  # users in test
+    test_frac: float = 0.2  # users in test (article-1to1; deployment tests every active user)
 
     def __post_init__(self) -> None:
         if self.negatives not in ("", "no-need", "non-buyers"):
             raise ValueError(f"negatives must be 'no-need' or 'non-buyers', got {self.negatives!r}")
+        if self.protocol not in PURCHASE_PROTOCOLS:
+            raise ValueError(f"protocol must be one of {list(PURCHASE_PROTOCOLS)}, got {self.protocol!r}")
+        if self.protocol == "deployment" and self.negatives == "no-need":
+            raise ValueError("negatives = 'no-need' selects users by their label; protocol 'deployment' "
+                             "keeps every active user (leave negatives empty or set 'non-buyers')")
         if any(n < 1 for n in self.shift):
             raise ValueError(f"shift values are numbers of purchases to drop (>= 1), got {self.shift}")
         if not (0 < self.valid_frac < 1 and 0 < self.test_frac < 1 and self.valid_frac + self.test_frac < 1):

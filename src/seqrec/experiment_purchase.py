@@ -2,8 +2,10 @@
 
 A purchase run directory holds ``config.json``, ``schema.json``, ``vocab_<column>.json``,
 the model (``model.pt`` for the neural models, ``model.xgb.json`` + ``xgboost.json`` for
-XGBoost), ``metrics.json`` (the decision threshold chosen on validation, and the
-validation and test reports of :func:`seqrec.evaluate.thresholds.purchase_report`),
+XGBoost, ``baseline.json`` for the rules and the RFM logistic regression), ``metrics.json``
+(the protocol, the decision threshold chosen on validation, and the validation and test
+reports: :func:`seqrec.evaluate.thresholds.purchase_report` merged with
+:func:`seqrec.evaluate.campaign.campaign_report`),
 ``test_predictions.csv`` (user index, label, probability of every test sample) and, for
 neural models, ``log.csv`` / ``tb/``. Samples are rebuilt from the data and the config
 (seeded, deterministic); ``evaluate`` refuses a run whose data no longer gives the same
@@ -35,6 +37,7 @@ from seqrec.data.tasks.purchase import (
 )
 from seqrec.data.vocab import Vocab
 from seqrec.errors import CheckpointError, ConfigError
+from seqrec.evaluate.campaign import campaign_report
 from seqrec.evaluate.thresholds import best_f1_threshold, purchase_report
 from seqrec.io import atomic_write_text
 from seqrec.registry import get_model_entry
@@ -49,8 +52,10 @@ from seqrec.train.checkpoint import (
 )
 
 
-def is_xgboost(cfg: RunConfig) -> bool:
-    return cfg.model_name == "xgboost"
+def uses_aggregates(cfg: RunConfig) -> bool:
+    """XGBoost, the rules and the RFM logistic regression: fit / predict on the ``agg`` features."""
+    cls = get_model_entry(cfg.model_name).model_cls
+    return cls is not None and not issubclass(cls, torch.nn.Module)
 
 
 def load_purchase_task(cfg: RunConfig) -> PurchaseTask:
@@ -59,34 +64,47 @@ def load_purchase_task(cfg: RunConfig) -> PurchaseTask:
                                max_len=cfg.data.max_len, seed=cfg.train.seed)
 
 
+def check_task(cfg: RunConfig, task: PurchaseTask) -> None:
+    """ConfigError unless ``task`` is what :func:`load_purchase_task` builds for ``cfg``."""
+    want = (cfg.data.dataset, resolve(purchase_dataset(cfg.data.dataset), cfg.data.purchase),
+            cfg.data.max_len, cfg.train.seed)
+    if (task.name, task.spec, task.max_len, task.seed) != want:
+        raise ConfigError(f"the given samples were built for {(task.name, task.spec, task.max_len, task.seed)}, "
+                          f"the config asks for {want}")
+
+
 def build_purchase_model(cfg: RunConfig, schema: Schema):
     entry = get_model_entry(cfg.model_name)
     if entry.family != "purchase":
         raise ConfigError(f"model {cfg.model_name!r} is not a purchase-prediction model")
-    if is_xgboost(cfg):
+    if uses_aggregates(cfg):
         return entry.model_cls(cfg.model, seed=cfg.train.seed, threads=torch.get_num_threads())
     return entry.model_cls(cfg.model, schema)
 
 
 def predict_probs(model, data: CTRData, batch_size: int = 4096) -> np.ndarray:
-    """Purchase probability of every sample, in order."""
-    from seqrec.baselines.xgboost_purchase import XGBoostPurchase
+    """Purchase probability (rules: a score in [0, 1]) of every sample, in order."""
     from seqrec.train.ctr_trainer import predict_logits
 
-    if isinstance(model, XGBoostPurchase):
+    if not isinstance(model, torch.nn.Module):
         return model.predict_proba(data.columns["agg"])
     return expit(predict_logits(model, data, batch_size))
 
 
-def _fit(cfg: RunConfig, model, task: PurchaseTask, out: Path, resume: bool) -> dict:
-    from seqrec.baselines.xgboost_purchase import XGBoostPurchase
+def purchase_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict:
+    """Thresholded and top-20 % metrics (the article's) merged with the campaign metrics
+    (base rate, precision / recall / lift at the top 1 / 5 / 10 %); shared keys agree."""
+    return {**purchase_report(labels, probs, threshold), **campaign_report(labels, probs)}
 
+
+def _fit(cfg: RunConfig, model, task: PurchaseTask, out: Path, resume: bool) -> dict:
     t0 = time.perf_counter()
-    if isinstance(model, XGBoostPurchase):
+    if not isinstance(model, torch.nn.Module):
         tr, va = task.train.columns, task.valid.columns
         model.fit(tr["agg"], tr["label"], va["agg"], va["label"])
         model.save(out)
-        return {"train_seconds": time.perf_counter() - t0, "epochs": 1, "trees": model.best_iteration_}
+        info = {"trees": model.best_iteration_} if hasattr(model, "best_iteration_") else model.fit_info()
+        return {"train_seconds": time.perf_counter() - t0, "epochs": 1, **info}
     from seqrec.train.ctr_trainer import CTRTrainer
     from seqrec.train.logs import RunLog
 
@@ -96,11 +114,17 @@ def _fit(cfg: RunConfig, model, task: PurchaseTask, out: Path, resume: bool) -> 
     return {"train_seconds": st.train_seconds, "epochs": st.epoch, "best_epoch": st.best_epoch}
 
 
-def train_purchase_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False) -> dict:
+def train_purchase_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False,
+                       task: PurchaseTask | None = None) -> dict:
+    """Build the samples (or take ``task``, checked to be what ``cfg`` builds: a benchmark
+    shares one build between models), train, pick the threshold on validation, evaluate."""
     from seqrec.experiment import peak_rss_mb
 
     out = clear_run_dir(out, resume)
-    task = load_purchase_task(cfg)  # before creating --out: bad input leaves nothing behind
+    if task is None:
+        task = load_purchase_task(cfg)  # before creating --out: bad input leaves nothing behind
+    else:
+        check_task(cfg, task)
     save_task_files(out, cfg.to_dict(), task.schema, task.vocabs)
     torch.manual_seed(cfg.train.seed)
     model = build_purchase_model(cfg, task.schema)
@@ -115,9 +139,9 @@ def train_purchase_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool =
         "dataset": cfg.data.dataset, "model": cfg.model_name, "category": spec.category,
         "level": spec.level, "unit": spec.unit, "window": spec.window, "observation": spec.observation,
         "negatives": spec.negatives, "shift": list(spec.shift), "max_len": cfg.data.max_len,
-        "threshold": threshold,
-        "valid": purchase_report(task.valid.labels(), valid_p, threshold),
-        "test": purchase_report(task.test.labels(), test_p, threshold),
+        "protocol": spec.protocol, "threshold": threshold,
+        "valid": purchase_metrics(task.valid.labels(), valid_p, threshold),
+        "test": purchase_metrics(task.test.labels(), test_p, threshold),
         "counts": task.counts, **fit, "eval_seconds": eval_seconds,
         # samples x epochs per second of training (XGBoost: one pass over the samples)
         "train_samples_per_s": len(task.train) * max(fit["epochs"], 1) / max(fit["train_seconds"], 1e-9),
@@ -145,10 +169,8 @@ class PurchaseRun:
         self.schema = Schema.from_dict(load_json(self.dir / "schema.json"))
         self.vocabs = {p.stem.removeprefix("vocab_"): Vocab.load(p) for p in sorted(self.dir.glob("vocab_*.json"))}
         self.threshold = float(load_json(self.dir / "metrics.json")["threshold"])
-        if is_xgboost(cfg):
-            from seqrec.baselines.xgboost_purchase import XGBoostPurchase
-
-            self.model = XGBoostPurchase.load(self.dir)
+        if uses_aggregates(cfg):
+            self.model = get_model_entry(cfg.model_name).model_cls.load(self.dir)
         else:
             self.model = build_purchase_model(cfg, self.schema)
             self.model.load_state_dict(load_tensors(self.dir / "model.pt"))
@@ -162,13 +184,19 @@ def evaluate_purchase_run(run_dir: str | os.PathLike, split: str = "test", data_
     if task.schema != run.schema or any(task.vocabs[k].ids_ != v.ids_ for k, v in run.vocabs.items()):
         raise CheckpointError(f"{run_dir}: the data no longer gives the samples the model was trained on")
     data = task.split(split)
-    return purchase_report(data.labels(), predict_probs(run.model, data), run.threshold)
+    return purchase_metrics(data.labels(), predict_probs(run.model, data), run.threshold)
 
 
 def score_users(run_dir: str | os.PathLike, category: str, top: int | None = None,
                 out: str | os.PathLike | None = None, data_dir: str | None = None) -> tuple[Path, list[tuple]]:
     """Rank every user with a history at the end of the data by the probability of buying from
-    ``category`` in the next window; write ``rank,user_id,probability`` (top ``top``) as CSV."""
+    ``category`` in the next window; write ``rank,user_id,probability`` (top ``top``) as CSV.
+
+    This scores **everyone** active in the observation window, past buyers of the category
+    included, with no selection by label: the ``deployment`` protocol of
+    :mod:`seqrec.data.tasks.purchase`. A run trained and tested under ``article-1to1`` was
+    measured on a 1:1 sample whose negatives never bought the category; its test figures
+    do not describe this ranking (the ``deployment`` figures do)."""
     run = PurchaseRun(run_dir, data_dir)
     pc = run.config.data.purchase
     info = purchase_dataset(run.config.data.dataset)

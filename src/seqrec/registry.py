@@ -18,6 +18,14 @@ class ModelEntry:
 
 def _entries() -> dict[str, ModelEntry]:
     from seqrec.baselines import ItemKNNConfig, PopConfig, SKNNConfig
+    from seqrec.baselines.purchase_rules import (
+        BoughtBefore,
+        Frequency,
+        Recency,
+        RFMLogReg,
+        RFMLogRegConfig,
+        RuleConfig,
+    )
     from seqrec.baselines.xgboost_purchase import XGBoostConfig, XGBoostPurchase
     from seqrec.models.bst import BST, BSTConfig
     from seqrec.models.cnn_lstm import CNNLSTM, CNNLSTMConfig
@@ -60,6 +68,14 @@ def _entries() -> dict[str, ModelEntry]:
                        "GRU purchase predictor, GRU4Rec-style (Hidasi et al. 2016)", GRUClassifier),
             ModelEntry("xgboost", XGBoostConfig, "purchase",
                        "XGBoost on aggregate purchase features (Chen & Guestrin 2016)", XGBoostPurchase),
+            ModelEntry("bought_before", RuleConfig, "purchase",
+                       "rule: bought from the category in the observation window (0/1)", BoughtBefore),
+            ModelEntry("recency", RuleConfig, "purchase", "rule: the more recent the last category purchase, "
+                       "the higher (never = lowest)", Recency),
+            ModelEntry("frequency", RuleConfig, "purchase", "rule: category purchases in the observation window",
+                       Frequency),
+            ModelEntry("rfm_logreg", RFMLogRegConfig, "purchase",
+                       "logistic regression on recency / frequency / monetary features", RFMLogReg),
         )
     }
 

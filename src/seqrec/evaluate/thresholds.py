@@ -160,16 +160,20 @@ def _top_k(frac: float, n: int) -> int:
     return min(max(int(k), 1), n)
 
 
-def _precision_at_top(pos: np.ndarray, s: np.ndarray, frac: float) -> float:
-    k = _top_k(frac, len(s))
+def _expected_tp_at_top(pos: np.ndarray, s: np.ndarray, k: int) -> float:
+    """Expected positives among the k highest scores when ties are broken at random."""
     cut = np.sort(s)[len(s) - k]  # the k-th highest score
     above = s > cut
     tied = s == cut
     n_above = int(above.sum())
     pos_tied = int((tied & pos).sum())
     # the k - n_above slots left go to the tied group; expected positives = share * mean label
-    expected_tp = int((above & pos).sum()) + (k - n_above) * pos_tied / int(tied.sum())
-    return float(expected_tp / k)
+    return int((above & pos).sum()) + (k - n_above) * pos_tied / int(tied.sum())
+
+
+def _precision_at_top(pos: np.ndarray, s: np.ndarray, frac: float) -> float:
+    k = _top_k(frac, len(s))
+    return float(_expected_tp_at_top(pos, s, k) / k)
 
 
 def precision_at_top(labels: Any, scores: Any, frac: float) -> float:

@@ -31,6 +31,20 @@ Recipe (:func:`build_purchase_task`), on a canonical purchase log
   gets a copy whose history stops just before its n-th last purchase (a purchase = a
   basket; for Taobao one buy), same label; copies with no event left are skipped and the
   copies of the larger class are sub-sampled so the training split stays 1:1.
+* **Protocols** (``protocol``). The above is ``article-1to1``, the reference article's
+  samples. Its no-need negatives and its 1:1 balance use the label window to choose who is
+  a sample, so "bought the category before" alone separates the classes there (precision 1
+  on every test split with no-need negatives), and nothing like it exists when a campaign
+  scores real users. ``deployment`` is what scoring does (``seqrec score-users``): no
+  selection by label and no sub-sampling anywhere. Test = **every** user active in the
+  observation window before the test cut-off (no user split), so its positive rate is
+  exactly the raw rate of buyers among active users; users whose training-window labels
+  were used for training appear in test at the later cut-off with a new label window,
+  as in production, where a model trained on last month scores everybody today.
+  Train / valid = all users split (seeded) into ``1 - valid_frac`` / ``valid_frac`` at the
+  training cut-off, at the natural base rate (``test_frac`` is unused); shift copies are
+  added without rebalancing. Negatives are every active non-buyer (``negatives`` must not
+  be ``no-need``).
 * **Encoding** of each event (the last ``max_len``, oldest first, left-aligned): ids of its
   category / sub-category / product / behaviour type / day of week / hour (each through an
   embedding table; ids from the training histories, unknown ids -> OOV = 1), and numbers
@@ -83,6 +97,7 @@ class Resolved:
     shift: tuple[int, ...]
     valid_frac: float
     test_frac: float
+    protocol: str = "article-1to1"
 
 
 def resolve(info: PurchaseDataset, pc: PurchaseTaskConfig) -> Resolved:
@@ -97,9 +112,10 @@ def resolve(info: PurchaseDataset, pc: PurchaseTaskConfig) -> Resolved:
     if info.unit == "order" and window != int(window):
         raise ConfigError(f"{info.name} counts windows in orders; window must be whole, got {window}")
     obs = info.observation if pc.observation < 0 else pc.observation
+    # deployment keeps every active user: the negatives are all non-buyers whatever the dataset's rule
+    negatives = "non-buyers" if pc.protocol == "deployment" else pc.negatives or info.negatives
     return Resolved(info.name, info.unit, "any" if column is None else level, column, pc.category, window,
-                    obs, pc.negatives or info.negatives, tuple(sorted(set(pc.shift))), pc.valid_frac,
-                    pc.test_frac)
+                    obs, negatives, tuple(sorted(set(pc.shift))), pc.valid_frac, pc.test_frac, pc.protocol)
 
 
 @dataclass
@@ -111,6 +127,8 @@ class PurchaseTask(SplitSamples):
     test: CTRData
     vocabs: dict[str, Vocab]
     counts: dict = field(default_factory=dict)  # per split: positives, negatives, users, ...
+    seed: int = 0  # what built it (a benchmark reuses one build for several models)
+    max_len: int = 50
 
 
 def check_category(log: pl.DataFrame, spec: Resolved) -> None:
@@ -237,14 +255,20 @@ def label_users(ev: EventArrays, spec: Resolved, users: np.ndarray, cut: np.ndar
                    np.zeros(len(idx), dtype=np.int64))
 
 
-def balance(s: Samples, rng: np.random.Generator, where: str, keep_first: int | None = None) -> Samples:
-    """Sub-sample the larger class to 1:1; ``keep_first`` rows (originals) are never dropped."""
+def check_both_classes(s: Samples, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the positives and negatives; DataValidationError when a class is empty."""
     pos, neg = np.flatnonzero(s.label == 1), np.flatnonzero(s.label == 0)
     if len(pos) == 0 or len(neg) == 0:
         raise DataValidationError(
             f"{where}: {len(pos)} positives and {len(neg)} negatives; a window with no "
             f"{'positives' if len(pos) == 0 else 'negatives'} cannot be learned or evaluated "
             "(choose a more popular category, a longer window, or negatives='non-buyers')")
+    return pos, neg
+
+
+def balance(s: Samples, rng: np.random.Generator, where: str, keep_first: int | None = None) -> Samples:
+    """Sub-sample the larger class to 1:1; ``keep_first`` rows (originals) are never dropped."""
+    pos, neg = check_both_classes(s, where)
     n = min(len(pos), len(neg))
 
     def pick(ix: np.ndarray) -> np.ndarray:
@@ -383,8 +407,11 @@ def build_purchase_task(log: pl.DataFrame, info: PurchaseDataset, pc: PurchaseTa
     ev = EventArrays(log, spec)
     rng = np.random.default_rng(seed)
     perm = rng.permutation(ev.n_users)
-    n_test, n_valid = round(spec.test_frac * ev.n_users), round(spec.valid_frac * ev.n_users)
-    groups = {"test": perm[:n_test], "valid": perm[n_test:n_test + n_valid], "train": perm[n_test + n_valid:]}
+    deploy = spec.protocol == "deployment"
+    n_test = 0 if deploy else round(spec.test_frac * ev.n_users)
+    n_valid = round(spec.valid_frac * ev.n_users)
+    groups = {"test": perm if deploy else perm[:n_test], "valid": perm[n_test:n_test + n_valid],
+              "train": perm[n_test + n_valid:]}
     cuts = {"train": ev.cut_offs(spec, "train"), "test": ev.cut_offs(spec, "test")}
     what = f"{info.name} category {spec.category!r} ({spec.level}), window {spec.window:g} {spec.unit}s"
     samples, counts = {}, {}
@@ -402,11 +429,15 @@ def build_purchase_task(log: pl.DataFrame, info: PurchaseDataset, pc: PurchaseTa
                 "choose another window")
         counts[split] = {"users": len(s), "positives_all": int(s.label.sum()),
                          "negatives_all": int(len(s) - s.label.sum())}
-        s = balance(s, rng, f"{what}, {split} split")
+        if deploy:  # the natural base rate: no sub-sampling, copies added as they come
+            check_both_classes(s, f"{what}, {split} split")
+        else:
+            s = balance(s, rng, f"{what}, {split} split")
         if split == "train" and spec.shift:
             n0 = len(s)
-            s = balance(Samples.concat([s, shift_augment(ev, s, spec.shift)]), rng,
-                        f"{what}, shifted train", keep_first=n0)
+            s = Samples.concat([s, shift_augment(ev, s, spec.shift)])
+            if not deploy:
+                s = balance(s, rng, f"{what}, shifted train", keep_first=n0)
             counts[split]["augmented"] = len(s) - n0
         counts[split].update(samples=len(s), positives=int(s.label.sum()))
         samples[split] = s
@@ -414,7 +445,8 @@ def build_purchase_task(log: pl.DataFrame, info: PurchaseDataset, pc: PurchaseTa
     schema = build_schema(vocabs, ev, max_len)
     data = {k: encode(ev, v, schema, vocabs, spec, f"{info.name}/{spec.category}/{k}")
             for k, v in samples.items()}
-    return PurchaseTask(info.name, spec, data["train"], data["valid"], data["test"], vocabs, counts)
+    return PurchaseTask(info.name, spec, data["train"], data["valid"], data["test"], vocabs, counts, seed,
+                        max_len)
 
 
 def scoring_samples(log: pl.DataFrame, info: PurchaseDataset, pc: PurchaseTaskConfig, schema: Schema,
