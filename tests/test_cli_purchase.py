@@ -72,6 +72,36 @@ def test_score_users_on_a_missing_run_is_one_line(tmp_path):
     assert_one_line_error(rc, err, "config.json")
 
 
+# -- rule baselines under the deployment protocol (fast: nothing to train but a logistic regression)
+@pytest.mark.parametrize("model", ["bought_before", "rfm_logreg"])
+def test_rule_baseline_deployment_train_evaluate_score(data_root, tmp_path, model):
+    cfg = write_config(tmp_path / "c.toml", data_root, model)
+    run = tmp_path / "run"
+    rc, out, err = run_cli(["train", cfg, "--out", run, "--no-progress", "--set", 'data.purchase.protocol="deployment"',
+                            "--set", "data.purchase.shift=[]"])
+    assert rc == 0, err
+    assert f"{model} on instacart / {CATEGORY}: test precision=" in out and "593 users" in out
+    assert (run / "baseline.json").is_file() and not (run / "model.pt").exists()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["protocol"] == "deployment" and metrics["negatives"] == "non-buyers"
+    t = metrics["test"]
+    assert t["n_users"] == t["n_samples"] == 593  # every Instacart user is active before the test cut-off
+    assert t["base_rate"] == t["n_positive"] / 593 < 0.5  # the natural rate, not 1:1
+    assert t["lift@top5%"] == pytest.approx(t["precision@top5%"] / t["base_rate"])
+    if model == "rfm_logreg":
+        assert metrics["C"] in (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+    rc, so, err = run_cli(["evaluate", run, "--json"])
+    assert rc == 0, err
+    assert json.loads(so) == t  # the saved baseline reproduces the report exactly
+    rc, _, err = run_cli(["score-users", run, "--category", CATEGORY])
+    assert rc == 0, err
+    with (run / f"scores_{CATEGORY}.csv").open() as f:
+        everyone = list(csv.reader(f))[1:]
+    assert len(everyone) == 593  # score-users scores everyone, as the deployment test does
+    if model == "bought_before":
+        assert {r[2] for r in everyone} == {"1.000000", "0.000000"}
+
+
 # -- slow: train, evaluate and score on real data -----------------------------------------------
 @pytest.fixture(scope="module")
 def runs(data_root, tmp_path_factory):
