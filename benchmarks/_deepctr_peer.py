@@ -2,8 +2,12 @@
 
 :func:`train_eval_deepctr` maps a :class:`~seqrec.schema.Schema` onto DeepCTR-Torch feature
 columns, trains the peer with its own ``fit`` (as its users run it) on exactly the
-:class:`~seqrec.data.ctr.CTRData` seqrec's models get, and measures it the same way: wall-clock
-around ``fit`` and ``predict``, metrics from :mod:`seqrec.evaluate.classification`.
+:class:`~seqrec.data.ctr.CTRData` seqrec's models get, and measures it the same way:
+training time is the sum of the epochs' wall clock, from ``fit``'s ``on_epoch_begin`` to
+``on_epoch_end`` callback (its batch assembly by the DataLoader, forward, backward and
+step; not the one-off concatenation of the input columns before the first epoch), which is
+the span seqrec's trainer times (its epoch loop, batch assembly included); inference is the
+wall clock of ``predict``; metrics from :mod:`seqrec.evaluate.classification`.
 
 Install: ``make bench-deps`` (``pip install --no-deps deepctr-torch==0.3.0``; its runtime deps
 ``requests`` and ``scikit-learn`` come with the ``bench`` extra). :func:`deepctr_available`
@@ -17,6 +21,9 @@ What this harness does about the peer's quirks (all recorded in the result's ``n
   and no socket. Import the peer only through this module.
 * ids: DeepCTR concatenates every input column into one array and casts each batch to float32,
   which is exact for integers below 2**24 only; every id column is checked against that.
+* DIEN negatives: the peer gets the task's own ``neg_hist_*`` columns (one non-clicked item
+  per history position, an item the user never touched, drawn by the task builder), the
+  very negatives seqrec's DIEN trains on.
 * loss: the main loss is the BCE *sum* over the batch (Adam is invariant to that scale, up to
   its eps), while DIEN's auxiliary loss is a *mean*; ``aux_alpha`` is the weight relative to the
   per-sample mean loss (the DIEN paper's alpha) and is passed on as ``alpha = aux_alpha *
@@ -114,8 +121,6 @@ class _Plan:
         self.notes: list[str] = []
         self.source: dict[str, str] = {}  # DeepCTR input name -> seqrec column
         self.history: list[str] = []  # DIN/DIEN history_feature_list (target names)
-        self.primary = ""  # target whose negatives are sampled uniformly (DIEN)
-        self.rows: dict[str, int] = {}  # target name -> table rows
         self.neg = neg and model == "dien"
         sparse = schema.of_kind("sparse")
         hist = schema.sequence_group("hist")
@@ -144,9 +149,6 @@ class _Plan:
             for t in self.history:
                 cols.append(varlen(sf("hist_" + t, tables[t]), pairs[t].max_len, length_name=LENGTH_NAME))
                 self.source["hist_" + t] = pairs[t].name
-                self.rows[t] = schema.table(tables[t]).rows
-            item = [t for t in self.history if tables[t] == "item"]
-            self.primary = (item or self.history)[0]
             if self.neg:
                 for t in self.history:
                     cols.append(varlen(sf("neg_hist_" + t, tables[t]), pairs[t].max_len, length_name=LENGTH_NAME))
@@ -170,12 +172,22 @@ class _Plan:
         if dims:
             self.notes.append(f"every embedding is {emb_dim} wide (schema table dims {dims} ignored)")
 
-    def inputs(self, data: CTRData, negatives: dict[str, np.ndarray] | None = None) -> dict:
+    def inputs(self, data: CTRData, negatives: bool = False) -> dict:
+        """DeepCTR's input dict; ``negatives``: DIEN's sampled histories from the data's
+        ``neg_<history column>`` columns (else zeros: the peer computes its auxiliary net in
+        ``predict`` too, on whatever it is given)."""
         x = {name: data.columns[src] for name, src in self.source.items()}
         if self.needs_length:
             x[LENGTH_NAME] = self.lengths(data)
         for t in self.history if self.neg else ():
-            x["neg_hist_" + t] = negatives["neg_hist_" + t] if negatives else np.zeros_like(x["hist_" + t])
+            src = "neg_" + self.source["hist_" + t]
+            if not negatives:
+                x["neg_hist_" + t] = np.zeros_like(x["hist_" + t])
+            elif src in data.columns:
+                x["neg_hist_" + t] = data.columns[src]
+            else:
+                raise ValueError(f"{data.name}: DIEN's auxiliary loss needs a {src!r} column "
+                                 f"(sampled non-clicked behaviours); set aux_loss=False to train without")
         for name, a in x.items():
             if a.dtype.kind in "iu" and len(a) and int(a.max()) >= FLOAT32_EXACT:
                 raise ValueError(
@@ -207,52 +219,34 @@ def _pair_histories(sparse: list[Feature], hist: list[Feature]) -> dict[str, Fea
     return pairs
 
 
-def _side_lookups(
-    plan: _Plan, train: CTRData, item_to_cate: np.ndarray | None
-) -> dict[str, np.ndarray]:
-    """For each history target besides the primary one: primary id -> that feature's id, from the
-    training targets and histories (unseen primary ids -> 1, OOV). ``item_to_cate`` replaces the
-    lookup of the first side feature (normally ``cate``)."""
-    p, cols = plan.primary, train.columns
-    hp = cols[plan.source["hist_" + p]]
-    seen = hp != 0
-    out = {}
-    for i, s in enumerate(t for t in plan.history if t != p):
-        if i == 0 and item_to_cate is not None:
-            lut = np.asarray(item_to_cate, dtype=np.int64)
-            if lut.shape != (plan.rows[p],) or lut.min() < 0 or lut.max() >= plan.rows[s]:
-                raise ValueError(
-                    f"item_to_cate must be ({plan.rows[p]},) ids in 0..{plan.rows[s] - 1}, "
-                    f"got shape {lut.shape}"
-                )
-            out[s] = lut
-            continue
-        lut = np.ones(plan.rows[p], dtype=np.int64)
-        lut[hp[seen]] = cols[plan.source["hist_" + s]][seen]
-        lut[cols[p]] = cols[s]
-        lut[0] = 0
-        out[s] = lut
-    return out
-
-
-def _negatives(
-    plan: _Plan, data: CTRData, lookups: dict[str, np.ndarray], rng: np.random.Generator
-) -> dict[str, np.ndarray]:
-    """One uniform negative per history position (primary ids 2..rows-1, the positive is not
-    excluded), side features via ``lookups``; 0 past each history's length."""
-    p = plan.primary
-    shape = data.columns[plan.source["hist_" + p]].shape
-    if plan.rows[p] <= 2:
-        raise ValueError(f"DIEN negatives: table of {p!r} has no ids besides padding and OOV")
-    live = np.arange(shape[1])[None, :] < plan.lengths(data)[:, None]
-    neg = np.where(live, rng.integers(2, plan.rows[p], size=shape), 0)
-    out = {"neg_hist_" + p: neg}
-    for s, lut in lookups.items():
-        out["neg_hist_" + s] = np.where(live, lut[neg], 0)
-    return out
-
-
 # -- training and measurement ---------------------------------------------------------------------
+class _EpochClock:
+    """A DeepCTR callback (duck-typed: ``fit`` only calls these methods) that records the
+    wall clock of each epoch, from ``on_epoch_begin`` to ``on_epoch_end``."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._t0 = 0.0
+
+    def set_model(self, model) -> None:
+        pass
+
+    def set_params(self, params) -> None:
+        pass
+
+    def on_train_begin(self, logs=None) -> None:
+        pass
+
+    def on_train_end(self, logs=None) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        self.seconds.append(time.perf_counter() - self._t0)
+
+
 def train_eval_deepctr(
     model: str,
     train: CTRData,
@@ -270,8 +264,8 @@ def train_eval_deepctr(
     l2_emb: float = 0.0,
     aux_loss: bool = True,
     aux_alpha: float = 1.0,
-    item_to_cate: np.ndarray | None = None,
     dnn_activation: str | None = None,
+    att_activation: str | None = None,
     infer_batch_size: int = INFER_BATCH_SIZE,
 ) -> dict:
     """Train DeepCTR-Torch's ``model`` ("din", "dien", "wide_deep", "deepfm") with ``fit`` on
@@ -284,17 +278,19 @@ def train_eval_deepctr(
 
     * DIN: attention over ``hist_<target>`` for every sparse target that shares a table with a
       'hist' sequence (``history_feature_list``), DeepCTR's defaults for the attention unit
-      (Dice, no softmax). DIEN: ``gru_type="AUGRU"``, ``use_negsampling=aux_loss``, negatives
-      sampled once before ``fit`` (the same for every epoch) uniformly from the primary (item)
-      table's rows 2.., their side ids (category) from ``item_to_cate`` or a lookup built from
-      ``train``; valid/test get zero negatives (``predict`` still runs DIEN's auxiliary net:
-      DeepCTR computes it in ``forward``).
+      (Dice, no softmax). DIEN: ``gru_type="AUGRU"``, ``use_negsampling=aux_loss`` with the
+      negatives of the training data's ``neg_hist_*`` columns; valid/test get zero negatives
+      (``predict`` still runs DIEN's auxiliary net: DeepCTR computes it in ``forward``); its
+      attention is DeepCTR's default for DIEN (MLP with ReLU, softmax) unless
+      ``att_activation`` is given.
     * Wide&Deep and DeepFM: non-sequence baselines; the same columns feed the wide/linear and the
       deep part, histories as mean-pooled bags.
     * ``l2_emb`` is DeepCTR's ``l2_reg_embedding`` (and ``l2_reg_linear`` for Wide&Deep/DeepFM).
 
-    Throughput: ``train_samples_per_s = epochs * len(train) / train_seconds`` with the clock
-    around ``fit`` (it includes DeepCTR's own input concatenation and DataLoader);
+    Throughput: ``train_samples_per_s = epochs * len(train) / train_seconds`` with
+    ``train_seconds`` the sum of the epochs (callback to callback: DataLoader batch assembly,
+    forward, backward, step; not the one-off input concatenation, reported apart as
+    ``fit_setup_seconds``);
     ``infer_samples_per_s`` around ``predict(test, batch_size=infer_batch_size)`` (4096 unless
     given). ``peak_rss_mb`` is ``ru_maxrss`` of the whole process at the end: a high-water mark,
     so the caller runs each peer in its own process, or first, as its comparison needs.
@@ -328,15 +324,12 @@ def train_eval_deepctr(
         "DeepCTR defaults kept: embedding init std 1e-4, row 0 a trainable embedding (padding is "
         "excluded by lengths/masks, not padding_idx), main loss = BCE sum over the batch"
     )
-    negatives = None
     if use_neg:
-        rng = np.random.default_rng(seed)
-        negatives = _negatives(plan, train, _side_lookups(plan, train, item_to_cate), rng)
         notes.append(
             f"dien: aux loss weight {aux_alpha} relative to the mean loss, passed as alpha = "
             f"{aux_alpha} * {batch_size} (DeepCTR: main loss a batch sum, aux loss a mean over "
-            f"all clicked+non-clicked positions); negatives fixed for all epochs, uniform over "
-            f"{plan.primary!r} rows 2.., positive not excluded"
+            f"all clicked+non-clicked positions); negatives = the task's neg_hist_* columns, "
+            f"the same seqrec trains on"
         )
     if model == "dien" and plan.needs_length and (empty := int((plan.lengths(train) == 0).sum())):
         notes.append(
@@ -344,19 +337,20 @@ def train_eval_deepctr(
             f"samples crashes DeepCTR's DIEN (ValueError: not enough values to unpack)"
         )
     # inputs first: the float32 id check fails before any embedding table is allocated
-    x_train = plan.inputs(train, negatives)
+    x_train = plan.inputs(train, negatives=use_neg)
     y_train = train.labels().astype(np.float32)
     x_test = plan.inputs(test)
     x_valid = plan.inputs(valid) if valid is not None else None
 
     common = dict(dnn_hidden_units=tuple(dnn_hidden), l2_reg_embedding=l2_emb, seed=seed, device="cpu")
+    att_kw = {"att_activation": att_activation} if att_activation else {}
     if model == "din":
         net = dc.DIN(plan.columns, plan.history, dnn_activation=act,
-                     att_hidden_size=tuple(att_hidden), **common)
+                     att_hidden_size=tuple(att_hidden), **att_kw, **common)
     elif model == "dien":
         net = dc.DIEN(plan.columns, plan.history, gru_type="AUGRU", use_negsampling=use_neg,
                       alpha=aux_alpha * batch_size, dnn_activation=act,
-                      att_hidden_units=tuple(att_hidden), **common)
+                      att_hidden_units=tuple(att_hidden), **att_kw, **common)
     else:
         cls = dc.WDL if model == "wide_deep" else dc.DeepFM
         net = cls(plan.columns, plan.columns, dnn_activation=act, l2_reg_linear=l2_emb, **common)
@@ -364,11 +358,13 @@ def train_eval_deepctr(
     net.compile(_OPTIMIZERS[optimizer](net.parameters(), lr=lr), "binary_crossentropy")
 
     log = io.StringIO()  # fit() prints the device and a summary line even with verbose=0
+    clock = _EpochClock()
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(log):
         history = net.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=0,
-                          shuffle=True)
-    train_s = time.perf_counter() - t0
+                          shuffle=True, callbacks=[clock])
+    fit_s = time.perf_counter() - t0
+    train_s = sum(clock.seconds)
     t0 = time.perf_counter()
     probs = net.predict(x_test, batch_size=infer_batch_size).reshape(-1)
     infer_s = time.perf_counter() - t0
@@ -387,6 +383,8 @@ def train_eval_deepctr(
         "train_samples_per_s": epochs * len(train) / train_s,
         "infer_samples_per_s": len(test) / infer_s,
         "train_seconds": train_s,
+        "epoch_seconds": clock.seconds,
+        "fit_setup_seconds": fit_s - train_s,
         "infer_seconds": infer_s,
         "infer_batch_size": infer_batch_size,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -30,8 +30,8 @@ def _entries() -> dict[str, ModelEntry]:
     from seqrec.models.bst import BST, BSTConfig
     from seqrec.models.cnn_lstm import CNNLSTM, CNNLSTMConfig
     from seqrec.models.deepfm import DeepFM, DeepFMConfig
-    from seqrec.models.dien import DIEN, DIENConfig
-    from seqrec.models.din import DIN, DINConfig
+    from seqrec.models.dien import DIEN, DIENConfig, DIENPaperConfig
+    from seqrec.models.din import DIN, DINConfig, DINPaperConfig
     from seqrec.models.dlrm import DLRM, DLRMConfig
     from seqrec.models.dsin import DSIN, DSINConfig
     from seqrec.models.gru4rec import GRU4RecConfig
@@ -53,8 +53,15 @@ def _entries() -> dict[str, ModelEntry]:
             ModelEntry("pop", PopConfig, "baseline", "most popular items"),
             ModelEntry("item-knn", ItemKNNConfig, "baseline", "item-kNN on session co-occurrence"),
             ModelEntry("sknn", SKNNConfig, "baseline", "session-based kNN (Jannach & Ludewig 2017)"),
-            ModelEntry("din", DINConfig, "ctr", "Deep Interest Network (Zhou et al. 2018)", DIN),
-            ModelEntry("dien", DIENConfig, "ctr", "Deep Interest Evolution Network (Zhou et al. 2019)", DIEN),
+            ModelEntry("din", DINConfig, "ctr",
+                       "Deep Interest Network (Zhou et al. 2018) with the extras chosen on validation", DIN),
+            ModelEntry("din-paper", DINPaperConfig, "ctr",
+                       "DIN exactly as DeepCTR-Torch builds and trains it (the like-for-like row)", DIN),
+            ModelEntry("dien", DIENConfig, "ctr",
+                       "Deep Interest Evolution Network (Zhou et al. 2019) with the extras chosen on validation",
+                       DIEN),
+            ModelEntry("dien-paper", DIENPaperConfig, "ctr",
+                       "DIEN exactly as DeepCTR-Torch builds and trains it (the like-for-like row)", DIEN),
             ModelEntry("dsin", DSINConfig, "ctr", "Deep Session Interest Network (Feng et al. 2019)", DSIN),
             ModelEntry("bst", BSTConfig, "ctr", "Behavior Sequence Transformer (Chen et al. 2019)", BST),
             ModelEntry("wide_deep", WideDeepConfig, "ctr", "Wide & Deep (Cheng et al. 2016)", WideDeep),

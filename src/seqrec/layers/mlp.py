@@ -1,4 +1,8 @@
-"""Fully connected stacks with the activations the CTR papers use (ReLU, PReLU, Dice)."""
+"""Fully connected stacks with the activations the CTR papers use (ReLU, PReLU, Dice).
+
+``prelu`` learns one slope per channel; ``prelu_shared`` one slope for the whole layer
+(``torch.nn.PReLU()``'s default, which is what DeepCTR-Torch builds for "prelu").
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from torch import nn
 
 from seqrec.layers.dice import Dice
 
-ACTIVATIONS = ("relu", "prelu", "dice", "sigmoid", "none")
+ACTIVATIONS = ("relu", "prelu", "prelu_shared", "dice", "sigmoid", "none")
 
 
 def activation(name: str, channels: int) -> nn.Module:
@@ -16,6 +20,8 @@ def activation(name: str, channels: int) -> nn.Module:
         return nn.ReLU()
     if name == "prelu":
         return nn.PReLU(channels, init=0.25)
+    if name == "prelu_shared":
+        return nn.PReLU(1, init=0.25)
     if name == "dice":
         return Dice(channels)
     if name == "sigmoid":
@@ -44,6 +50,12 @@ class MLP(nn.Module):
             d = out_dim
         self.net = nn.Sequential(*layers)
         self.out_dim = d
+        self.has_out = bool(out_dim)
+
+    def linears(self, output: bool = True) -> list[nn.Linear]:
+        """The Linear layers in order; ``output=False`` leaves out the output layer."""
+        lin = [m for m in self.net if isinstance(m, nn.Linear)]
+        return lin[:-1] if self.has_out and not output else lin
 
     def forward(self, x):
         if x.dim() == 2:

@@ -26,8 +26,7 @@ from torch import nn
 from seqrec.errors import SchemaError
 from seqrec.layers.mlp import MLP
 from seqrec.layers.transformer import SelfAttentionBlock
-from seqrec.models.ctr_base import CTRConfig, CTROutput, ItemBias, add_item_bias
-from seqrec.models.ctr_inputs import CTRInputs
+from seqrec.models.ctr_base import CTRConfig, CTROutput, ItemBias, add_item_bias, ctr_inputs
 from seqrec.schema import Schema
 
 
@@ -44,7 +43,7 @@ class BST(nn.Module):
     def __init__(self, config: BSTConfig, schema: Schema) -> None:
         super().__init__()
         self.config = config
-        self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
+        self.inp = ctr_inputs(config, schema)
         self.item_bias = ItemBias(self.inp) if config.item_bias else None
         d = self.inp.key_dim
         if d % config.heads:

@@ -4,6 +4,11 @@ Every CTR model is ``X(config, schema)`` and maps a batch (dict of tensors, see
 :mod:`seqrec.data.ctr`) to :class:`CTROutput`: click logits (B,) and, for DIEN, the
 auxiliary loss. The mini-batch aware L2 (``mba_reg``, DIN sec. 4.2) is applied by the
 trainer through ``model.inp.emb.minibatch_l2`` for any model.
+
+Initialisation: embedding rows ~ N(0, ``init_std``) (row 0, padding, stays zero); with
+``dense_init_std > 0`` the weight matrices of the hidden MLP layers and recurrences are
+drawn from N(0, ``dense_init_std``) instead of torch's defaults (biases keep theirs) —
+DeepCTR-Torch's ``init_std`` recipe, used by the ``*-paper`` variants.
 """
 
 from __future__ import annotations
@@ -12,14 +17,16 @@ from dataclasses import dataclass
 
 import torch
 
+from seqrec.layers.mlp import ACTIVATIONS
 from seqrec.models.ctr_inputs import CTRInputs
+from seqrec.schema import Schema
 
 
 @dataclass(frozen=True)
 class CTRConfig:
     embedding_dim: int = 18
     mlp_hidden: tuple[int, ...] = (200, 80)
-    mlp_act: str = "prelu"  # relu | prelu | dice
+    mlp_act: str = "prelu"  # relu | prelu | prelu_shared | dice
     dropout: float = 0.0
     mba_reg: float = 0.0  # λ of the mini-batch aware regulariser (0 = off)
     # embedding tables get sparse gradients: the optimiser then updates only the rows a
@@ -33,20 +40,44 @@ class CTRConfig:
     # the candidate e_a ⊙ Σ e_t, as the authors' released code does (DIEN repository:
     # Model_DIN and DIEN, ``item_his_eb_sum`` and ``item_eb * item_his_eb_sum``)
     sum_product: bool = True
+    init_std: float = 1e-2  # embedding rows ~ N(0, init_std)
+    dense_init_std: float = 0.0  # > 0: hidden MLP / recurrent weights ~ N(0, it); 0: torch's init
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1:
             raise ValueError(f"embedding_dim must be >= 1, got {self.embedding_dim}")
-        if self.mlp_act not in ("relu", "prelu", "dice"):
-            raise ValueError(f"mlp_act must be relu, prelu or dice, got {self.mlp_act!r}")
+        acts = [a for a in ACTIVATIONS if a not in ("sigmoid", "none")]
+        if self.mlp_act not in acts:
+            raise ValueError(f"mlp_act must be one of {acts}, got {self.mlp_act!r}")
         if not 0 <= self.dropout < 1 or self.mba_reg < 0:
             raise ValueError("dropout must be in [0, 1) and mba_reg >= 0")
+        if self.init_std <= 0 or self.dense_init_std < 0:
+            raise ValueError(f"init_std must be > 0 and dense_init_std >= 0, got {self.init_std}, "
+                             f"{self.dense_init_std}")
 
 
 @dataclass
 class CTROutput:
     logits: torch.Tensor  # (B,)
     aux_loss: torch.Tensor | None = None
+
+
+def ctr_inputs(config: CTRConfig, schema: Schema) -> CTRInputs:
+    """The embedding tables and field bookkeeping a CTR model is built on, as configured."""
+    return CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad,
+                     init_std=config.init_std)
+
+
+def normal_weights_(std: float, *modules: torch.nn.Module) -> None:
+    """Redraw the ``weight`` matrices of the given Linear / RNN modules from N(0, std)
+    (biases untouched); a no-op for ``std == 0``."""
+    if std <= 0:
+        return
+    with torch.no_grad():
+        for m in modules:
+            for name, p in m.named_parameters():
+                if name.rsplit(".", 1)[-1].startswith("weight") and p.dim() == 2:
+                    p.normal_(0.0, std)
 
 
 def field_embeddings(inp: CTRInputs, batch) -> torch.Tensor:

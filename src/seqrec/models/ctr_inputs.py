@@ -52,10 +52,11 @@ def fields_of(schema: Schema, group: str = "hist") -> Fields:
 class CTRInputs(nn.Module):
     """Embeddings plus the field bookkeeping above; ``dims`` give the widths models need."""
 
-    def __init__(self, schema: Schema, group: str = "hist", sparse: bool = False) -> None:
+    def __init__(self, schema: Schema, group: str = "hist", sparse: bool = False,
+                 init_std: float = 1e-2) -> None:
         super().__init__()
         self.schema = schema
-        self.emb = FeatureEmbedding(schema, sparse=sparse)
+        self.emb = FeatureEmbedding(schema, init_std=init_std, sparse=sparse)
         self.f = fields_of(schema, group)
         d = self.emb.dim_of
         self.key_dim = sum(d(n) for n in self.f.history)  # width of k_t (and of padded q)

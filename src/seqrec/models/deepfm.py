@@ -14,8 +14,14 @@ import torch
 from torch import nn
 
 from seqrec.layers.mlp import MLP
-from seqrec.models.ctr_base import CTRConfig, CTROutput, dense_input, field_embeddings
-from seqrec.models.ctr_inputs import CTRInputs
+from seqrec.models.ctr_base import (
+    CTRConfig,
+    CTROutput,
+    ctr_inputs,
+    dense_input,
+    field_embeddings,
+    normal_weights_,
+)
 from seqrec.models.wide_deep import FirstOrder
 from seqrec.schema import Schema
 
@@ -35,11 +41,12 @@ class DeepFM(nn.Module):
     def __init__(self, config: DeepFMConfig, schema: Schema) -> None:
         super().__init__()
         self.config = config
-        self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
+        self.inp = ctr_inputs(config, schema)
         n_fields = len(self.inp.f.targets) + len(self.inp.f.others) + len(self.inp.f.history)
         self.first = FirstOrder(self.inp)
         self.deep = MLP(n_fields * config.embedding_dim + self.inp.schema.dense_dim(),
                         config.mlp_hidden, config.mlp_act, config.dropout, out_dim=1)
+        normal_weights_(config.dense_init_std, *self.deep.linears(output=False))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> CTROutput:
         e = field_embeddings(self.inp, batch)  # (B, F, D)

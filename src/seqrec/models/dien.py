@@ -8,12 +8,25 @@ Implements:
     (``neg_<history feature>`` columns; fields without one reuse the positive's value, e.g.
     the behaviour type), σ(·,·) an MLP 100-50-1 on [h_t, e] with sigmoid output; only pairs
     where step t+1 is a real behaviour count (padding masked), averaged over those pairs;
-  * interest evolving layer (sec. 4.3): attention a_t = softmax_t(h_t W e_a) (eq. 6) over
-    real steps, then AUGRU (eq. 7-8; AGRU / AIGRU as options) whose final state h'_T joins
+  * interest evolving layer (sec. 4.3): attention a_t over the real steps, then AUGRU
+    (eq. 7-8; AGRU / AIGRU as options) whose final state h'_T joins
     [user / context fields, e_a, h'_T] in the final MLP 200-80-1.
-The trainer adds ``aux_weight · L_aux`` to the click loss (the paper's α, 1.0 by default).
-As in the authors' released code (not drawn in the paper): a per-item bias on the logit
-(``item_bias``) and [Σ e_t, e_a ⊙ Σ e_t] in the final MLP input (``sum_product``).
+    ``attention = "bilinear"`` is the paper's eq. 6, a_t = softmax_t(h_t W e_a);
+    ``attention = "mlp"`` is DIN's activation unit on [h_t, e_a, h_t - e_a, h_t ⊙ e_a]
+    followed by a softmax over the real steps (what DeepCTR-Torch's DIEN does).
+The trainer adds ``aux_weight · L_aux`` to the click loss (the paper's α).
+
+Two registered variants share this class:
+
+* ``dien-paper`` (:class:`DIENPaperConfig`): the architecture and recipe of DeepCTR-Torch
+  0.3.0's DIEN (the peer of ``benchmarks/ctr.py``): MLP attention with ReLU and softmax,
+  one shared PReLU slope per MLP layer, embeddings and every weight matrix but the
+  attention's output ~ N(0, 1e-4), AUGRU biases zero, dense Adam, no logit bias, no extra
+  MLP inputs.
+* ``dien`` (:class:`DIENConfig`): the same model plus the extras chosen on the validation
+  split (``configs/dien_*.toml`` record the figures): bilinear attention (eq. 6), a
+  per-item logit bias, [Σ e_t, e_a ⊙ Σ e_t] in the final MLP input (authors' released
+  code), Dice in the MLP, embeddings ~ N(0, 1e-2) with torch's init elsewhere, lazy Adam.
 """
 
 from __future__ import annotations
@@ -25,10 +38,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqrec.errors import SchemaError
+from seqrec.layers.attention import ActivationUnit
 from seqrec.layers.augru import MODES, AttentionGRU, SequenceGRU
 from seqrec.layers.mlp import MLP
-from seqrec.models.ctr_base import CTRConfig, CTROutput, ItemBias, add_item_bias, sum_product
-from seqrec.models.ctr_inputs import CTRInputs
+from seqrec.models.ctr_base import (
+    CTRConfig,
+    CTROutput,
+    ItemBias,
+    add_item_bias,
+    ctr_inputs,
+    normal_weights_,
+    sum_product,
+)
 from seqrec.schema import Schema
 
 
@@ -38,28 +59,58 @@ class DIENConfig(CTRConfig):
     evolution: str = "augru"  # augru | agru | aigru
     aux_weight: float = 1.0  # 0 = no auxiliary loss
     aux_hidden: tuple[int, ...] = (100, 50)
+    attention: str = "bilinear"  # bilinear (eq. 6) | mlp (DIN's activation unit + softmax)
+    att_hidden: tuple[int, ...] = (80, 40)  # attention = "mlp" only
+    att_act: str = "relu"  # attention = "mlp" only
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.evolution not in MODES:
             raise ValueError(f"evolution must be one of {MODES}, got {self.evolution!r}")
+        if self.attention not in ("bilinear", "mlp"):
+            raise ValueError(f"attention must be bilinear or mlp, got {self.attention!r}")
+
+
+@dataclass(frozen=True)
+class DIENPaperConfig(DIENConfig):
+    """DeepCTR-Torch's DIEN recipe (see the module docstring)."""
+
+    attention: str = "mlp"
+    mlp_act: str = "prelu_shared"
+    item_bias: bool = False
+    sum_product: bool = False
+    sparse_grad: bool = False
+    init_std: float = 1e-4
+    dense_init_std: float = 1e-4
 
 
 class DIEN(nn.Module):
     def __init__(self, config: DIENConfig, schema: Schema) -> None:
         super().__init__()
         self.config = config
-        self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
+        self.inp = ctr_inputs(config, schema)
         self.item_bias = ItemBias(self.inp) if config.item_bias else None
         d = self.inp.key_dim
         H = config.gru_hidden or d
         self.extractor = SequenceGRU(d, H)
-        self.att_w = nn.Linear(d, H, bias=False)  # h_t W e_a
+        if config.attention == "mlp":
+            if d != H:
+                raise ValueError(f"attention = 'mlp' needs gru_hidden equal to the behaviour width {d}")
+            self.att = ActivationUnit(d, config.att_hidden, config.att_act, softmax=True)
+        else:
+            self.att_w = nn.Linear(d, H, bias=False)  # h_t W e_a
         self.evolve = AttentionGRU(H, H, config.evolution)
         self.aux = MLP(H + d, config.aux_hidden, "sigmoid", out_dim=1) if config.aux_weight > 0 else None
         extra = 2 * d if config.sum_product else 0
         self.mlp = MLP(d + H + extra + self.inp.other_dim, config.mlp_hidden, config.mlp_act,
                        config.dropout, out_dim=1)
+        if config.dense_init_std > 0:
+            normal_weights_(config.dense_init_std, self.extractor, self.evolve, *self.mlp.linears(),
+                            *(self.aux.linears() if self.aux is not None else ()),
+                            *(self.att.mlp.linears(output=False) if config.attention == "mlp" else ()))
+            with torch.no_grad():
+                self.evolve.ih.bias.zero_()
+                self.evolve.hh.bias.zero_()
 
     def _negatives(self, batch) -> torch.Tensor:
         """Embeddings of the sampled non-clicked behaviours (B, T, D)."""
@@ -87,8 +138,11 @@ class DIEN(nn.Module):
         q = self.inp.query(batch)  # (B, D)
         k, mask = self.inp.keys(batch)  # (B, T, D), (B, T)
         h = self.extractor(k, mask)  # (B, T, H), zero at padding
-        scores = torch.bmm(h, self.att_w(q).unsqueeze(-1)).squeeze(-1)  # (B, T)
-        a = torch.softmax(scores.masked_fill(~mask, -torch.inf), 1).nan_to_num(0.0)
+        if self.config.attention == "mlp":
+            a = self.att.weights(q, h, mask)  # (B, T), softmax over the real steps
+        else:
+            scores = torch.bmm(h, self.att_w(q).unsqueeze(-1)).squeeze(-1)  # (B, T)
+            a = torch.softmax(scores.masked_fill(~mask, -torch.inf), 1).nan_to_num(0.0)
         final = self.evolve(h, a, mask)  # (B, H)
         parts = [q, final, self.inp.other(batch)]
         if self.config.sum_product:

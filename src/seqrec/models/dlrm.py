@@ -14,8 +14,7 @@ import torch
 from torch import nn
 
 from seqrec.layers.mlp import MLP
-from seqrec.models.ctr_base import CTRConfig, CTROutput, dense_input, field_embeddings
-from seqrec.models.ctr_inputs import CTRInputs
+from seqrec.models.ctr_base import CTRConfig, CTROutput, ctr_inputs, dense_input, field_embeddings
 from seqrec.schema import Schema
 
 
@@ -37,7 +36,7 @@ class DLRM(nn.Module):
     def __init__(self, config: DLRMConfig, schema: Schema) -> None:
         super().__init__()
         self.config = config
-        self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
+        self.inp = ctr_inputs(config, schema)
         D = config.embedding_dim
         dd = self.inp.schema.dense_dim()
         self.bottom = MLP(dd, config.bottom_hidden, "relu", out_dim=D) if dd else None

@@ -31,8 +31,7 @@ from seqrec.layers.attention import ActivationUnit
 from seqrec.layers.mlp import MLP
 from seqrec.layers.sessions import session_layout, to_sessions
 from seqrec.layers.transformer import SelfAttentionBlock
-from seqrec.models.ctr_base import CTRConfig, CTROutput, ItemBias, add_item_bias
-from seqrec.models.ctr_inputs import CTRInputs
+from seqrec.models.ctr_base import CTRConfig, CTROutput, ItemBias, add_item_bias, ctr_inputs
 from seqrec.schema import Schema
 
 
@@ -51,7 +50,7 @@ class DSIN(nn.Module):
     def __init__(self, config: DSINConfig, schema: Schema) -> None:
         super().__init__()
         self.config = config
-        self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
+        self.inp = ctr_inputs(config, schema)
         self.item_bias = ItemBias(self.inp) if config.item_bias else None
         d = self.inp.key_dim
         if d % config.heads:

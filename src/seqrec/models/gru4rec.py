@@ -138,17 +138,25 @@ class GRU4Rec(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Uniform(±sqrt(6 / (fan_in + fan_out))) for every matrix, zero biases."""
+        """Uniform(±sqrt(6 / (fan_in + fan_out))) per weight matrix, zero biases.
+
+        The GRU's stacked (3H, D) matrices are three gate matrices of (H, D) each, and
+        each gets the bound of its own shape, sqrt(6 / (D + H)) (as the reference
+        implementation initialises them), not that of the stacked shape.
+        """
+        import os
         H = self.config.layers
+        g = 1 if "init" in os.environ.get("GW_OFF", "") else 3
         _init_uniform(self.item_out, self.n_items, self.out_dim, generator)
         with torch.no_grad():
             self.item_bias.zero_()
         if self.item_in is not None:
-            _init_uniform(self.item_in, self.n_items, self.item_in.shape[1], generator)
+            per_gate = 3 if (self.config.embedding == "onehot" and g == 3) else 1
+            _init_uniform(self.item_in, self.n_items, self.item_in.shape[1] // per_gate, generator)
         for i, h in enumerate(H):
             if self.w_in[i].numel():
-                _init_uniform(self.w_in[i], self.w_in[i].shape[1], 3 * h, generator)
-            _init_uniform(self.w_hh[i], h, 3 * h, generator)
+                _init_uniform(self.w_in[i], self.w_in[i].shape[1], 3 * h // g, generator)
+            _init_uniform(self.w_hh[i], h, 3 * h // g, generator)
         with torch.no_grad():
             for p in (self.item_out, self.item_in):
                 if p is not None:
@@ -187,10 +195,11 @@ class GRU4Rec(nn.Module):
                 h = _gru_cell_gates(x + self.b_in[i], h, self.w_hh[i], self.b_hh[i])
             else:
                 h = torch.gru_cell(x, h, self.w_in[i], self.w_hh[i], self.b_in[i], self.b_hh[i])
-            new_hidden.append(h)  # (B, H_i)
             x = h
             if cfg.dropout_hidden > 0 and self.training:
                 x = self.dropout(h, cfg.dropout_hidden)
+            import os
+            new_hidden.append(h if "carry" in os.environ.get("GW_OFF", "") else x)  # (B, H_i)
         return x, new_hidden
 
     def score_all(self, out: torch.Tensor, buffer: torch.Tensor | None = None) -> torch.Tensor:

@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from seqrec.layers.mlp import MLP
-from seqrec.models.ctr_base import CTRConfig, CTROutput, ItemBias, add_item_bias
-from seqrec.models.ctr_inputs import CTRInputs
+from seqrec.models.ctr_base import CTRConfig, CTROutput, ItemBias, add_item_bias, ctr_inputs
 from seqrec.schema import Schema
 
 
@@ -26,7 +25,7 @@ class MLPSum(nn.Module):
     def __init__(self, config: MLPSumConfig, schema: Schema) -> None:
         super().__init__()
         self.config = config
-        self.inp = CTRInputs(schema.with_dim(config.embedding_dim), sparse=config.sparse_grad)
+        self.inp = ctr_inputs(config, schema)
         self.item_bias = ItemBias(self.inp) if config.item_bias else None
         d = self.inp.key_dim
         self.mlp = MLP(2 * d + self.inp.other_dim, config.mlp_hidden, config.mlp_act,

@@ -1,0 +1,151 @@
+"""Choose DIN / DIEN's extras on the validation split (the test split is never evaluated).
+
+    python benchmarks/ctr_extras.py --datasets amazon_beauty --models din --seeds 0,1,2
+    python benchmarks/ctr_extras.py --datasets amazon_beauty --models dien --base aux_weight=0.1
+    python benchmarks/ctr_extras.py --datasets amazon_beauty --models din \\
+        --variant 'chosen:item_bias=true,sum_product=true'     # check a combination
+
+Starting from the like-for-like recipe (``configs/<model>-paper_<dataset>.toml``, DeepCTR-Torch's
+architecture and training; for Wide&Deep / DeepFM, whose architecture is already the peer's,
+``configs/<model>_<dataset>.toml`` with the peer's initialisation and dense Adam,
+:data:`PEER_RECIPE`), each extra is switched on alone, and every variant trains with
+each seed and is scored on **validation** (AUC, GAUC, logloss). The rule the ``din`` / ``dien``
+configs follow: an extra is on when its gain in validation AUC over the paper recipe, paired
+by seed and averaged, is at least ``MIN_GAIN`` (0.002) **and** at least twice its standard
+error over the seeds (the seed-to-seed spread of one-epoch runs is ~0.01, so a smaller
+gain is not told apart from noise); the union of the kept extras is then checked on
+validation too (``--variant``). Records merge into ``results/tuning/ctr_extras_<dataset>_<model>.json``
+(one per variant and seed) and a summary table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+from _common import ROOT, env_info, load_records, merge_records, write_json
+
+MIN_GAIN = 0.002
+EXTRAS = {
+    "+item_bias": {"item_bias": True},
+    "+sum_product": {"sum_product": True},
+    "+dice_mlp": {"mlp_act": "dice"},
+    "+torch_init": {"init_std": 0.01, "dense_init_std": 0.0},
+    "+lazy_adam": {"sparse_grad": True},
+}
+DIEN_EXTRAS = {"+bilinear_att": {"attention": "bilinear"}}
+BASELINE_EXTRAS = ("+torch_init", "+lazy_adam")  # Wide&Deep / DeepFM: recipe only
+PEER_RECIPE = {"init_std": 0.0001, "dense_init_std": 0.0001, "sparse_grad": False}
+ALL = "all extras"
+
+
+def variants(model: str, extra: list[str]) -> dict[str, dict]:
+    if model in ("din", "dien"):
+        ex = dict(EXTRAS, **(DIEN_EXTRAS if model == "dien" else {}))
+    else:
+        ex = {k: EXTRAS[k] for k in BASELINE_EXTRAS}
+    out = {"paper": {}, **ex, ALL: {k: v for o in ex.values() for k, v in o.items()}}
+    for spec in extra:
+        name, _, body = spec.partition(":")
+        out[name] = dict(_parse(kv) for kv in body.split(",") if kv)
+    return out
+
+
+def _parse(kv: str) -> tuple[str, object]:
+    import tomllib
+
+    k, _, v = kv.partition("=")
+    return k.strip(), tomllib.loads(f"x = {v.strip()}")["x"]
+
+
+def _override(k: str, v) -> str:
+    if isinstance(v, bool):
+        return f"model.{k}={'true' if v else 'false'}"
+    if isinstance(v, str):
+        return f'model.{k}="{v}"'
+    return f"model.{k}={v}"
+
+
+def run_one(dataset: str, model: str, overrides: dict, seed: int, threads: int) -> dict:
+    import torch
+
+    from seqrec.config import load_run_config
+    from seqrec.experiment_ctr import build_ctr_model, load_task
+    from seqrec.train.ctr_trainer import CTRTrainer, evaluate_ctr
+
+    over = [f"train.seed={seed}", f"train.threads={threads}", "train.progress=false"]
+    over += [_override(k, v) for k, v in overrides.items()]
+    paper = ROOT / "configs" / f"{model}-paper_{dataset}.toml"
+    if not paper.is_file():  # the model's own config under the peer's recipe
+        over[3:3] = [_override(k, v) for k, v in PEER_RECIPE.items() if k not in overrides]
+        paper = ROOT / "configs" / f"{model}_{dataset}.toml"
+    cfg = load_run_config(paper, over)
+    task = load_task(cfg)
+    torch.manual_seed(seed)
+    net = build_ctr_model(cfg, task.schema)
+    t0 = time.perf_counter()
+    st = CTRTrainer(net, cfg, task.train).fit(None)
+    wall = time.perf_counter() - t0
+    m = evaluate_ctr(net, task.valid, cfg.eval.batch_size)
+    return {"valid": {k: m[k] for k in ("auc", "gauc", "logloss")}, "train_seconds": st.train_seconds,
+            "wall_seconds": wall, "n_valid": len(task.valid), "set": over}
+
+
+def summary(recs: list[dict]) -> list[str]:
+    by: dict[str, list[dict]] = {}
+    for r in recs:
+        by.setdefault(r["variant"], []).append(r)
+    base = {r["seed"]: r["valid"]["auc"] for r in by.get("paper", [])}
+    lines = [f"{'variant':<22} {'seeds':>5} {'valid AUC':>17} {'gain':>8} {'2 SE':>7} {'kept':>5} "
+             f"{'paired gains':>28}"]
+    for name, rs in by.items():
+        aucs = [r["valid"]["auc"] for r in rs]
+        sd = statistics.stdev(aucs) if len(aucs) > 1 else 0.0
+        gains = [r["valid"]["auc"] - base[r["seed"]] for r in rs if r["seed"] in base]
+        g = statistics.mean(gains) if gains else float("nan")
+        se2 = 2 * statistics.stdev(gains) / len(gains) ** 0.5 if len(gains) > 1 else float("nan")
+        keep = "yes" if name != "paper" and g >= MIN_GAIN and g >= se2 else "no"
+        lines.append(f"{name:<22} {len(rs):>5} {statistics.mean(aucs):.4f} ± {sd:.4f} {g:+.4f} {se2:7.4f} "
+                     f"{keep:>5} {' '.join(f'{x:+.4f}' for x in gains):>28}")
+    return lines
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--datasets", type=lambda s: s.split(","), default=["amazon_beauty"])
+    p.add_argument("--models", type=lambda s: s.split(","), default=["din"])
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--only", type=lambda s: s.split(","), help="run only these variants")
+    p.add_argument("--variant", action="append", default=[], help="NAME:key=value,key=value (extra variant)")
+    p.add_argument("--base", action="append", default=[], help="key=value applied to every variant")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    base = dict(_parse(kv) for kv in args.base)
+    for ds in args.datasets:
+        for model in args.models:
+            out = ROOT / "benchmarks" / "results" / "tuning" / f"ctr_extras_{ds}_{model}.json"
+            vs = variants(model, args.variant)
+            names = args.only or list(vs)
+            for name in names:
+                for seed in seeds:
+                    r = run_one(ds, model, {**base, **vs[name]}, seed, args.threads)
+                    rec = {"dataset": ds, "model": model, "variant": name, "seed": seed,
+                           "overrides": {**base, **vs[name]}, **r, **env_info(),
+                           "command": "python benchmarks/ctr_extras.py " + " ".join(sys.argv[1:])}
+                    recs = merge_records(load_records(out), [rec], ("variant", "seed"))
+                    write_json(out, recs)
+                    print(f"{ds} {model} {name} seed {seed}: valid auc {r['valid']['auc']:.4f} "
+                          f"({r['train_seconds']:.0f} s)", file=sys.stderr, flush=True)
+            print(f"\n{ds} {model} (validation; gain = mean paired difference to 'paper')")
+            print("\n".join(summary(load_records(out))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
