@@ -9,12 +9,14 @@ Starting from the like-for-like recipe (``configs/<model>-paper_<dataset>.toml``
 architecture and training; for Wide&Deep / DeepFM, whose architecture is already the peer's,
 ``configs/<model>_<dataset>.toml`` with the peer's initialisation and dense Adam,
 :data:`PEER_RECIPE`), each extra is switched on alone, and every variant trains with
-each seed and is scored on **validation** (AUC, GAUC, logloss). The rule the ``din`` / ``dien``
-configs follow: an extra is on when its gain in validation AUC over the paper recipe, paired
-by seed and averaged, is at least ``MIN_GAIN`` (0.002) **and** at least twice its standard
-error over the seeds (the seed-to-seed spread of one-epoch runs is ~0.01, so a smaller
-gain is not told apart from noise); the union of the kept extras is then checked on
-validation too (``--variant``). Records merge into ``results/tuning/ctr_extras_<dataset>_<model>.json``
+each seed and is scored on **validation** (AUC, GAUC, logloss): the paper recipe, each extra
+alone on top of it, all extras, and all extras but one (so that an extra that only helps
+together with others is seen). The rule the ``din`` / ``dien`` configs follow: the variant
+with the highest mean validation AUC over the seeds is chosen (marked ``*``); an extra is
+thus on only where switching it off (the matching "all -x" row, or the paper row for a
+single) scored lower on validation. The summary also prints each variant's gain over the
+paper recipe paired by seed, and twice its standard error, to show what is noise (the
+seed-to-seed spread of one-epoch runs is ~0.01). Records merge into ``results/tuning/ctr_extras_<dataset>_<model>.json``
 (one per variant and seed) and a summary table is printed.
 """
 
@@ -27,7 +29,6 @@ import time
 
 from _common import ROOT, env_info, load_records, merge_records, write_json
 
-MIN_GAIN = 0.002
 EXTRAS = {
     "+item_bias": {"item_bias": True},
     "+sum_product": {"sum_product": True},
@@ -47,6 +48,10 @@ def variants(model: str, extra: list[str]) -> dict[str, dict]:
     else:
         ex = {k: EXTRAS[k] for k in BASELINE_EXTRAS}
     out = {"paper": {}, **ex, ALL: {k: v for o in ex.values() for k, v in o.items()}}
+    for drop in ex:  # leave one out of the full set (unless that is a variant already)
+        rest = {k: v for n, o in ex.items() if n != drop for k, v in o.items()}
+        if rest not in out.values():
+            out["all " + drop.replace("+", "-")] = rest
     for spec in extra:
         name, _, body = spec.partition(":")
         out[name] = dict(_parse(kv) for kv in body.split(",") if kv)
@@ -98,7 +103,8 @@ def summary(recs: list[dict]) -> list[str]:
     for r in recs:
         by.setdefault(r["variant"], []).append(r)
     base = {r["seed"]: r["valid"]["auc"] for r in by.get("paper", [])}
-    lines = [f"{'variant':<22} {'seeds':>5} {'valid AUC':>17} {'gain':>8} {'2 SE':>7} {'kept':>5} "
+    best = max(by, key=lambda n: statistics.mean(r["valid"]["auc"] for r in by[n]))
+    lines = [f"{'variant':<22} {'seeds':>5} {'valid AUC':>17} {'gain':>8} {'2 SE':>7} {'best':>5} "
              f"{'paired gains':>28}"]
     for name, rs in by.items():
         aucs = [r["valid"]["auc"] for r in rs]
@@ -106,7 +112,7 @@ def summary(recs: list[dict]) -> list[str]:
         gains = [r["valid"]["auc"] - base[r["seed"]] for r in rs if r["seed"] in base]
         g = statistics.mean(gains) if gains else float("nan")
         se2 = 2 * statistics.stdev(gains) / len(gains) ** 0.5 if len(gains) > 1 else float("nan")
-        keep = "yes" if name != "paper" and g >= MIN_GAIN and g >= se2 else "no"
+        keep = "*" if name == best else ""
         lines.append(f"{name:<22} {len(rs):>5} {statistics.mean(aucs):.4f} ± {sd:.4f} {g:+.4f} {se2:7.4f} "
                      f"{keep:>5} {' '.join(f'{x:+.4f}' for x in gains):>28}")
     return lines
@@ -117,7 +123,8 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", type=lambda s: s.split(","), default=["amazon_beauty"])
     p.add_argument("--models", type=lambda s: s.split(","), default=["din"])
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--only", type=lambda s: s.split(","), help="run only these variants")
+    p.add_argument("--only", type=lambda s: s.split(","),
+                   help="run only these variants ('singles': each extra alone; 'loo': all but one)")
     p.add_argument("--variant", action="append", default=[], help="NAME:key=value,key=value (extra variant)")
     p.add_argument("--base", action="append", default=[], help="key=value applied to every variant")
     p.add_argument("--threads", type=int, default=2)
@@ -131,7 +138,9 @@ def main(argv=None) -> int:
         for model in args.models:
             out = ROOT / "benchmarks" / "results" / "tuning" / f"ctr_extras_{ds}_{model}.json"
             vs = variants(model, args.variant)
-            names = args.only or list(vs)
+            names = [n for tok in (args.only or ["paper", "singles", ALL, "loo"]) for n in
+                     ([k for k in vs if k.startswith("+")] if tok == "singles" else
+                      [k for k in vs if k.startswith("all -")] if tok == "loo" else [tok])]
             for name in names:
                 for seed in seeds:
                     r = run_one(ds, model, {**base, **vs[name]}, seed, args.threads)
