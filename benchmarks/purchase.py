@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -135,6 +136,53 @@ def aggregate(runs: list[dict]) -> dict:
     out["train_seconds"] = statistics.fmean(r["train_seconds"] for r in runs)
     out["train_samples_per_s"] = statistics.fmean(r["train_samples_per_s"] for r in runs)
     out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    return out
+
+
+def per_seed(run: dict, seed: int) -> dict:
+    """What :func:`aggregate` needs of one run, kept in the record so later seeds can be added."""
+    keep = {"seed": seed, "test": {k: run["test"][k] for k in (*METRICS, "n_samples") if k in run["test"]},
+            "valid": {"auc": run["valid"]["auc"]}, "threshold": run["threshold"],
+            "counts": {"train": {"samples": run["counts"]["train"]["samples"]}},
+            **{k: run[k] for k in ("train_seconds", "train_samples_per_s", "peak_rss_mb")}}
+    if "C" in run:
+        keep["C"] = run["C"]
+    return keep
+
+
+def runs_of(rec: dict) -> list[dict] | None:
+    """The per-seed runs of a record: stored, or rebuilt exactly from a one-seed record."""
+    if "runs" in rec:
+        return rec["runs"]
+    if len(rec["seeds"]) != 1:
+        return None
+    run = {"test": {**rec["metrics"], "n_samples": rec["n_test"][0]}, "valid": {"auc": rec["valid_auc"]},
+           "threshold": rec["threshold"][0], "counts": {"train": {"samples": rec["n_train"][0]}},
+           **{k: rec[k] for k in ("train_seconds", "train_samples_per_s", "peak_rss_mb")}}
+    if "chosen_C" in rec:
+        run["C"] = rec["chosen_C"][0]
+    return [per_seed(run, rec["seeds"][0])]
+
+
+def _base_command(cmd: str) -> str:
+    return re.sub(r" --set 'train\.seed=\d+'", "", cmd.split("  (seeds")[0])
+
+
+def add_seeds(old: dict, rec: dict) -> dict:
+    """``rec`` (new seeds) combined with ``old`` (the same key and command, other seeds)."""
+    same = _base_command(old["command"]) == _base_command(rec["command"])
+    before = runs_of(old)
+    if not same or before is None or set(old["seeds"]) & set(rec["seeds"]):
+        raise SystemExit(f"--add-seeds: cannot combine seeds {old['seeds']} with {rec['seeds']} for "
+                         f"{[rec[k] for k in KEY]} (different command, overlapping seeds or no per-seed runs)")
+    runs = sorted(before + rec["runs"], key=lambda r: r["seed"])
+    seeds = [r["seed"] for r in runs]
+    first = old if min(old["seeds"]) < min(rec["seeds"]) else rec
+    out = {**rec, **aggregate(runs), "seeds": seeds, "runs": runs, "env_earlier_seeds": old["env"],
+           "command": first["command"].split("  (seeds")[0]
+           + f"  (seeds {','.join(map(str, seeds))} via --set train.seed=S)"}
+    if "C" in runs[0]:
+        out["chosen_C"] = [r["C"] for r in runs]
     return out
 
 
@@ -300,6 +348,8 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="extra config override for every run (an ablation); needs --variant")
     ap.add_argument("--variant", default="", help="label of the --set ablation (part of the record key)")
+    ap.add_argument("--add-seeds", action="store_true",
+                    help="combine these seeds with an existing record of the same key and command (else replaced)")
     args = ap.parse_args()
     if bool(args.set) != bool(args.variant):
         raise SystemExit("--set and --variant go together: name the ablation the overrides make")
@@ -337,7 +387,7 @@ def main() -> int:
                            "unit": first["unit"], "level": first["level"], "negatives": first["negatives"],
                            "model": model, "shift": shift, "shift_n": SHIFT if shift else [],
                            "max_len": first["max_len"], "variant": args.variant, "overrides": args.set,
-                           "seeds": ran, **aggregate(runs),
+                           "seeds": ran, **aggregate(runs), "runs": [per_seed(r, s) for r, s in zip(runs, ran, strict=True)],
                            "command": command(model, ds, overrides(protocol, cat, window, shift, max_len, seeds[0],
                                                                    args.threads, args.set))
                            + f"  (seeds {','.join(map(str, seeds))} via --set train.seed=S)",
@@ -350,7 +400,11 @@ def main() -> int:
                         rec_, prec_ = pr_curve(preds0)
                         curves[model] = (rec_, prec_, runs[0]["test"]["pr_auc"])
                         plot_base = runs[0]["test"]["base_rate"]
-                records = merge_records(load_records_here(out / "purchase.json"), new, KEY)
+                records = load_records_here(out / "purchase.json")
+                if args.add_seeds:
+                    old = {tuple(r.get(k) for k in KEY): r for r in records}
+                    new = [add_seeds(old[k], r) if (k := tuple(r.get(k) for k in KEY)) in old else r for r in new]
+                records = merge_records(records, new, KEY)
                 write_json(out / "purchase.json", records)
                 write_text(out / "purchase.md", render(records))
                 n_new += len(new)

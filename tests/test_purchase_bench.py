@@ -57,3 +57,36 @@ def test_render_puts_deployment_first_with_rules_in_every_table(bench):
             assert f"| {model} |" in part
     assert "| base rate |" in deployment and "| lift@5% |" in deployment and "| R@1% |" in deployment
     assert "| 0.317 |" in deployment and "| F1 |" in article
+
+
+def fake_run(bench, value: float, seed: int) -> dict:
+    return {"test": {**{k: value for k in bench.METRICS}, "n_samples": 593}, "valid": {"auc": value},
+            "threshold": value, "counts": {"train": {"samples": 474}}, "train_seconds": 1.0 + seed,
+            "train_samples_per_s": 100.0, "peak_rss_mb": 500.0 + seed, "C": 0.1 * (seed + 1)}
+
+
+def bench_record(bench, runs: list[dict], seeds: list[int]) -> dict:
+    cmd = f"seqrec train configs/purchase_rfm_logreg_cdnow.toml --out RUN_DIR --set 'train.seed={seeds[0]}'"
+    return {"protocol": "deployment", "dataset": "cdnow", "category": "any", "window": 90.0, "model": "rfm_logreg",
+            "shift": False, "max_len": 50, "variant": "", "seeds": seeds, **bench.aggregate(runs),
+            "runs": [bench.per_seed(r, s) for r, s in zip(runs, seeds, strict=True)],
+            "chosen_C": [r["C"] for r in runs], "env": {"date": str(seeds)},
+            "command": cmd + f"  (seeds {','.join(map(str, seeds))} via --set train.seed=S)"}
+
+
+def test_add_seeds_combines_exactly_what_three_seeds_give(bench):
+    runs = [fake_run(bench, v, s) for s, v in enumerate((0.5, 0.6, 0.8))]
+    old = bench_record(bench, runs[:1], [0])
+    del old["runs"]  # a one-seed record written before per-seed runs were kept: rebuilt exactly
+    combined = bench.add_seeds(old, bench_record(bench, runs[1:], [1, 2]))
+    want = bench_record(bench, runs, [0, 1, 2])
+    assert combined["seeds"] == [0, 1, 2] and combined["chosen_C"] == want["chosen_C"]
+    for k in ("metrics", "metrics_std", "valid_auc", "threshold", "n_test", "n_train", "train_seconds",
+              "peak_rss_mb", "command", "runs"):
+        assert combined[k] == want[k], k
+    with pytest.raises(SystemExit, match="overlapping"):
+        bench.add_seeds(want, bench_record(bench, runs[1:], [1, 2]))
+    other = bench_record(bench, runs[1:], [1, 2])
+    other["command"] = other["command"].replace("cdnow.toml", "cdnow.toml --set 'model.cs=[1.0]'")
+    with pytest.raises(SystemExit, match="different command"):
+        bench.add_seeds(old, other)

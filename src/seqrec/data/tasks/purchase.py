@@ -15,8 +15,8 @@ Recipe (:func:`build_purchase_task`), on a canonical purchase log
   ``n - 2 window + 1``. Training and validation samples use the training cut-off, test
   samples the test cut-off, so the training labels' window ends where the test window
   starts.
-* **Split by user**: users are shuffled (seeded) into train / valid / test; no user is in
-  two splits.
+* **Split by user** (``article-1to1``): users are shuffled (seeded) into train / valid /
+  test; no user is in two splits. (``deployment``: see Protocols below.)
 * **Inputs**: a user's events in the observation window ``[cut - observation, cut)``
   (``observation = 0``: the whole history before the cut); nothing at or after the cut-off
   enters an input. A user without events there is not a sample.
@@ -26,7 +26,7 @@ Recipe (:func:`build_purchase_task`), on a canonical purchase log
   users who bought it before but not in the window are left out. ``non-buyers``: every
   other user (the rule a campaign that scores everyone needs; CDNOW's default, where the
   only category is "any purchase" and no-need negatives would have no history).
-* **1:1 balance** in every split: the larger class is sub-sampled (seeded).
+* **1:1 balance** in every split (``article-1to1``): the larger class is sub-sampled (seeded).
 * **Shift augmentation** (training only): for each n in ``shift`` every training sample
   gets a copy whose history stops just before its n-th last purchase (a purchase = a
   basket; for Taobao one buy), same label; copies with no event left are skipped and the
@@ -44,7 +44,9 @@ Recipe (:func:`build_purchase_task`), on a canonical purchase log
   Train / valid = all users split (seeded) into ``1 - valid_frac`` / ``valid_frac`` at the
   training cut-off, at the natural base rate (``test_frac`` is unused); shift copies are
   added without rebalancing. Negatives are every active non-buyer (``negatives`` must not
-  be ``no-need``).
+  be ``no-need``). On order logs (Instacart, Ta-Feng) the window is each user's next
+  ``window`` orders, so every user does order in it; the question there is which baskets
+  hold the category, not who comes back (dated logs ask both).
 * **Encoding** of each event (the last ``max_len``, oldest first, left-aligned): ids of its
   category / sub-category / product / behaviour type / day of week / hour (each through an
   embedding table; ids from the training histories, unknown ids -> OOV = 1), and numbers
