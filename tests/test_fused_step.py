@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import math
@@ -99,6 +100,56 @@ def test_fused_step_touches_only_used_rows():
     assert moved == [2, 3, 5, 9, 10]
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_input_only_rows_keep_their_bias(fused):
+    """Constrained embedding: an item that is only an input in a step gets its embedding row
+    updated but not its bias (the bias has no term for it; the reference's sparse bias gradient
+    leaves it), even with momentum left from a step where it was scored."""
+    cfg = _with_fused(_cfg(n_sample=0, momentum=0.5), fused)
+    torch.manual_seed(0)
+    model = GRU4Rec(cfg.model, N_ITEMS)
+    tr = GRU4RecTrainer(model, cfg, SessionArrays.from_lists(SESSIONS))
+    none = torch.empty(0, dtype=torch.int64)
+    tr._step(_Fixed(none), torch.tensor([2, 9, 2]), torch.tensor([3, 10, 5]), model.init_hidden(3))
+    bias, out = model.item_bias.detach().clone(), model.item_out.detach().clone()
+    assert (bias[[3, 5, 10]] != 0).all()  # scored: the bias moved (it starts at 0)
+    # now 10 and 3 are only inputs; 5 is an input and a target
+    tr._step(_Fixed(none), torch.tensor([10, 3, 5]), torch.tensor([11, 12, 5]), model.init_hidden(3))
+    after = model.item_bias.detach()
+    assert after[10] == bias[10] and after[3] == bias[3]
+    assert after[5] != bias[5] and (after[[11, 12]] != 0).all()
+    assert (model.item_out[[3, 10]] != out[[3, 10]]).all(1).all()  # their embedding rows did move
+
+
+class _Fixed:
+    """A sampler that returns the same draws every step."""
+
+    def __init__(self, samples):
+        self.samples = samples
+
+    def next(self):
+        return self.samples
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_step_carries_the_dropped_out_hidden_state(fused):
+    """With hidden dropout the next step starts from the dropped (and rescaled) output, as in the
+    reference implementation (which stores the dropout's output as the hidden state)."""
+    cfg = _with_fused(_cfg(n_sample=4, dropout_hidden=0.5), fused)
+    torch.manual_seed(0)
+    model = GRU4Rec(cfg.model, N_ITEMS)
+    tr = GRU4RecTrainer(model, cfg, SessionArrays.from_lists(SESSIONS))
+    h0 = [torch.randn(3, 12, generator=torch.Generator().manual_seed(1))]
+    inputs = torch.tensor([2, 9, 12])
+    with torch.no_grad():  # the same step without dropout, before the update
+        _, (clean,) = copy.deepcopy(model).eval().step(inputs, [h.clone() for h in h0])
+    _, (h1,) = tr._step(_Fixed(torch.tensor([4, 20, 30, 31])), inputs, torch.tensor([3, 10, 13]),
+                        [h.clone() for h in h0])
+    zero = h1 == 0
+    assert 0.3 < zero.float().mean() < 0.7 and not (clean == 0).any()
+    torch.testing.assert_close(h1[~zero], clean[~zero] * 2.0, rtol=1e-5, atol=1e-6)  # 1 / (1 - p)
+
+
 def test_step_scatter_sums_uses_of_a_row_with_its_bias():
     """Duplicate indices: each distinct row is updated once with the sum of its uses."""
     for opt_name in ("adagrad", "adam"):
@@ -137,6 +188,15 @@ def test_bpr_max_kernel_equals_closed_form_through_activation(final_act, spread)
     got_loss, got = bpr_max_from_scores(s.clone(), act, 1.3)
     assert got_loss == pytest.approx(want_loss, rel=1e-5)
     torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-7)
+
+
+def test_bpr_max_from_scores_norm_scales_the_gradient_only():
+    act = FinalActivation("elu-0.5")
+    s = torch.randn(5, 30, generator=torch.Generator().manual_seed(4))
+    loss, grad = bpr_max_from_scores(s.clone(), act, 1.3)
+    loss80, grad80 = bpr_max_from_scores(s.clone(), act, 1.3, norm=80)
+    assert loss80 == loss  # the value is the mean over the rows
+    torch.testing.assert_close(grad80, grad * 5 / 80, rtol=1e-6, atol=0.0)
 
 
 def test_bpr_max_from_scores_overwrites_scores_with_activation():
@@ -321,8 +381,12 @@ def test_bf16_output_layer_trains_like_float32(embedding):
         moved = (p - start[name]).norm().item()
         assert moved > 0, name
         # relative to the float32 run's own movement; element-wise bounds do not fit Adagrad,
-        # which turns bf16 rounding of a ~0 gradient into a sizeable step of that one weight
-        assert (q - p).norm().item() < 0.05 * moved, name
+        # which turns bf16 rounding of a ~0 gradient into a sizeable step of that one weight.
+        # Measured on this toy epoch (torch seeds 0-5, 3 embeddings, old and reference init): the
+        # largest parameter's ratio was 0.004-0.18, and with injected errors (item rows shifted
+        # by one, or the bias gradient dropped, in the bf16 run) 1.0-1.6. (The bound was 0.05,
+        # which held for seed 0 before the reference init but not for every seed.)
+        assert (q - p).norm().item() < 0.4 * moved, name
         differ += not torch.equal(p, q)
     assert differ > 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -170,7 +171,8 @@ def test_multi_layer_runs_and_trains(embedding):
 @pytest.mark.parametrize("embedding", EMBEDDINGS)
 def test_row_wise_training_step_equals_dense_step(embedding):
     """One trainer step (gathered rows + step_rows) == autograd over the full tables + dense
-    AdagradM step (first step: rows without gradient do not move)."""
+    AdagradM step (first step: rows without gradient do not move). Three live lanes of a batch
+    of 4: the gradient is that of the lanes' sum / 4 (the reference's normalisation)."""
     cfg = _run_cfg(embedding=embedding, loss="bpr-max", n_sample=3, momentum=0.5, lr=0.2)
     torch.manual_seed(0)
     m1 = GRU4Rec(cfg.model, N_ITEMS)
@@ -190,9 +192,9 @@ def test_row_wise_training_step_equals_dense_step(embedding):
     opt = AdagradM(m2.parameters(), lr=0.2, momentum=0.5)
     scores, h2 = _forward(m2, inputs, torch.cat([targets, samples]), hidden=h0)
     loss = sampled_loss("bpr-max", scores, bpreg=cfg.model.bpreg)
-    loss.backward()
+    (loss * 3 / cfg.train.batch_size).backward()
     opt.step()
-    assert lv == pytest.approx(loss.item(), rel=1e-6)
+    assert lv == pytest.approx(loss.item(), rel=1e-6)  # the reported loss is the lanes' mean
     torch.testing.assert_close(h1[0], h2[0].detach())
     for (name, p1), (_, p2) in zip(m1.named_parameters(), m2.named_parameters(), strict=True):
         # float32 sums in the fused step's kernels: agreement to ~1e-5
@@ -205,6 +207,21 @@ def test_row_wise_training_step_equals_dense_step(embedding):
     assert (m1.item_out[used] != init_out[used]).all(1).all()
     others = torch.tensor([i for i in range(N_ITEMS) if i not in used.tolist()])
     assert torch.equal(m1.item_out[others], init_out[others])
+
+
+def test_gru_gate_matrices_get_the_glorot_bound_of_their_own_shape():
+    """Each of the three stacked gate matrices (H, D) is U(±sqrt(6 / (D + H))), as the reference
+    implementation initialises them, not U(±sqrt(6 / (D + 3H))) of the stacked (3H, D) shape."""
+    torch.manual_seed(0)
+    sep = GRU4Rec(GRU4RecConfig(layers=(64, 32), embedding="separate", embedding_dim=48), N_ITEMS)
+    onehot = GRU4Rec(GRU4RecConfig(layers=(64,), embedding="onehot"), N_ITEMS)
+    cases = [(sep.w_in[0], 48, 64), (sep.w_hh[0], 64, 64), (sep.w_in[1], 64, 32), (sep.w_hh[1], 32, 32),
+             (sep.item_in[2:], N_ITEMS, 48), (sep.item_out[2:], N_ITEMS, 32),
+             (onehot.item_in[2:], N_ITEMS, 64)]  # one-hot: rows of the three (N, H) gate matrices
+    for w, fan_in, h in cases:
+        bound = math.sqrt(6.0 / (fan_in + h))
+        top = w.detach().abs().max().item()
+        assert 0.9 * bound < top <= bound, (tuple(w.shape), top, bound)
 
 
 def test_trainer_is_deterministic_with_a_seed():

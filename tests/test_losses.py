@@ -232,6 +232,19 @@ def test_loss_and_grad_equals_autograd(name, scale):
     torch.testing.assert_close(grad, x.grad, rtol=1e-7, atol=1e-10)
 
 
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss_and_grad_norm_is_the_sum_over_the_batch_size(name):
+    """``norm``: the gradient of the rows' sum / norm (the trainer passes the configured batch
+    size, as the reference divides by it also when fewer lanes are live); the value stays the mean."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 9, generator=g, dtype=torch.float64).requires_grad_()
+    (sampled_loss(name, x, bpreg=0.7) * 3 / 8).backward()  # mean * B / norm = sum / norm
+    mean, _ = loss_and_grad(name, x.detach().clone(), bpreg=0.7)
+    got, grad = loss_and_grad(name, x.detach().clone(), bpreg=0.7, norm=8)
+    assert got == mean
+    torch.testing.assert_close(grad, x.grad, rtol=1e-7, atol=1e-10)
+
+
 def test_loss_and_grad_golden_and_degenerate():
     assert loss_and_grad("bpr-max", _x(), bpreg=1.0)[0] == pytest.approx(2.7190150218, abs=1e-9)
     assert loss_and_grad("top1", _x())[0] == pytest.approx(1.0679981151, abs=1e-9)

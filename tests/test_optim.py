@@ -320,6 +320,44 @@ def test_bound_scatter_sums_duplicate_uses_and_follows_the_formula():
     assert torch.equal(w2, w) and torch.equal(b2, b)
 
 
+@pytest.mark.parametrize("opt_name", ["adagrad", "adam"])
+def test_bound_scatter_bias_gradient_covers_only_the_first_uses(opt_name):
+    """A bias gradient shorter than ``idx`` belongs to its first K_b uses (the scored items); a
+    row used only after them (an input row of a shared table) keeps its bias and bias state,
+    even with a velocity from an earlier step (the reference's sparse bias gradient has no
+    such row), while its table row is updated as usual."""
+    from seqrec.train.kernels import ScatterScratch
+
+    def run(bias_split: bool):
+        w, b = torch.nn.Parameter(_table(9, 3, seed=5)), torch.nn.Parameter(_table(1, 9, seed=6)[0])
+        opt = build_optimizer(opt_name, [w, b], lr=0.1, momentum=0.5)
+        bound = opt.bind([w, b])
+        # step 1: row 6 is scored (bias gradient, so a bias velocity / moments)
+        opt.step_scatter_bound(bound, torch.tensor([6, 4]), _table(2, 3, seed=7), ScatterScratch(9),
+                               _table(1, 2, seed=8)[0])
+        b1, st1 = b.detach().clone(), {k: v.clone() for k, v in opt.state[b].items()}
+        # step 2: uses 0..3 scored, uses 4..5 inputs: row 1 both, row 6 input only
+        idx = torch.tensor([4, 1, 4, 8, 1, 6])
+        g, bg = _table(6, 3, seed=9), _table(1, 6, seed=10)[0]
+        if bias_split:
+            opt.step_scatter_bound(bound, idx, g, ScatterScratch(9), bg[:4].contiguous())
+        else:  # the full-length call with the input uses' bias gradients zeroed, for comparison
+            bz = bg.clone()
+            bz[4:] = 0
+            opt.step_scatter_bound(bound, idx, g, ScatterScratch(9), bz)
+        return w.detach(), b.detach(), b1, st1, opt.state[b]
+
+    w, b, b1, st1, st = run(True)
+    w_full, b_full, _, _, st_full = run(False)
+    assert torch.equal(w, w_full)  # the table rows do not depend on the bias split
+    assert b[6] == b1[6]  # input-only row: bias and its state untouched
+    for k in st:
+        assert torch.equal(st[k][6], st1[k][6]), k
+    assert b_full[6] != b1[6]  # (the zero-gradient update would have moved it by momentum)
+    for r in (1, 4, 8):  # scored rows: the same update either way
+        assert b[r] == b_full[r], r
+
+
 def test_bind_refuses_mismatched_or_non_contiguous_buffers():
     p = torch.nn.Parameter(_table(4, 3))
     opt = AdagradM([p], lr=0.1)

@@ -125,9 +125,8 @@ def _row_sums(a, e, sg, i):  # pragma: no cover - compiled
 
 # error_model="numpy": no zero check on each division, which kept LLVM from vectorising 1 / (1 + x)
 @numba.njit(parallel=True, error_model="numpy", cache=True)
-def _bpr_max_kernel(s, smax, code, alpha, bpreg, e, sg, grad, loss):  # pragma: no cover - compiled
+def _bpr_max_kernel(s, smax, code, alpha, bpreg, inv_b, e, sg, grad, loss):  # pragma: no cover - compiled
     b_rows, m = s.shape
-    inv_b = np.float32(1.0) / np.float32(b_rows)
     for i in numba.prange(b_rows):
         mx = _act(smax[i], code, alpha)
         t = _act(s[i, i], code, alpha)
@@ -183,9 +182,13 @@ class BprMaxWork:
 
 
 def bpr_max_from_scores(
-    s: torch.Tensor, act: FinalActivation, bpreg: float, work: BprMaxWork | None = None
+    s: torch.Tensor, act: FinalActivation, bpreg: float, work: BprMaxWork | None = None,
+    norm: int | None = None,
 ) -> tuple[float, torch.Tensor]:
     """(BPR-max loss of ``act(s)``, dL/ds) for raw scores ``s`` (B, M), M >= 2, float32.
+
+    The loss is the mean over the B rows, the gradient that of their sum / ``norm`` (default
+    B), as in :func:`seqrec.losses.sampled.loss_and_grad`.
 
     ``s`` is overwritten with ``act(s)`` (the fused step no longer needs it), so it must be a
     contiguous float32 tensor: a copy would leave the caller's ``s`` unchanged. ``work``:
@@ -201,5 +204,5 @@ def bpr_max_from_scores(
     e, sg, loss = (work or BprMaxWork()).arrays(b, m)
     grad = torch.empty_like(s)
     _bpr_max_kernel(s.numpy(), smax.numpy(), _ACT_CODES[act.kind], np.float32(act.alpha), np.float32(bpreg),
-                    e, sg, grad.numpy(), loss)
+                    np.float32(1.0) / np.float32(norm or b), e, sg, grad.numpy(), loss)
     return float(loss.sum()) / b, grad  # (np.mean costs ~3x a sum here)

@@ -226,8 +226,15 @@ def loss_and_grad(
     bpreg: float = 1.0,
     logq: float = 0.0,
     log_q: torch.Tensor | None = None,
+    norm: int | None = None,
 ) -> tuple[float, torch.Tensor]:
-    """(loss value, d loss / d scores) for :func:`sampled_loss` with the same arguments."""
+    """(loss value, d loss / d scores) for :func:`sampled_loss` with the same arguments.
+
+    The value is the mean over the B rows; the gradient is that of the rows' sum divided by
+    ``norm`` (default B, i.e. of the mean). The GRU4Rec trainer passes the configured batch
+    size, as the reference implementation does: a step with fewer live lanes (the end of an
+    epoch) then moves the weights proportionally less.
+    """
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
     B, M = scores.shape
@@ -243,4 +250,4 @@ def loss_and_grad(
         loss, g = _top1_grad(scores)
     else:
         loss, g = _xe_grad(scores, log_q, logq)
-    return loss.mean().item(), g.div_(B)
+    return loss.mean().item(), g.div_(norm or B)

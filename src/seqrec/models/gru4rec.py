@@ -27,6 +27,10 @@ Deliberate deviations: the hidden state is carried across steps but gradients
 are not propagated through time (truncated to one step, as in the reference
 implementation); ranking uses the pre-activation scores (identical order for
 strictly monotonic final activations, and no artificial ties for relu).
+As in the reference implementation, a layer's output after hidden dropout is
+also the state carried to the next event while training, and each of the three
+gate matrices of a GRU weight gets the Glorot bound of its own (H, D) shape.
+
 Rows 0 (padding) and 1 (OOV) of every item table are zero, so an unknown item
 enters as an all-zero input.
 """
@@ -144,19 +148,17 @@ class GRU4Rec(nn.Module):
         each gets the bound of its own shape, sqrt(6 / (D + H)) (as the reference
         implementation initialises them), not that of the stacked shape.
         """
-        import os
         H = self.config.layers
-        g = 1 if "init" in os.environ.get("GW_OFF", "") else 3
         _init_uniform(self.item_out, self.n_items, self.out_dim, generator)
         with torch.no_grad():
             self.item_bias.zero_()
-        if self.item_in is not None:
-            per_gate = 3 if (self.config.embedding == "onehot" and g == 3) else 1
-            _init_uniform(self.item_in, self.n_items, self.item_in.shape[1] // per_gate, generator)
+        if self.item_in is not None:  # one-hot: (N, 3H) = the rows of three (N, H) gate matrices
+            gates = 3 if self.config.embedding == "onehot" else 1
+            _init_uniform(self.item_in, self.n_items, self.item_in.shape[1] // gates, generator)
         for i, h in enumerate(H):
             if self.w_in[i].numel():
-                _init_uniform(self.w_in[i], self.w_in[i].shape[1], 3 * h // g, generator)
-            _init_uniform(self.w_hh[i], h, 3 * h // g, generator)
+                _init_uniform(self.w_in[i], self.w_in[i].shape[1], h, generator)  # 3 x (H, D)
+            _init_uniform(self.w_hh[i], h, h, generator)  # 3 x (H, H)
         with torch.no_grad():
             for p in (self.item_out, self.item_in):
                 if p is not None:
@@ -198,8 +200,7 @@ class GRU4Rec(nn.Module):
             x = h
             if cfg.dropout_hidden > 0 and self.training:
                 x = self.dropout(h, cfg.dropout_hidden)
-            import os
-            new_hidden.append(h if "carry" in os.environ.get("GW_OFF", "") else x)  # (B, H_i)
+            new_hidden.append(x)  # (B, H_i): the dropped-out output is the carried state
         return x, new_hidden
 
     def score_all(self, out: torch.Tensor, buffer: torch.Tensor | None = None) -> torch.Tensor:

@@ -10,9 +10,11 @@ forward (per GRU layer, torch's gate order r, z, n; one-step truncated BPTT)
     gx = W x + b,  gh = U h + c,  r = σ(gx_r + gh_r),  z = σ(gx_z + gh_z)
     n = tanh(gx_n + r ⊙ gh_n),   h' = n + z ⊙ (h - n)
     (the gate math in one numba pass with float32 sigmoid / tanh: :mod:`seqrec.train.gru_kernels`)
+    o = dropout(h') is the layer's output and also the state carried to the next step
     S = o Wyᵀ + by  over the M = B + n_sample output rows,  A = final_act(S)
 backward (closed forms of :func:`seqrec.losses.sampled.loss_and_grad`; BPR-max
-with the activation and its backward in one numba pass, :mod:`seqrec.losses.fused`)
+with the activation and its backward in one numba pass, :mod:`seqrec.losses.fused`;
+L = the lanes' summed loss / ``batch_size``, the configured one, not the live lanes)
     dS = dL/dA ⊙ final_act'(S);  do = dS Wy;  dWy = dSᵀ o;  dby = Σ_b dS
     dn = dh' ⊙ (1 - z),  dz = dh' ⊙ (h - n),  dn̂ = dn ⊙ (1 - n²)
     dr̂ = dn̂ ⊙ gh_n ⊙ r(1 - r),  dẑ = dz ⊙ z(1 - z)
@@ -22,7 +24,8 @@ update
     the item-table gradients, one row per use (output rows, and the input rows
     where the table is shared), go to the optimiser's ``step_scatter_bound``: a numba
     kernel sums the uses of each distinct row (no sort) and updates exactly
-    those rows and their bias; the dense GRU weights go through ``step_bound``.
+    those rows, and the bias of the scored ones (an item that is only an input
+    has no bias term); the dense GRU weights go through ``step_bound``.
 
 glue
     the step binds its parameters to the optimiser once (numpy views of the
@@ -71,7 +74,9 @@ _EMPTY = np.empty((0, 0), dtype=np.float32)
 class FusedGRU4RecStep:
     """Callable ``(inputs, targets, samples, hidden, log_q) -> (loss, new hidden)``."""
 
-    def __init__(self, model: GRU4Rec, optimizer: torch.optim.Optimizer, bf16: bool = False) -> None:
+    def __init__(self, model: GRU4Rec, optimizer: torch.optim.Optimizer, bf16: bool = False,
+                 batch_size: int | None = None) -> None:
+        """``batch_size``: the loss gradient is the rows' sum over it (None: over the live lanes)."""
         if model.extra_input:
             raise ValueError("the fused step does not take extra inputs (HRNN uses autograd)")
         self.model = model
@@ -81,6 +86,7 @@ class FusedGRU4RecStep:
         self.bpreg = cfg.bpreg
         self.logq = cfg.logq
         self.bf16 = bf16  # the bfloat16 output layer (train.matmul_dtype, validated by TrainConfig)
+        self.norm = batch_size
         self._scratch_out = ScatterScratch(model.n_items)
         self._scratch_in = ScatterScratch(model.n_items)
         self._grad = torch.empty(0)  # (K, H_L) per-use gradients of item_out rows
@@ -137,11 +143,11 @@ class FusedGRU4RecStep:
             B_ = h.shape[0]
             rz, n, h_new = torch.empty(B_, 2 * H), torch.empty(B_, H), torch.empty(B_, H)
             gru_cell_forward(gx.numpy(), gh.numpy(), h.numpy(), rz.numpy(), n.numpy(), h_new.numpy())
-            new_hidden.append(h_new)
             mask_h = None
             out = h_new
             if training and cfg.dropout_hidden > 0:
                 out, mask_h = drop.apply(h_new, cfg.dropout_hidden)
+            new_hidden.append(out)  # the dropped-out output is the carried state (as the reference)
             saved.append((x, h, rz, n, gh, mask_h))
             x = out
         o = x  # (B, H_L)
@@ -152,10 +158,11 @@ class FusedGRU4RecStep:
             S = torch.addmm(b_out, o, w_out.t())  # (B, M)
         act = m.final_act
         if self.loss == "bpr-max" and S.shape[1] >= 2:  # one numba pass: act, loss, act's backward
-            loss, dS = bpr_max_from_scores(S, act, self.bpreg, self._bpr_work)
+            loss, dS = bpr_max_from_scores(S, act, self.bpreg, self._bpr_work, norm=self.norm)
         else:
             A = act.forward_(S)  # S may be overwritten where the backward only needs A
-            loss, dA = loss_and_grad(self.loss, A, bpreg=self.bpreg, logq=self.logq, log_q=log_q)
+            loss, dA = loss_and_grad(self.loss, A, bpreg=self.bpreg, logq=self.logq, log_q=log_q,
+                                     norm=self.norm)
             dS = act.backward(dA, S, A)
         # output layer; the item_out/bias gradient rows go straight into the update buffers:
         # one row per use (targets and samples, then the inputs when the table is shared)
@@ -192,8 +199,8 @@ class FusedGRU4RecStep:
                 torch.mul(d_out, mask_e, out=d_x)
             else:
                 d_x.copy_(d_out)
-            bgrad[M:].zero_()  # (zero gradient; with momentum the rows still move, as in autograd)
-            self.opt.step_scatter_bound(self._rows_out, idx, grad, self._scratch_out, bgrad)
+            # the bias gradients cover the M scored uses: an item that is only an input keeps its bias
+            self.opt.step_scatter_bound(self._rows_out, idx, grad, self._scratch_out, bgrad[:M])
         else:
             d_x = d_out * mask_e if mask_e is not None else d_out
             self.opt.step_scatter_bound(self._rows_out, out_items, grad, self._scratch_out, bgrad)

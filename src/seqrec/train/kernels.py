@@ -11,7 +11,10 @@ accumulator and velocity once and write them once, in parallel over rows.
   that is a target, a shared sample and an input in the same step). The uses
   of each row are chained without sorting (an (N,) slot map of the table), then
   every distinct row sums its uses and is updated once, in parallel; the
-  optional bias table (N,) with its own gradient per use is updated alongside;
+  optional bias table (N,) is updated alongside from a gradient for the first
+  K_b <= K uses only (the scored items): a row used only after them (an input
+  item of a shared table, which has no bias term) keeps its bias and bias state,
+  as the reference implementation's sparse bias gradient leaves it;
 * ``*_dense``: a whole parameter (flat), in parallel.
 
 The update is memory-bound (random rows of tables much larger than the
@@ -146,16 +149,18 @@ def _chain_uses(idx, slot, uniq, first, last, nxt):  # pragma: no cover - compil
 
 @numba.njit(cache=True)
 def _sum_multi_uses(grad, bgrad, uniq_n, first, nxt, buf, bsum):  # pragma: no cover - compiled
-    """For rows used more than once, sum their uses' gradients into buf[u] (bias: bsum[u]).
+    """For rows used more than once, sum their uses' gradients into buf[u]; bias: bsum[u] sums
+    the uses k < len(bgrad) (uses are chained in increasing k, so a row has a bias gradient
+    exactly when first[u] < len(bgrad)).
 
     Returns the source of every distinct row: src[u] = its only use k, or -1 (read buf[u]).
     """
     d = grad.shape[1]
     src = np.empty(uniq_n, dtype=np.int64)
-    has_b = bgrad.shape[0] > 0
+    nb = bgrad.shape[0]
     for u in range(uniq_n):
         k = first[u]
-        if has_b:
+        if k < nb:
             bsum[u] = bgrad[k]
         if nxt[k] < 0:
             src[u] = k
@@ -167,7 +172,7 @@ def _sum_multi_uses(grad, bgrad, uniq_n, first, nxt, buf, bsum):  # pragma: no c
         while k >= 0:
             for j in range(d):
                 buf[u, j] += grad[k, j]
-            if has_b:
+            if k < nb:
                 bsum[u] += bgrad[k]
             k = nxt[k]
     return src
@@ -178,7 +183,8 @@ def adagradm_scatter(p, acc, vel, pb, accb, velb, idx, grad, bgrad,
                      slot, uniq, first, last, nxt, buf, bsum, lr, mom, eps):  # pragma: no cover
     """AdagradM on the distinct rows of ``idx``, each with the sum of its uses' gradients.
 
-    p/acc/vel (N, D) and grad (K, D); the bias pb/accb/velb (N,) with bgrad (K,)
+    p/acc/vel (N, D) and grad (K, D); the bias pb/accb/velb (N,) with bgrad (K_b,), K_b <= K:
+    the bias gradients of the first K_b uses; rows with no use below K_b keep their bias
     (size-0 arrays: no bias). Returns the number of distinct rows.
     """
     n_u = _chain_uses(idx, slot, uniq, first, last, nxt)
@@ -204,7 +210,10 @@ def adagradm_scatter(p, acc, vel, pb, accb, velb, idx, grad, bgrad,
                 vel[r, j] = v
                 p[r, j] -= v
     if pb.shape[0]:
+        nb = bgrad.shape[0]
         for u in numba.prange(n_u):
+            if first[u] >= nb:  # no scored use: no bias term, no bias update
+                continue
             r = uniq[u]
             gb = bsum[u]
             a = accb[r] + gb * gb
@@ -242,7 +251,10 @@ def adam_scatter(p, m, v, pb, mb, vb, idx, grad, bgrad,
                 v[r, j] = vv
                 p[r, j] -= lr_corr * mm / (math.sqrt(vv) + eps)
     if pb.shape[0]:
+        nb = bgrad.shape[0]
         for u in numba.prange(n_u):
+            if first[u] >= nb:
+                continue
             r = uniq[u]
             gb = bsum[u]
             mm = b1 * mb[r] + (1 - b1) * gb

@@ -127,8 +127,11 @@ class _RowOptimizer(torch.optim.Optimizer):
         """Update the distinct rows of ``idx`` (duplicates allowed) of ``table`` (N, D).
 
         ``grad`` (K, D) has one row per entry of ``idx``; entries with the same
-        index are summed. With ``bias`` (N,), its rows get ``bias_grad`` (K,)
-        the same way. Returns the number of distinct rows updated.
+        index are summed. With ``bias`` (N,), its rows get ``bias_grad`` (K_b,),
+        K_b <= K, the gradients of the first K_b entries, the same way; a row
+        whose entries all lie beyond K_b keeps its bias and bias state (an
+        input row of a shared table, which has no bias term). Returns the number
+        of distinct rows updated.
         """
         tables = [table] if bias is None else [table, bias]
         bg = None if bias is None else bias_grad.detach().contiguous()

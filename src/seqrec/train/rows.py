@@ -23,8 +23,17 @@ class GatheredRows:
         self.uniq, self.inverse = torch.unique(idx, return_inverse=True)  # (U,), (len(idx),)
         self.leaves = [t.detach().index_select(0, self.uniq).requires_grad_() for t in tables]
 
-    def apply(self, optimizer) -> None:
-        """Hand the accumulated row gradients to ``optimizer.step_rows``."""
-        for table, leaf in zip(self.tables, self.leaves, strict=True):
-            if leaf.grad is not None:
+    def apply(self, optimizer, only: dict[int, slice | torch.Tensor] | None = None) -> None:
+        """Hand the accumulated row gradients to ``optimizer.step_rows``.
+
+        ``only``: {table number: positions in ``idx``}: that table updates just the rows at
+        those positions (e.g. the output bias, which has no gradient from an input use).
+        """
+        for k, (table, leaf) in enumerate(zip(self.tables, self.leaves, strict=True)):
+            if leaf.grad is None:
+                continue
+            if only is not None and k in only:
+                sel = torch.unique(self.inverse[only[k]])  # (U_k,) rows of the leaves
+                optimizer.step_rows(table, self.uniq[sel], leaf.grad[sel])
+            else:
                 optimizer.step_rows(table, self.uniq, leaf.grad)

@@ -4,13 +4,17 @@ One step (Hidasi & Karatzoglou CIKM 2018):
   1. lanes that start a new session get a zero hidden state;
   2. the output items are the B targets plus ``n_sample`` items drawn once for
      the whole batch from supp^alpha (pre-drawn cache);
-  3. the (B, B + n_sample) scores go to the sampled loss and the optimiser
-     updates exactly the item rows the step used plus the dense GRU weights:
+  3. the (B, B + n_sample) scores go to the sampled loss, whose gradient is that
+     of the lanes' sum divided by ``train.batch_size`` (also when fewer lanes are
+     left at the end of an epoch, as in the reference implementation: those
+     steps move the weights in proportion to their lanes), and the optimiser
+     updates exactly the item rows the step used (biases: the scored rows only)
+     plus the dense GRU weights:
      by default with :class:`~seqrec.train.fused_step.FusedGRU4RecStep`
      (hand-written backward), with ``train.fused = false`` or for HRNN through
      autograd on the gathered distinct rows (``GatheredRows``);
-  4. the hidden state is carried to the next step without backpropagating into
-     earlier steps.
+  4. the hidden state (after hidden dropout, as the reference carries it) goes
+     to the next step without backpropagating into earlier steps.
 Epochs end with an optional validation pass (full-catalogue Recall/MRR@20)
 driving early stopping; each epoch ends with an atomic checkpoint for resume.
 """
@@ -131,7 +135,8 @@ class GRU4RecTrainer:
         self.opt = build_optimizer(tc.optimizer, model.parameters(), tc.lr, tc.momentum)
         # GRU4Rec trains with the fused step; HRNN (a user GRU feeds the session start) and
         # ``train.fused = false`` go through autograd on gathered rows
-        self.fused = (FusedGRU4RecStep(model, self.opt, bf16=tc.matmul_dtype == "bfloat16")
+        self.fused = (FusedGRU4RecStep(model, self.opt, bf16=tc.matmul_dtype == "bfloat16",
+                                       batch_size=tc.batch_size)
                       if tc.fused and isinstance(model, GRU4Rec) else None)
         if self.fused is None and tc.matmul_dtype != "float32":
             from seqrec.errors import ConfigError
@@ -233,9 +238,11 @@ class GRU4RecTrainer:
         scores, hidden = net(x, hidden, rows.leaves[0], rows.leaves[1], cols, extra)  # (B, M)
         loss = sampled_loss(mc.loss, scores, bpreg=mc.bpreg, logq=mc.logq, log_q=log_q)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        # the gradient of the lanes' sum over the configured batch size (see loss_and_grad)
+        (loss * (B / self.cfg.train.batch_size)).backward()
         self.opt.step()
-        rows.apply(self.opt)
+        # constrained: the bias has no term for an input item, only scored rows update their bias
+        rows.apply(self.opt, only={1: slice(B, None)} if net.item_in is None else None)
         if in_rows is not None:
             in_rows.apply(self.opt)
         return loss.item(), [h.detach() for h in hidden]
