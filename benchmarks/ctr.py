@@ -10,7 +10,9 @@ and negatives for both libraries) and model, one child process trains and evalua
 logloss, train samples/s, inference samples/s (the test set, batch 4096) and peak RSS.
 
 Like for like: the peer (DeepCTR-Torch 0.3.0, ``make bench-deps``; ``_deepctr_peer.py``)
-runs for ``din-paper``, ``dien-paper``, ``wide_deep`` and ``deepfm`` with seqrec's
+runs for ``din-paper``, ``dien-paper``, ``wide_deep-paper`` and ``deepfm-paper`` (seqrec's
+configurations with the peer's architecture and recipe; the peer's rows carry the same
+names) with seqrec's
 configuration translated to its arguments (embedding width, MLP and attention sizes and
 activations, optimiser, learning rate, batch size, epochs, DIEN's auxiliary weight and
 negatives). :func:`differences` lists every remaining difference between the two rows;
@@ -51,8 +53,10 @@ from _common import (
 )
 
 DATASETS = ("amazon_beauty", "amazon_sports", "taobao")
-OURS = ("din-paper", "din", "dien-paper", "dien", "dsin", "bst", "wide_deep", "deepfm", "dlrm", "mlp_sum")
-PEER = {"din-paper": "din", "dien-paper": "dien", "wide_deep": "wide_deep", "deepfm": "deepfm"}
+OURS = ("din-paper", "din", "dien-paper", "dien", "dsin", "bst", "wide_deep-paper", "wide_deep",
+        "deepfm-paper", "deepfm", "dlrm", "mlp_sum")
+# seqrec's like-for-like configurations and the peer's model each one is compared with
+PEER = {"din-paper": "din", "dien-paper": "dien", "wide_deep-paper": "wide_deep", "deepfm-paper": "deepfm"}
 LIB, PEER_LIB = "seqrec", "deepctr-torch"
 KEY = ("dataset", "model", "library", "seed")
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "POLARS_MAX_THREADS")
@@ -105,7 +109,7 @@ def differences(model: str, mc) -> list[str]:
                  "(shared), seqrec has two")
         d.append("auxiliary weight: the peer gets alpha = α · batch size (its main loss is a sum), "
                  "exact for every full batch, not the last one")
-    if model in ("wide_deep", "deepfm"):
+    if model in ("wide_deep-paper", "deepfm-paper"):
         d.append("first-order weights: seqrec start at 0, the peer N(0, 1e-4)")
     return d
 
@@ -192,8 +196,9 @@ def render(records: list[dict]) -> str:
              "runs adjacent in one invocation (ABAB), then the median.", "",
              "Variants: `din-paper` / `dien-paper` are seqrec's DIN / DIEN built and trained exactly as "
              "DeepCTR-Torch 0.3.0 does (the like-for-like rows; the peer's rows carry the same name); "
-             "`din` / `dien` add the extras chosen on validation (see their configs); `wide_deep` / "
-             "`deepfm` are the same architecture in both libraries. Numbers in brackets point to the "
+             "`din` / `dien` add the extras chosen on validation (see their configs); `wide_deep-paper` / "
+             "`deepfm-paper` likewise are Wide&Deep / DeepFM with the peer's initialisation and optimiser, "
+             "`wide_deep` / `deepfm` the recipe chosen on validation. Numbers in brackets point to the "
              "footnotes under each table: every difference left between a seqrec row and the peer's."]
     for ds in DATASETS:
         recs = [r for r in records if r["dataset"] == ds]

@@ -27,7 +27,7 @@ def test_speed_ratio_pairs_only_runs_of_one_invocation(bench_script):
 def test_paper_configs_leave_only_structural_differences(bench_script):
     ctr = bench_script("ctr")
     for ds in ("amazon_beauty", "amazon_sports"):
-        for model in ("din-paper", "dien-paper"):
+        for model in ctr.PEER:
             mc = load_run_config(ctr.config_path(model, ds)).model
             d = " ".join(ctr.differences(model, mc))
             for word in ("logit bias", "Σ e_t", "MLP activation", "init", "lazy Adam", "bilinear"):
