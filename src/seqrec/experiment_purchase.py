@@ -103,8 +103,7 @@ def _fit(cfg: RunConfig, model, task: PurchaseTask, out: Path, resume: bool) -> 
         tr, va = task.train.columns, task.valid.columns
         model.fit(tr["agg"], tr["label"], va["agg"], va["label"])
         model.save(out)
-        info = {"trees": model.best_iteration_} if hasattr(model, "best_iteration_") else model.fit_info()
-        return {"train_seconds": time.perf_counter() - t0, "epochs": 1, **info}
+        return {"train_seconds": time.perf_counter() - t0, "epochs": 1, **model.fit_info()}
     from seqrec.train.ctr_trainer import CTRTrainer
     from seqrec.train.logs import RunLog
 

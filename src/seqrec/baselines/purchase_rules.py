@@ -147,7 +147,10 @@ class _Saved:
 
 
 class PurchaseRule(_Saved):
-    """A fixed scoring rule: ``fit`` learns nothing, ``predict_proba`` is the rule's score."""
+    """A fixed scoring rule: ``fit`` learns nothing, ``predict_proba`` is the rule's score.
+
+    Same interface as :class:`seqrec.baselines.xgboost_purchase.XGBoostPurchase`:
+    ``fit(X, y, X_valid, y_valid)``, ``predict_proba(X)``, ``fit_info()``, ``save`` / ``load``."""
 
     def __init__(self, config: RuleConfig | None = None, seed: int = 0, threads: int = 0) -> None:
         self.config = config or RuleConfig()

@@ -77,6 +77,10 @@ class XGBoostPurchase:
         self.best_iteration_ = getattr(self.booster_, "best_iteration", None)
         return self
 
+    def fit_info(self) -> dict:
+        """What the fit chose, for the run's metrics: the trees kept by early stopping."""
+        return {"trees": self.best_iteration_}
+
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         if self.booster_ is None:
             raise RuntimeError("fit() or load() first")
