@@ -7,8 +7,7 @@
 
 Starting from the like-for-like recipe (``configs/<model>-paper_<dataset>.toml``, DeepCTR-Torch's
 architecture and training; for Wide&Deep / DeepFM, whose architecture is already the peer's,
-``configs/<model>_<dataset>.toml`` with the peer's initialisation and dense Adam,
-:data:`PEER_RECIPE`), each extra is switched on alone, and every variant trains with
+its initialisation and dense Adam), each extra is switched on alone, and every variant trains with
 each seed and is scored on **validation** (AUC, GAUC, logloss): the paper recipe, each extra
 alone on top of it, all extras, and all extras but one (so that an extra that only helps
 together with others is seen). The rule the ``din`` / ``dien`` configs follow: the variant
@@ -38,7 +37,6 @@ EXTRAS = {
 }
 DIEN_EXTRAS = {"+bilinear_att": {"attention": "bilinear"}}
 BASELINE_EXTRAS = ("+torch_init", "+lazy_adam")  # Wide&Deep / DeepFM: recipe only
-PEER_RECIPE = {"init_std": 0.0001, "dense_init_std": 0.0001, "sparse_grad": False}
 ALL = "all extras"
 
 
@@ -82,11 +80,7 @@ def run_one(dataset: str, model: str, overrides: dict, seed: int, threads: int) 
 
     over = [f"train.seed={seed}", f"train.threads={threads}", "train.progress=false"]
     over += [_override(k, v) for k, v in overrides.items()]
-    paper = ROOT / "configs" / f"{model}-paper_{dataset}.toml"
-    if not paper.is_file():  # the model's own config under the peer's recipe
-        over[3:3] = [_override(k, v) for k, v in PEER_RECIPE.items() if k not in overrides]
-        paper = ROOT / "configs" / f"{model}_{dataset}.toml"
-    cfg = load_run_config(paper, over)
+    cfg = load_run_config(ROOT / "configs" / f"{model}-paper_{dataset}.toml", over)
     task = load_task(cfg)
     torch.manual_seed(seed)
     net = build_ctr_model(cfg, task.schema)

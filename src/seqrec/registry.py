@@ -29,7 +29,7 @@ def _entries() -> dict[str, ModelEntry]:
     from seqrec.baselines.xgboost_purchase import XGBoostConfig, XGBoostPurchase
     from seqrec.models.bst import BST, BSTConfig
     from seqrec.models.cnn_lstm import CNNLSTM, CNNLSTMConfig
-    from seqrec.models.deepfm import DeepFM, DeepFMConfig
+    from seqrec.models.deepfm import DeepFM, DeepFMConfig, DeepFMPaperConfig
     from seqrec.models.dien import DIEN, DIENConfig, DIENPaperConfig
     from seqrec.models.din import DIN, DINConfig, DINPaperConfig
     from seqrec.models.dlrm import DLRM, DLRMConfig
@@ -43,7 +43,7 @@ def _entries() -> dict[str, ModelEntry]:
         LSTMClassifier,
         LSTMClassifierConfig,
     )
-    from seqrec.models.wide_deep import WideDeep, WideDeepConfig
+    from seqrec.models.wide_deep import WideDeep, WideDeepConfig, WideDeepPaperConfig
 
     return {
         e.name: e
@@ -65,7 +65,11 @@ def _entries() -> dict[str, ModelEntry]:
             ModelEntry("dsin", DSINConfig, "ctr", "Deep Session Interest Network (Feng et al. 2019)", DSIN),
             ModelEntry("bst", BSTConfig, "ctr", "Behavior Sequence Transformer (Chen et al. 2019)", BST),
             ModelEntry("wide_deep", WideDeepConfig, "ctr", "Wide & Deep (Cheng et al. 2016)", WideDeep),
+            ModelEntry("wide_deep-paper", WideDeepPaperConfig, "ctr",
+                       "Wide & Deep with DeepCTR-Torch's init and dense Adam (the like-for-like row)", WideDeep),
             ModelEntry("deepfm", DeepFMConfig, "ctr", "DeepFM (Guo et al. 2017)", DeepFM),
+            ModelEntry("deepfm-paper", DeepFMPaperConfig, "ctr",
+                       "DeepFM with DeepCTR-Torch's init and dense Adam (the like-for-like row)", DeepFM),
             ModelEntry("dlrm", DLRMConfig, "ctr", "DLRM, dot interaction (Naumov et al. 2019)", DLRM),
             ModelEntry("mlp_sum", MLPSumConfig, "ctr", "sum-pooled history + MLP (DIN's base model)", MLPSum),
             ModelEntry("cnn_lstm", CNNLSTMConfig, "purchase",

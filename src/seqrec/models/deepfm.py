@@ -31,6 +31,16 @@ class DeepFMConfig(CTRConfig):
     mlp_act: str = "relu"
 
 
+@dataclass(frozen=True)
+class DeepFMPaperConfig(DeepFMConfig):
+    """``deepfm-paper``: the same model with DeepCTR-Torch's recipe (embeddings and hidden
+    weights ~ N(0, 1e-4), dense Adam), the like-for-like row of ``benchmarks/ctr.py``."""
+
+    sparse_grad: bool = False
+    init_std: float = 1e-4
+    dense_init_std: float = 1e-4
+
+
 def fm_second_order(e: torch.Tensor) -> torch.Tensor:
     """(B, F, D) -> (B,): Σ_{i<j} <e_i, e_j>."""
     s = e.sum(1)

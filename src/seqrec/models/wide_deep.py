@@ -32,6 +32,16 @@ class WideDeepConfig(CTRConfig):
     mlp_act: str = "relu"
 
 
+@dataclass(frozen=True)
+class WideDeepPaperConfig(WideDeepConfig):
+    """``wide_deep-paper``: the same model with DeepCTR-Torch's recipe (embeddings and hidden
+    weights ~ N(0, 1e-4), dense Adam), the like-for-like row of ``benchmarks/ctr.py``."""
+
+    sparse_grad: bool = False
+    init_std: float = 1e-4
+    dense_init_std: float = 1e-4
+
+
 class FirstOrder(nn.Module):
     """Σ of one weight per sparse id (+ history means) + a dense linear term + bias."""
 
