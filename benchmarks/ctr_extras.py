@@ -8,14 +8,17 @@
 Starting from the like-for-like recipe (``configs/<model>-paper_<dataset>.toml``, DeepCTR-Torch's
 architecture and training; for Wide&Deep / DeepFM, whose architecture is already the peer's,
 its initialisation and dense Adam), each extra is switched on alone, and every variant trains with
-each seed and is scored on **validation** (AUC, GAUC, logloss): the paper recipe, each extra
-alone on top of it, all extras, and all extras but one (so that an extra that only helps
-together with others is seen). The rule the ``din`` / ``dien`` configs follow: the variant
-with the highest mean validation AUC over the seeds is chosen (marked ``*``); an extra is
-thus on only where switching it off (the matching "all -x" row, or the paper row for a
-single) scored lower on validation. The summary also prints each variant's gain over the
-paper recipe paired by seed, and twice its standard error, to show what is noise (the
-seed-to-seed spread of one-epoch runs is ~0.01). Records merge into ``results/tuning/ctr_extras_<dataset>_<model>.json``
+each seed and is scored on **validation** (AUC, GAUC, logloss): the paper recipe and each extra
+alone on top of it (what each does by itself), then a backward elimination from all extras:
+remove each extra in turn (``--only loo``); if the best removal does not lower the mean
+validation AUC over the seeds, drop that extra and try removing each remaining one from the
+new set (``--drop-from 'all extras -x' --only next``), until every removal lowers it. The
+``din`` / ``dien`` configs take the final set, so every extra left on is one whose removal
+scored lower on validation. The summary marks the best variant (``*``) and prints each
+variant's gain over the paper recipe paired by seed with twice its standard error (the
+seed-to-seed spread of one-epoch runs is ~0.01).
+
+Records merge into ``results/tuning/ctr_extras_<dataset>_<model>.json``
 (one per variant and seed) and a summary table is printed.
 """
 
@@ -40,16 +43,36 @@ BASELINE_EXTRAS = ("+torch_init", "+lazy_adam")  # Wide&Deep / DeepFM: recipe on
 ALL = "all extras"
 
 
-def variants(model: str, extra: list[str]) -> dict[str, dict]:
+def extras_of(model: str) -> dict[str, dict]:
     if model in ("din", "dien"):
-        ex = dict(EXTRAS, **(DIEN_EXTRAS if model == "dien" else {}))
-    else:
-        ex = {k: EXTRAS[k] for k in BASELINE_EXTRAS}
-    out = {"paper": {}, **ex, ALL: {k: v for o in ex.values() for k, v in o.items()}}
-    for drop in ex:  # leave one out of the full set (unless that is a variant already)
-        rest = {k: v for n, o in ex.items() if n != drop for k, v in o.items()}
+        return dict(EXTRAS, **(DIEN_EXTRAS if model == "dien" else {}))
+    return {k: EXTRAS[k] for k in BASELINE_EXTRAS}
+
+
+def without(ex: dict[str, dict], off: list[str]) -> tuple[str, dict]:
+    """("all -a -b", overrides): every extra but those in ``off``."""
+    name = " ".join([ALL] + [n.replace("+", "-") for n in ex if n in off])
+    return name, {k: v for n, o in ex.items() if n not in off for k, v in o.items()}
+
+
+def variants(model: str, extra: list[str], drop_from: list[str] = ()) -> dict[str, dict]:
+    """The paper recipe, each extra alone, all extras, all but one, and for every name in
+    ``drop_from`` (an "all -a ..." variant) that variant with one more extra dropped."""
+    ex = extras_of(model)
+    out = {"paper": {}, **ex}
+    name, all_on = without(ex, [])
+    out[name] = all_on
+    for d in ex:  # leave one out of the full set (unless that is a variant already)
+        name, rest = without(ex, [d])
         if rest not in out.values():
-            out["all " + drop.replace("+", "-")] = rest
+            out[name] = rest
+    for start in drop_from:
+        off = ["+" + t[1:] for t in start.split()[2:]]
+        for d in ex:
+            if d not in off:
+                name, rest = without(ex, off + [d])
+                if rest not in out.values():
+                    out[name] = rest
     for spec in extra:
         name, _, body = spec.partition(":")
         out[name] = dict(_parse(kv) for kv in body.split(",") if kv)
@@ -118,8 +141,11 @@ def main(argv=None) -> int:
     p.add_argument("--models", type=lambda s: s.split(","), default=["din"])
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--only", type=lambda s: s.split(","),
-                   help="run only these variants ('singles': each extra alone; 'loo': all but one)")
+                   help="run only these variants ('singles': each extra alone; 'loo': all but one; "
+                        "'next': the --drop-from variants with one more extra dropped)")
     p.add_argument("--variant", action="append", default=[], help="NAME:key=value,key=value (extra variant)")
+    p.add_argument("--drop-from", action="append", default=[],
+                   help="an 'all extras -a ...' variant: --only next runs it with one more extra dropped")
     p.add_argument("--base", action="append", default=[], help="key=value applied to every variant")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
@@ -131,10 +157,13 @@ def main(argv=None) -> int:
     for ds in args.datasets:
         for model in args.models:
             out = ROOT / "benchmarks" / "results" / "tuning" / f"ctr_extras_{ds}_{model}.json"
-            vs = variants(model, args.variant)
+            vs = variants(model, args.variant, args.drop_from)
             names = [n for tok in (args.only or ["paper", "singles", ALL, "loo"]) for n in
                      ([k for k in vs if k.startswith("+")] if tok == "singles" else
-                      [k for k in vs if k.startswith("all -")] if tok == "loo" else [tok])]
+                      [k for k in vs if k.startswith(ALL + " -") and len(k.split()) == 3] if tok == "loo" else
+                      [k for start in args.drop_from for k in vs
+                       if k.startswith(start + " -") and len(k.split()) == len(start.split()) + 1]
+                      if tok == "next" else [tok])]
             for name in names:
                 for seed in seeds:
                     r = run_one(ds, model, {**base, **vs[name]}, seed, args.threads)
