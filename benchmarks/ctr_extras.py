@@ -79,6 +79,11 @@ def variants(model: str, extra: list[str], drop_from: list[str] = ()) -> dict[st
     return out
 
 
+def _dropped(name: str) -> set[str]:
+    """The extras an "all extras -a -b" variant leaves out ({"a", "b"}); none for other names."""
+    return {t[1:] for t in name.split()[2:]} if name.startswith(ALL) else set()
+
+
 def _parse(kv: str) -> tuple[str, object]:
     import tomllib
 
@@ -161,8 +166,8 @@ def main(argv=None) -> int:
             names = [n for tok in (args.only or ["paper", "singles", ALL, "loo"]) for n in
                      ([k for k in vs if k.startswith("+")] if tok == "singles" else
                       [k for k in vs if k.startswith(ALL + " -") and len(k.split()) == 3] if tok == "loo" else
-                      [k for start in args.drop_from for k in vs
-                       if k.startswith(start + " -") and len(k.split()) == len(start.split()) + 1]
+                      [k for start in args.drop_from for k in vs if _dropped(k) > _dropped(start)
+                       and len(_dropped(k)) == len(_dropped(start)) + 1]
                       if tok == "next" else [tok])]
             for name in names:
                 for seed in seeds:
