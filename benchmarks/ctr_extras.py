@@ -13,7 +13,8 @@ alone on top of it (what each does by itself), then a backward elimination from 
 remove each extra in turn (``--only loo``); if the best removal does not lower the mean
 validation AUC over the seeds, drop that extra and try removing each remaining one from the
 new set (``--drop-from 'all extras -x' --only next``), until every removal lowers it. The
-``din`` / ``dien`` configs take the final set, so every extra left on is one whose removal
+Any "all extras -a -b" variant can also be run by name (``--only 'all extras -a -b'``).
+The ``din`` / ``dien`` configs take the final set, so every extra left on is one whose removal
 scored lower on validation. The summary marks the best variant (``*``) and prints each
 variant's gain over the paper recipe paired by seed with twice its standard error (the
 seed-to-seed spread of one-epoch runs is ~0.01).
@@ -163,6 +164,12 @@ def main(argv=None) -> int:
         for model in args.models:
             out = ROOT / "benchmarks" / "results" / "tuning" / f"ctr_extras_{ds}_{model}.json"
             vs = variants(model, args.variant, args.drop_from)
+            for tok in args.only or []:  # any "all extras -a -b ..." named in --only
+                if tok.startswith(ALL + " -") and tok not in vs:
+                    name, rest = without(extras_of(model), ["+" + t[1:] for t in tok.split()[2:]])
+                    if name != tok:
+                        p.error(f"--only {tok!r}: write it as {name!r} (extras in the order of EXTRAS)")
+                    vs[name] = rest
             names = [n for tok in (args.only or ["paper", "singles", ALL, "loo"]) for n in
                      ([k for k in vs if k.startswith("+")] if tok == "singles" else
                       [k for k in vs if k.startswith(ALL + " -") and len(k.split()) == 3] if tok == "loo" else
