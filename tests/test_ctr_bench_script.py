@@ -32,7 +32,8 @@ def test_paper_configs_leave_only_structural_differences(bench_script):
             d = " ".join(ctr.differences(model, mc))
             for word in ("logit bias", "Σ e_t", "MLP activation", "init", "lazy Adam", "bilinear"):
                 assert word not in d, (model, ds, word)
-    extras = load_run_config(raw={"model": {"name": "din", "item_bias": True, "sparse_grad": True}}).model
+    extras = load_run_config(raw={"model": {"name": "din", "item_bias": True, "sparse_grad": True,
+                                               "mlp_act": "dice"}}).model
     d = " ".join(ctr.differences("din-paper", extras))
     assert "logit bias" in d and "lazy Adam" in d and "MLP activation" in d
 
