@@ -292,3 +292,26 @@ def test_help_lists_commands(capsys):
     out = capsys.readouterr().out
     for cmd in ("datasets", "train", "evaluate", "recommend"):
         assert cmd in out
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("train.epochs=0", "train].epochs: must be >= 1, got 0"),
+        ("train.batch_size=-1", "train].batch_size: must be >= 1, got -1"),
+        ("model.n_sample=-3", "model].n_sample: must be >= 0, got -3"),
+        ("train.lr=-1", "train].lr: must be > 0, got -1"),
+        ("train.momentum=-2", "train].momentum: must be in [0, 1), got -2"),
+        ("model.dropout_embed=1.5", "model].dropout_embed: must be in [0, 1), got 1.5"),
+        ("model.sample_alpha=nan", "model].sample_alpha: must be a finite number, got nan"),
+        ("train.threads=-4", "train].threads: must be >= 0, got -4"),
+        ("train.patience=-1", "train].patience: must be >= 0, got -1"),
+        ('train.optimizer="adamw"', "train].optimizer: 'adamw' is not one of"),
+        ("eval.ks=[0,20]", "eval].ks: must be >= 1"),
+    ],
+)
+def test_bad_config_values_are_one_line_and_exit_2(override, needle, tmp_path):
+    """Issue #21's list: each of these used to train a junk model or end in a traceback."""
+    rc, _, err = _run_main(["train", CONFIG, "--out", tmp_path / "r", "--set", override, "--no-progress"])
+    _one_line_error(rc, err, needle)
+    assert not (tmp_path / "r").exists()  # nothing written before the config is checked

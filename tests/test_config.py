@@ -205,3 +205,22 @@ def test_every_shipped_config_loads(path):
     else:
         get_dataset_info(cfg.data.dataset)  # names a registered dataset
     assert load_run_config(raw=cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        ({"model": {"name": "din", "init_std": float("inf")}}, "[model].init_std: must be a finite number"),
+        ({"model": {"name": "din", "mlp_hidden": [200, 0]}}, "[model].mlp_hidden: must be >= 1"),
+        ({"model": {"name": "dien", "aux_weight": -0.5}}, "[model].aux_weight: must be >= 0"),
+        ({"model": {"name": "gru4rec", "layers": [-1]}}, "[model]"),
+        ({"model": {"name": "gru4rec"}, "data": {"max_len": 0}}, "[data].max_len: must be >= 1, got 0"),
+        ({"model": {"name": "gru4rec"}, "train": {"lr_schedule": "step"}}, "[train].lr_schedule: 'step'"),
+        ({"model": {"name": "gru4rec"}, "eval": {"ties": "random"}}, "[eval].ties: 'random'"),
+        ({"model": {"name": "gru4rec", "sample_alpha": 1.5}}, "[model].sample_alpha: must be in [0, 1]"),
+    ],
+)
+def test_values_are_checked_in_every_section(raw, needle):
+    with pytest.raises(ConfigError) as e:
+        load_run_config(raw=raw)
+    assert needle in str(e.value) and "\n" not in str(e.value)
