@@ -137,7 +137,9 @@ def test_hrnn_train_run_on_real_users(hrnn_run):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["model"] == "hrnn" and saved["epochs"] == 1
     test = saved["test"]
-    assert math.isfinite(test["recall@20"]) and 0.0 <= test["recall@20"] <= 1.0
+    # it learned something: one tiny epoch gives ~0.17, POP 0.0125 on these 160 test events
+    # (benchmarks/results/session.json), a random ranking ~20 / n_items
+    assert test["recall@20"] > 0.05 and test["mrr@20"] > 0.02
     assert test["n_events"] > 0
     assert math.isfinite(saved["train_events_per_s"])
 

@@ -51,9 +51,14 @@ def test_tail_sessions_split_uses_row_order():
 
 
 @pytest.mark.parametrize("fraction", [0, 1, -0.1, 1.5])
-def test_bad_arguments(fraction):
+def test_bad_fraction(fraction):
     df = _table([(1, 1, 0.0), (1, 2, 1.0)])
     with pytest.raises(ConfigError, match="fraction"):
         tail_sessions_split(df, fraction)
+
+
+@pytest.mark.parametrize("test_days", [0, -1, -0.5])
+def test_bad_test_days(test_days):
+    df = _table([(1, 1, 0.0), (1, 2, 1.0)])
     with pytest.raises(ConfigError, match="test_days"):
-        time_split(df, test_days=0)
+        time_split(df, test_days=test_days)

@@ -17,7 +17,7 @@ from seqrec.experiment_ctr import build_ctr_model
 from seqrec.registry import model_names
 from seqrec.schema import Feature, Schema, Table
 from seqrec.train.checkpoint import load_tensors, save_tensors
-from seqrec.train.ctr_trainer import build_torch_optimizer
+from seqrec.train.ctr_trainer import CTRTrainer
 
 CTR_MODELS = model_names("ctr")
 T = 8
@@ -103,18 +103,20 @@ def test_seeded_determinism_and_checkpoint_round_trip(name, tmp_path):
 
 @pytest.mark.parametrize("name", CTR_MODELS)
 def test_overfits_one_batch(name):
-    m = model_for(name, dropout=0.0).train()
-    batch = to_tensors(columns(n=32, seed=1))
-    opt = build_torch_optimizer("adam", m, lr=0.01)  # as the trainer: SparseAdam for the tables
+    """The trainer's own objective and optimiser (not a re-implementation) drive 150 steps."""
+    cfg = load_run_config(raw={"model": {"name": name, "embedding_dim": 8, "dropout": 0.0},
+                               "train": {"optimizer": "adam", "lr": 0.01, "seed": 0}})
+    torch.manual_seed(0)
+    m = build_ctr_model(cfg, schema()).train()
+    cols = columns(n=32, seed=1)
+    tr = CTRTrainer(m, cfg, CTRData(schema(), cols))
+    batch = to_tensors(cols)
     losses = []
     for _ in range(150):
-        out = m(batch)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(out.logits, batch["label"])
-        if out.aux_loss is not None:
-            loss = loss + out.aux_loss
-        opt.zero_grad()
+        loss = tr.loss(batch)
+        tr.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        tr.opt.step()
         losses.append(loss.item())
     m.eval()
     final = torch.nn.functional.binary_cross_entropy_with_logits(m(batch).logits, batch["label"]).item()

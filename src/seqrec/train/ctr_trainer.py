@@ -98,7 +98,9 @@ class CTRTrainer:
         self.state = TrainState()
         self.best_state: dict | None = None
 
-    def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training objective of one batch: BCE on the logits (+ aux_weight · DIEN's auxiliary
+        loss, + the mini-batch aware L2)."""
         out = self.model(batch)
         loss = F.binary_cross_entropy_with_logits(out.logits, batch[self.train_data.schema.label])
         if out.aux_loss is not None and self.aux_weight > 0:
@@ -118,7 +120,7 @@ class CTRTrainer:
         loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
         for step, batch in enumerate(ctr_batches(self.train_data, tc.batch_size, shuffle=True,
                                                  seed=tc.seed + epoch), 1):
-            loss = self._loss(batch)
+            loss = self.loss(batch)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
