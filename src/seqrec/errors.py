@@ -29,3 +29,7 @@ class UnknownIdError(SeqrecError):
 
 class CheckpointError(SeqrecError):
     """A run directory or checkpoint is missing or inconsistent."""
+
+
+class DownloadError(SeqrecError):
+    """A dataset file could not be fetched: unreachable host, HTTP error, wrong checksum."""
