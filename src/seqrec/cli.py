@@ -1,4 +1,4 @@
-"""The ``seqrec`` command line: datasets, train, evaluate, recommend, score-users.
+"""The ``seqrec`` command line: datasets, download, train, evaluate, recommend, score-users.
 
 Every :class:`~seqrec.errors.SeqrecError` becomes one line on stderr and exit
 code 2; no traceback for bad input.
@@ -101,6 +101,14 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_download(args: argparse.Namespace) -> int:
+    from seqrec.data.sources import download_dataset
+
+    for path in download_dataset(args.name, args.data_dir, progress=not args.no_progress):
+        print(path)
+    return 0
+
+
 def _cmd_score_users(args: argparse.Namespace) -> int:
     from seqrec.experiment_purchase import score_users
 
@@ -147,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what to do with item ids the model has never seen")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=_cmd_recommend)
+
+    d = sub.add_parser("download", help="fetch a registered dataset's files (pinned commit, SHA-256 "
+                                        "checked, resumable)")
+    d.add_argument("name")
+    d.add_argument("--data-dir", default=None, help="data root (default: $SEQREC_DATA or ../shared/data)")
+    d.add_argument("--no-progress", action="store_true")
+    d.set_defaults(func=_cmd_download)
 
     s = sub.add_parser("score-users", help="rank users by the probability of buying a category in the next window")
     s.add_argument("run_dir", help="a purchase-prediction run (seqrec train configs/purchase_*.toml)")

@@ -116,3 +116,42 @@ def test_http_error_is_one_line(server, tmp_path):
     with pytest.raises(DownloadError, match="HTTP 404"):
         fetch(url, tmp_path / "data.bin", SHA, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_download_command_fetches_a_registered_dataset(server, tmp_path, monkeypatch, capsys):
+    """``seqrec download NAME`` through the CLI, its source pointed at the loopback server."""
+    from seqrec.cli import main
+    from seqrec.data import sources
+
+    _, _, url = server
+    monkeypatch.setitem(sources.SOURCES, "diginetica_raw_sample",
+                        (("sample_train-item-views.csv", url, SHA),))
+    rc = main(["download", "diginetica_raw_sample", "--data-dir", str(tmp_path), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    got = tmp_path / "session" / "diginetica_raw_sample" / "sample_train-item-views.csv"
+    assert got.read_bytes() == PAYLOAD
+    assert capsys.readouterr().out.strip() == str(got)
+
+
+@pytest.mark.parametrize(("name", "needle"), [("nope", "unknown dataset"),
+                                              ("taobao", "no pinned public copy")])
+def test_download_command_errors_are_one_line(name, needle, tmp_path, capsys):
+    from seqrec.cli import main
+
+    rc = main(["download", name, "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and needle in err, err
+
+
+def test_pinned_sources_match_the_staged_files(data_root):
+    """Every pinned SHA-256 is that of the staged copy (so a download reproduces it)."""
+    from seqrec.data.download import sha256_of
+    from seqrec.data.registry import DATASETS
+    from seqrec.data.sources import SOURCES
+
+    for name, files in SOURCES.items():
+        folder = data_root / DATASETS[name].subdir
+        assert {f for f, _, _ in files} == set(DATASETS[name].files), name
+        for fname, url, sha in files:
+            assert url.startswith("https://raw.githubusercontent.com/"), url
+            assert sha256_of(folder / fname) == sha, (name, fname)
