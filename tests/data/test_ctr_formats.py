@@ -14,13 +14,12 @@ import pytest
 import torch
 
 from seqrec.data.ctr import CTRData, ctr_batches, validate
-from seqrec.data.readers.ctr_dsin import load_data_pickle
+from seqrec.data.readers.ctr_dsin import load_data_pickle, read_dsin_pickles
 from seqrec.data.readers.ctr_formats import (
     read_deepctr_avazu,
     read_deepctr_criteo,
     read_deepctr_movielens,
     read_dmr_alimama,
-    read_dsin_pickles,
     read_paddle_bst,
     read_paddle_din,
 )

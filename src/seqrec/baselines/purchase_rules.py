@@ -1,7 +1,7 @@
 """Rule baselines for purchase prediction: what a sceptic tries before any model.
 
 Each scores a user from the aggregate features of its observation window (``agg``,
-:data:`seqrec.data.tasks.purchase.AGG_FEATURES`), on exactly the samples the other purchase
+:data:`seqrec.data.purchase_features.AGG_FEATURES`), on exactly the samples the other purchase
 models see, and is trained / evaluated / saved by the same driver
 (:mod:`seqrec.experiment_purchase`):
 
@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit
 
+from seqrec.data.purchase_features import AGG_FEATURES
 from seqrec.errors import CheckpointError, DataValidationError
 
 MODEL_FILE = "baseline.json"
@@ -73,8 +74,6 @@ class RFMLogRegConfig:
 
 
 def _agg(x: np.ndarray) -> dict[str, np.ndarray]:
-    from seqrec.data.tasks.purchase import AGG_FEATURES
-
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != len(AGG_FEATURES):
         raise DataValidationError(f"purchase baselines need the (N, {len(AGG_FEATURES)}) aggregate features "
@@ -132,7 +131,7 @@ class _Saved:
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike):
-        from seqrec.config import from_dict
+        from seqrec.config_values import from_dict
         from seqrec.train.checkpoint import load_json
 
         path = Path(run_dir) / MODEL_FILE

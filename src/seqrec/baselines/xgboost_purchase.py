@@ -1,6 +1,6 @@
 """XGBoost on hand-built aggregate features: the purchase-prediction baseline of the article.
 
-The features (``agg``, :data:`seqrec.data.tasks.purchase.AGG_FEATURES`) summarise each user's
+The features (``agg``, :data:`seqrec.data.purchase_features.AGG_FEATURES`) summarise each user's
 observation window: recency, frequency, quantity / money overall and in the target category,
 the category's share of the user's purchases, inter-purchase time statistics, breadth, and
 (Taobao) views / carts / favourites. Gradient-boosted trees come from the ``xgboost`` package

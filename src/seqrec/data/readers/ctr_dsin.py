@@ -143,7 +143,7 @@ def _ids(a: np.ndarray, path: Path, name: str) -> np.ndarray:
     return a.astype(np.int64)
 
 
-def read_dsin(directory: str | Path, *, dim: int = DIM) -> CTRSamples:
+def read_dsin_pickles(directory: str | Path, *, dim: int = DIM) -> CTRSamples:
     """The ``sample_{feat_input,sess_input,session_length,label}.pkl`` files of ``directory``."""
     d = Path(directory)
     if not d.is_dir():

@@ -9,7 +9,7 @@ file path of the staged copies):
 * PaddleRec DMR Alimama CSV, 267 numeric columns in the ``lvze92/DMR`` ``model.py`` layout:
   :func:`read_dmr_alimama` (same commit, ``models/rank/dmr``);
 * PaddleRec DSIN pickles (built the ``shenweichen/DSIN`` ``code/2_gen_dsin_input.py`` way):
-  :func:`read_dsin_pickles` (same commit, ``models/rank/dsin``), in
+  :func:`~seqrec.data.readers.ctr_dsin.read_dsin_pickles` (same commit, ``models/rank/dsin``), in
   :mod:`seqrec.data.readers.ctr_dsin`;
 * DeepCTR example CSVs: :func:`read_deepctr_criteo`, :func:`read_deepctr_avazu`,
   :func:`read_deepctr_movielens` (``shenweichen/DeepCTR`` @ ``1b5fe40``, ``examples/``).
@@ -337,13 +337,6 @@ def read_dmr_alimama(path: str | Path, max_len: int = 50, *, dim: int = DIM) -> 
     b.dense("price", price)
     b.extra("match_mask", np.asarray(match, np.float32))
     return b.build(y, path, user="userid")
-
-
-def read_dsin_pickles(directory: str | Path, *, dim: int = DIM) -> CTRSamples:
-    """PaddleRec DSIN ``sample_*.pkl`` folder; see :mod:`seqrec.data.readers.ctr_dsin`."""
-    from seqrec.data.readers.ctr_dsin import read_dsin
-
-    return read_dsin(directory, dim=dim)
 
 
 # -- DeepCTR example CSVs -----------------------------------------------------------------------

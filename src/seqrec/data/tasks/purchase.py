@@ -67,6 +67,7 @@ import polars as pl
 
 from seqrec.config import PurchaseTaskConfig
 from seqrec.data.ctr import CTRData, SplitSamples
+from seqrec.data.purchase_features import AGG_FEATURES, BTYPES
 from seqrec.data.readers.purchase import PurchaseDataset
 from seqrec.data.vocab import Vocab
 from seqrec.errors import ConfigError, DataValidationError
@@ -74,13 +75,6 @@ from seqrec.schema import Feature, Schema, Table
 
 ID_FEATURES = ("cate", "sub", "product", "btype")  # log columns with a vocabulary
 NUM_FEATURES = ("log_quantity", "log_basket", "log_gap", "in_category", "log_value")
-BTYPES = ("pv", "cart", "fav")
-AGG_FEATURES = (
-    "n_events", "n_buy_lines", "n_purchases", "n_cat_lines", "n_cat_purchases", "cat_share",
-    "quantity", "cat_quantity", "value", "cat_value", "recency", "cat_recency", "cat_first_age",
-    "tenure", "gap_mean", "gap_std", "gap_last", "n_products", "n_cates", "cat_recent",
-    "last_has_cat", *(f"n_{b}" for b in BTYPES), *(f"cat_{b}" for b in BTYPES),
-)
 MISSING = -1.0  # aggregate value when undefined (no purchase, fewer than two purchases)
 
 
