@@ -1,12 +1,13 @@
-"""Copy the benchmark tables from ``benchmarks/results/*.md`` into README.md.
+"""Copy the benchmark tables from ``benchmarks/results/*.md`` into benchmarks/README.md.
 
-Each results file goes between a pair of HTML comment markers in the README
+Each results file goes between a pair of HTML comment markers in that file
 (``<!-- results:start -->`` ... ``<!-- results:end -->`` and so on). The file's
 own ``# Title`` line is dropped and its headings are pushed down so that they
-nest under the README section that holds them.
+nest under the section that holds them. (The top-level README is a front page and holds
+no generated tables.)
 
-    python benchmarks/readme_tables.py          # rewrite README.md in place
-    python benchmarks/readme_tables.py --check  # exit 1 if README.md is stale
+    python benchmarks/readme_tables.py          # rewrite benchmarks/README.md in place
+    python benchmarks/readme_tables.py --check  # exit 1 if it is stale
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def render(readme: str, results_dir: Path) -> str:
             continue
         start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
         if start not in readme or end not in readme:
-            raise SystemExit(f"README.md: markers {start} / {end} not found")
+            raise SystemExit(f"markers {start} / {end} not found")
         head, rest = readme.split(start, 1)
         _, tail = rest.split(end, 1)
         body = _body(path.read_text(encoding="utf-8"), level)
@@ -58,7 +59,7 @@ def render(readme: str, results_dir: Path) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="only report whether README is stale")
-    p.add_argument("--readme", default=str(ROOT / "README.md"))
+    p.add_argument("--readme", default=str(ROOT / "benchmarks" / "README.md"))
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     args = p.parse_args(argv)
     readme_path = Path(args.readme)
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
     new = render(old, Path(args.results))
     if args.check:
         if new != old:
-            print("README.md tables differ from benchmarks/results; run "
+            print(f"{readme_path} tables differ from benchmarks/results; run "
                   "python benchmarks/readme_tables.py")
             return 1
         return 0
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
         write_text(readme_path, new)
         print(f"updated {readme_path}")
     else:
-        print("README.md already up to date")
+        print(f"{readme_path} already up to date")
     return 0
 
 
