@@ -50,7 +50,7 @@ def main() -> int:
     from seqrec.data.events import SessionArrays
     from seqrec.data.registry import load_dataset
     from seqrec.evaluate.ranking import evaluate_sessions
-    from seqrec.experiment import Run
+    from seqrec.families.session import Run
 
     for path in args.runs:
         run = Run(path)

@@ -119,7 +119,7 @@ def run_single(args) -> int:
     import torch
 
     from seqrec.config import load_run_config
-    from seqrec.experiment_ctr import load_task
+    from seqrec.families.ctr import load_task
 
     torch.set_num_threads(args.threads)
     over = [f"train.seed={seed}", f"train.threads={args.threads}", "train.progress=false"]
@@ -128,7 +128,7 @@ def run_single(args) -> int:
     cfg = load_run_config(config_path(model, dataset), over)
     mc, tc = cfg.model, cfg.train
     if library == LIB:
-        from seqrec.experiment_ctr import train_ctr_run
+        from seqrec.families.ctr import train_ctr_run
 
         with tempfile.TemporaryDirectory() as td:
             m = train_ctr_run(cfg, Path(td) / "run")

@@ -104,7 +104,7 @@ def run_one(dataset: str, model: str, overrides: dict, seed: int, threads: int) 
     import torch
 
     from seqrec.config import load_run_config
-    from seqrec.experiment_ctr import build_ctr_model, load_task
+    from seqrec.families.ctr import build_ctr_model, load_task
     from seqrec.train.ctr_trainer import CTRTrainer, evaluate_ctr
 
     over = [f"train.seed={seed}", f"train.threads={threads}", "train.progress=false"]

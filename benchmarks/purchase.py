@@ -10,7 +10,7 @@ For every protocol (``deployment``: every active user at the natural base rate;
 ``article-1to1``: the article's 1:1 samples; see :mod:`seqrec.data.tasks.purchase`), dataset,
 category (and window, for CDNOW, which has no categories), shift setting (none / ``[1, 2]``),
 history length and seed, the samples are built once and each model is trained and evaluated
-on them by ``seqrec.experiment_purchase.train_purchase_run`` — exactly what ``seqrec train
+on them by ``seqrec.families.purchase.train_purchase_run`` — exactly what ``seqrec train
 configs/purchase_<model>_<dataset>.toml --set ...`` runs (the record's ``command``) — in this
 one process, one after another; all models of a (protocol, dataset, category, window, shift,
 max_len, seed) see the same users, cut-offs and labels. Records (mean and std over seeds)
@@ -100,7 +100,7 @@ def load_records_here(path: Path) -> list[dict]:
 def build_task(model: str, dataset: str, over: list[str]):
     """The samples ``model``'s config builds with ``over``; every model of the grid shares them."""
     from seqrec.config import load_run_config
-    from seqrec.experiment_purchase import load_purchase_task
+    from seqrec.families.purchase import load_purchase_task
 
     return load_purchase_task(load_run_config(config_path(model, dataset), over))
 
@@ -110,7 +110,7 @@ def run_one(model: str, dataset: str, over: list[str], keep: Path | None, task=N
     import csv
 
     from seqrec.config import load_run_config
-    from seqrec.experiment_purchase import train_purchase_run
+    from seqrec.families.purchase import train_purchase_run
 
     cfg = load_run_config(config_path(model, dataset), over)
     with tempfile.TemporaryDirectory() as td:

@@ -60,7 +60,8 @@ THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "POLARS
 
 # -- what runs where -------------------------------------------------------------------------
 def not_applicable(info, model: str) -> str | None:
-    """Why ``model`` cannot run on the dataset ``info`` (a DatasetInfo), or None."""
+    """Why ``model`` cannot run on the dataset ``info`` (a registry DatasetEntry), or None."""
+    info = info.recipes["session"]
     if model == "hrnn" and not info.has_users:
         return "hrnn needs user ids"
     if model == "gru4rec-bpr-max-dwell" and not info.has_time:
@@ -203,7 +204,9 @@ def _order(names, known) -> list:
 
 
 def render_markdown(records: list[dict], datasets=None) -> str:
-    from seqrec.data.registry import DATASETS
+    from seqrec.data.registry import session_datasets as _sd
+
+    DATASETS = _sd()
 
     by_ds: dict[str, list[dict]] = {}
     for r in records:
@@ -298,7 +301,9 @@ def _child_env(threads: int) -> dict:
 
 
 def run_all(args) -> int:
-    from seqrec.data.registry import DATASETS, dataset_status
+    from seqrec.data.registry import dataset_status, session_datasets
+
+    DATASETS = session_datasets()
 
     explicit_models = args.models is not None
     datasets = args.datasets or ([QUICK_DATASET] if args.quick else list(DATASETS))

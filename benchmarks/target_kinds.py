@@ -91,7 +91,7 @@ def main() -> int:
     from seqrec.data.events import SessionArrays
     from seqrec.data.registry import load_dataset
     from seqrec.evaluate.ranking import evaluate_sessions
-    from seqrec.experiment import Run, scorer_for
+    from seqrec.families.session import Run, scorer_for
 
     tables: dict[tuple[str, str], pl.DataFrame] = {}
 

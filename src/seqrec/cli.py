@@ -14,62 +14,51 @@ from seqrec.errors import SeqrecError
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from seqrec.data.readers.purchase import purchase_status
+    if args.check:
+        return _check_data(args)
     from seqrec.data.registry import data_dir, dataset_status
-    from seqrec.data.tasks.ctr import ctr_task_status
 
     rows = dataset_status(args.data_dir)
-    ctr = ctr_task_status(args.data_dir)
-    purchase = purchase_status(args.data_dir)
     print(f"data directory: {data_dir(args.data_dir)}  (set SEQREC_DATA to change)")
     if args.json:
-        print(json.dumps({"session": rows, "ctr": ctr, "purchase": purchase}, indent=2, default=str))
+        print(json.dumps(rows, indent=2, default=str))
         return 0
     for r in rows:
         state = "found" if r["found"] else f"MISSING {', '.join(r['missing'])}"
-        flags = ",".join(f for f, on in (("users", r["has_users"]), ("time", r["has_time"])) if on)
-        print(f"{r['name']:<24} {state:<10} [{flags or '-'}] {r['description']}")
-        print(f"{'':<24} split: {r['split']}")
+        print(f"{r['name']:<24} {state:<10} [{', '.join(r['families'])}] {r['description']}")
+        for fam, how in r["recipes"].items():
+            print(f"{'':<24} {fam}: {how}")
         print(f"{'':<24} licence: {r['licence']}")
-    print("\nCTR tasks (seqrec.data.tasks.ctr):")
-    for r in ctr:
-        state = "found" if r["found"] else f"MISSING {', '.join(r['missing'])}"
-        print(f"{r['name']:<24} {state:<10} {r['recipe']}")
-    print("\nPurchase logs (seqrec.data.readers.purchase):")
-    for r in purchase:
-        state = "found" if r["found"] else f"MISSING {', '.join(r['missing'])}"
-        print(f"{r['name']:<24} {state:<10} [{r['unit']}s; levels {', '.join(r['levels'])}] {r['description']}")
+    return 0
+
+
+def _check_data(args: argparse.Namespace) -> int:
+    """``seqrec datasets --check CONFIG``: read and validate the config's data, print counts."""
+    from seqrec.config import load_run_config
+    from seqrec.families import get_family
+
+    cfg = load_run_config(args.check, args.set)
+    report = get_family(cfg.family).check_data(cfg)
+    if args.json:
+        print(json.dumps(report, default=str))
+        return 0
+    print(f"{cfg.data.name} ({report['family']} family): data OK")
+    for k, v in report.items():
+        if k in ("family", "dataset"):
+            continue
+        if isinstance(v, dict):
+            v = ", ".join(f"{a} {b:,}" if isinstance(b, int) else f"{a} {b}" for a, b in v.items())
+        print(f"  {k:<12} {v}")
     return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from seqrec.config import load_run_config
-    from seqrec.experiment import train_run
+    from seqrec.experiment import summary, train_run
 
     cfg = load_run_config(args.config, args.set)
     m = train_run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
-    t = m["test"]
-    if "pr_auc" in t:  # a purchase model
-        print(f"{cfg.model_name} on {cfg.data.dataset} / {m['category']}: test precision={t['precision']:.4f} "
-              f"recall={t['recall']:.4f} f1={t['f1']:.4f} auc={t['auc']:.4f} pr_auc={t['pr_auc']:.4f} "
-              f"({t['n_samples']} users, threshold {m['threshold']:.3f} from validation); "
-              f"train {m['train_seconds']:.1f}s; run written to {args.out}")
-        return 0
-    if "auc" in t:  # a CTR model
-        sps = m.get("train_samples_per_s")
-        print(f"{cfg.model_name} on {cfg.data.dataset}: test auc={t['auc']:.4f} gauc={t['gauc']:.4f} "
-              f"logloss={t['logloss']:.4f} ({t['n_samples']} samples); train {m['train_seconds']:.1f}s"
-              + (f" ({sps:,.0f} samples/s)" if sps else "") + f"; run written to {args.out}")
-        return 0
-    ks = max(cfg.eval.ks)
-    eps = m.get("train_events_per_s")
-    print(
-        f"{cfg.model_name} on {cfg.data.dataset}: test recall@{ks}={t[f'recall@{ks}']:.4f} "
-        f"mrr@{ks}={t[f'mrr@{ks}']:.4f} ndcg@{ks}={t[f'ndcg@{ks}']:.4f} "
-        f"({t['n_events']} predictions); train {m['train_seconds']:.1f}s"
-        + (f" ({eps:,.0f} events/s)" if eps else "")
-        + f"; run written to {args.out}"
-    )
+    print(summary(cfg, m, args.out))
     return 0
 
 
@@ -86,10 +75,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
-    from seqrec.experiment import Run, parse_ids, recommend
+    from seqrec.experiment import recommend
 
-    run = Run(args.run_dir)
-    items = parse_ids(args.items, run.vocab)
+    items = [p.strip() for p in args.items.split(",") if p.strip()]
     res = recommend(args.run_dir, items, k=args.k, unknown=args.unknown)
     if res["unknown"]:
         print(f"note: ignored unknown item id(s) {res['unknown']}", file=sys.stderr)
@@ -110,7 +98,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_score_users(args: argparse.Namespace) -> int:
-    from seqrec.experiment_purchase import score_users
+    from seqrec.families.purchase import score_users
 
     path, rows = score_users(args.run_dir, args.category, top=args.top, out=args.out, data_dir=args.data_dir)
     shown = rows[: min(len(rows), 5)]
@@ -125,8 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqrec", description="Deep models for behaviour sequences.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("datasets", help="list registered datasets and whether their files are present")
+    d = sub.add_parser("datasets", help="list registered datasets and whether their files are present, "
+                                        "or check a config's data (--check)")
     d.add_argument("--data-dir", default=None, help="data directory (default: $SEQREC_DATA or ../shared/data)")
+    d.add_argument("--check", metavar="CONFIG", default=None,
+                   help="read and validate CONFIG's data (registered or your own file) and print its counts")
+    d.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="with --check: override a config value (repeatable)")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=_cmd_datasets)
 
@@ -147,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=_cmd_evaluate)
 
-    r = sub.add_parser("recommend", help="top-k next items for a session")
+    r = sub.add_parser("recommend", help="top-k next items for a session (session models)")
     r.add_argument("run_dir")
     r.add_argument("--items", required=True, help="the session's item ids in order, comma-separated")
     r.add_argument("-k", type=int, default=20)

@@ -57,10 +57,69 @@ class PurchaseTaskConfig:
             raise ValueError(f"window must be positive (0 = the dataset's default), got {self.window}")
 
 
+DATA_FORMATS = ("csv", "tsv", "parquet", "gru4rec-tsv", "srgnn")  # see seqrec.data.own
+SPLIT_KINDS = ("time", "tail", "given")
+
+
+@dataclass(frozen=True)
+class ColumnsConfig:
+    """``[data.columns]``: canonical name -> the column of your file ("" = not mapped).
+
+    All empty: columns are recognised from common spellings (``SessionId``, ``ItemId``,
+    ``Time``, ``visitorid``, ...). Any one given: only the given ones are read."""
+
+    session_id: str = ""
+    item_id: str = ""
+    timestamp: str = ""
+    user_id: str = ""
+    category_id: str = ""
+    event_type: str = ""
+
+    def mapping(self) -> dict[str, str] | None:
+        given = {k: v for k, v in dataclasses.asdict(self).items() if v}
+        return given or None
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """``[data.split]``: how your own data is held out (``seqrec.data.split``).
+
+    ``time``: test = sessions (CTR: samples; purchase: the window) ending in the last
+    ``test_days``; valid = the same rule inside the rest (``valid_days``, 0 = test_days).
+    ``tail``: no real time; the last ``test_fraction`` of sessions in file order is test,
+    the last ``valid_fraction`` of the rest valid. ``given``: the files are already split
+    (an SR-GNN folder: valid = the last ``valid_fraction`` of the train sessions)."""
+
+    kind: str = ""  # time | tail | given; "" = given for srgnn folders, time otherwise
+    test_days: float = 1.0
+    valid_days: float = 0.0
+    test_fraction: float = 0.1
+    valid_fraction: float = 0.1
+    min_session_length: int = 2
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("", *SPLIT_KINDS):
+            raise ValueError(f"split.kind must be one of {list(SPLIT_KINDS)}, got {self.kind!r}")
+        if not self.test_days > 0 or self.valid_days < 0:
+            raise ValueError("split.test_days must be > 0 and split.valid_days >= 0")
+        if not (0 < self.test_fraction < 1 and 0 < self.valid_fraction < 1):
+            raise ValueError("split.test_fraction and split.valid_fraction must be in (0, 1)")
+        if self.min_session_length < 1:
+            raise ValueError(f"split.min_session_length must be >= 1, got {self.min_session_length}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "yoochoose_100k"
+    dataset: str = ""  # a registered dataset (seqrec datasets), or the name of your own data
     data_dir: str = ""  # "" = SEQREC_DATA or ../shared/data
+    # your own data instead of a registered dataset (seqrec.data.own): a file or an SR-GNN
+    # folder; relative to the config file's folder; written absolute into config.json
+    path: str = ""
+    format: str = ""  # csv | tsv | parquet | gru4rec-tsv | srgnn; "" = from the suffix / folder
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    session_gap: float = 1800.0  # seconds; cuts sessions per user when there is no session column
+    time_format: str = ""  # strptime format of text times ("" = ISO 8601 or numbers)
     train_split: str = "train_full"  # "train" (with validation) or "train_full" (final fit)
     valid_split: str = "valid"  # used for early stopping when training on "train"
     test_split: str = "test"
@@ -68,6 +127,17 @@ class DataConfig:
     dwell_max_repeat: int = 10
     max_len: int = 50  # CTR / purchase tasks: behaviours kept in a history (the most recent)
     purchase: PurchaseTaskConfig = field(default_factory=PurchaseTaskConfig)
+
+    def __post_init__(self) -> None:
+        if self.format not in ("", *DATA_FORMATS):
+            raise ValueError(f"format must be one of {list(DATA_FORMATS)}, got {self.format!r}")
+        if not self.session_gap > 0:
+            raise ValueError(f"session_gap must be > 0 seconds, got {self.session_gap}")
+
+    @property
+    def name(self) -> str:
+        """What reports call the data: the dataset name, or your file's stem."""
+        return self.dataset or Path(self.path).stem
 
 
 @dataclass(frozen=True)
@@ -114,9 +184,17 @@ class RunConfig:
         """The GRU4Rec-level config (the model's own, or HRNN's session GRU config)."""
         return getattr(self.model, "session", self.model)
 
+    @property
+    def family(self) -> str:
+        """The task family of the model (a module of :mod:`seqrec.families`)."""
+        from seqrec.registry import get_model_entry
+
+        return get_model_entry(self.model_name).family
+
     def to_dict(self) -> dict:
         model = dataclasses.asdict(self.model) if self.model is not None else {}
         return {
+            "family": self.family,
             "data": dataclasses.asdict(self.data),
             "model": {"name": self.model_name, **model},
             "train": dataclasses.asdict(self.train),
@@ -167,6 +245,7 @@ def load_run_config(
         if not isinstance(node, dict):
             raise ConfigError(f"--set {ov!r}: {section}.{'.'.join(parents)} is not a table")
         node[leaf] = value
+    family = raw.pop("family", None)  # written into config.json by every run
     allowed = {"data", "model", "train", "eval"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
@@ -176,12 +255,18 @@ def load_run_config(
     if not name:
         raise ConfigError(f"{where}: [model] needs a 'name'")
     entry = get_model_entry(name)
+    if family is not None and family != entry.family:
+        raise ConfigError(f"{where}: family = {family!r}, but model {name!r} belongs to family {entry.family!r}")
     train = from_dict(TrainConfig, raw.get("train", {}), f"{where} [train]")
-    if train.matmul_dtype != "float32" and entry.family != "gru4rec":
+    if train.matmul_dtype != "float32" and name != "gru4rec":
         raise ConfigError(f"{where} [train]: matmul_dtype = {train.matmul_dtype!r} applies to GRU4Rec's fused "
                           f"step only; {name!r} trains in float32")
+    data_raw = raw.get("data", {})
+    if isinstance(data_raw, dict) and isinstance(data_raw.get("path"), str) and data_raw["path"] and path:
+        own = Path(data_raw["path"]).expanduser()  # relative to the config file's folder
+        data_raw = {**data_raw, "path": str(own if own.is_absolute() else (Path(path).parent / own).resolve())}
     return RunConfig(
-        data=from_dict(DataConfig, raw.get("data", {}), f"{where} [data]"),
+        data=from_dict(DataConfig, data_raw, f"{where} [data]"),
         model=from_dict(entry.config_cls, model_raw, f"{where} [model]"),
         model_name=name,
         train=train,

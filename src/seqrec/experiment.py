@@ -1,275 +1,72 @@
-"""Train / evaluate / recommend for session models: what the CLI and benchmarks call.
+"""The generic driver behind ``seqrec train | evaluate | recommend`` and the benchmarks.
 
-``train_run`` loads the dataset, builds the vocabulary from the training split,
-trains (neural) or fits (baseline) the model, evaluates on the validation and
-test splits with the full-catalogue protocol and writes a run directory (see
-:mod:`seqrec.train.checkpoint`). ``evaluate_run`` and ``recommend`` rebuild
-everything from that directory alone.
+It knows no family: the model registry names the family of a config's model, a run's
+``config.json`` records the family it was trained as, and :func:`seqrec.families.get_family`
+returns the module that does the work (:class:`seqrec.families.base.Family`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import resource
-import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from seqrec.config import RunConfig, load_run_config
-from seqrec.data.dwell import repeat_by_dwell
-from seqrec.data.events import SessionArrays
-from seqrec.data.vocab import Vocab
-from seqrec.errors import CheckpointError, ConfigError, UnknownIdError
-from seqrec.evaluate.ranking import evaluate_sessions
-from seqrec.registry import get_model_entry
-from seqrec.train.checkpoint import clear_run_dir, fit_resumable, load_json, load_tensors, save_json
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (MiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+from seqrec.config import RunConfig
+from seqrec.errors import CheckpointError, ConfigError
+from seqrec.families import get_family
+from seqrec.families.base import Family
+from seqrec.train.checkpoint import load_json
 
 
 def _set_threads(n: int) -> None:
     if n > 0:
+        import torch
+
         torch.set_num_threads(n)
-
-
-def _load_splits(cfg: RunConfig):
-    from seqrec.data.registry import load_dataset
-
-    return load_dataset(cfg.data.dataset, cfg.data.data_dir or None)
-
-
-def build_model(cfg: RunConfig, n_items: int, n_users: int = 0):
-    """Instantiate the configured model (neural) or baseline (unfitted)."""
-    entry = get_model_entry(cfg.model_name)
-    if entry.family == "gru4rec":
-        from seqrec.models.gru4rec import GRU4Rec
-
-        return GRU4Rec(cfg.model, n_items)
-    if entry.family == "hrnn":
-        from seqrec.models.hrnn import HRNN
-
-        return HRNN(cfg.model, n_items)
-    from seqrec.baselines import BASELINES
-
-    return BASELINES[cfg.model_name](cfg.model)
-
-
-def scorer_for(model):
-    from seqrec.models.gru4rec import GRU4Rec, GRU4RecScorer
-
-    if isinstance(model, GRU4Rec):
-        return GRU4RecScorer(model)
-    return model  # baselines are scorers themselves
-
-
-def _evaluate(cfg: RunConfig, model, arrays: SessionArrays, ties: str | None = None,
-              progress: bool = False, split_name: str = "test", context=None) -> dict:
-    from seqrec.evaluate.user_sessions import evaluate_hrnn
-    from seqrec.models.hrnn import HRNN
-
-    t0 = time.perf_counter()
-    if isinstance(model, HRNN):
-        m = evaluate_hrnn(model, context, arrays, ks=cfg.eval.ks, ties=ties or cfg.eval.ties,
-                          batch_size=cfg.eval.batch_size)
-    else:
-        m = evaluate_sessions(scorer_for(model), arrays, ks=cfg.eval.ks, ties=ties or cfg.eval.ties,
-                              batch_size=cfg.eval.batch_size, progress=progress,
-                              desc=f"evaluate {split_name}")
-    m["eval_seconds"] = time.perf_counter() - t0
-    return m
 
 
 def train_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False,
               progress: bool | None = None) -> dict:
-    """Train the configured model and write ``out``; returns the metrics dict."""
-    out = Path(out)
+    """Train the configured model and write the run directory ``out``; the metrics dict."""
     _set_threads(cfg.train.threads)
     if progress is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=progress))
-    family = get_model_entry(cfg.model_name).family
-    if family == "ctr":
-        from seqrec.experiment_ctr import train_ctr_run
-
-        return train_ctr_run(cfg, out, resume=resume)
-    if family == "purchase":
-        from seqrec.experiment_purchase import train_purchase_run
-
-        return train_purchase_run(cfg, out, resume=resume)
-    clear_run_dir(out, resume)  # re-running into an old run directory replaces it
-    splits = _load_splits(cfg)  # before creating --out: a missing dataset leaves nothing behind
-    out.mkdir(parents=True, exist_ok=True)
-    train_df = splits.get(cfg.data.train_split)
-    validate = cfg.data.train_split != "train_full" and bool(cfg.data.valid_split)
-    entry = get_model_entry(cfg.model_name)
-    vocab = Vocab(name="item").fit(train_df["item_id"].unique(maintain_order=True))
-    user_vocab = None
-    if entry.family == "hrnn":
-        if not splits.has_users:
-            raise ConfigError(f"model hrnn needs user ids; dataset {cfg.data.dataset!r} has none")
-        user_vocab = Vocab(name="user").fit(splits.train_full["user_id"].unique(maintain_order=True))
-    train = SessionArrays.from_events(train_df, vocab, user_vocab)
-    if cfg.data.dwell_bucket > 0:
-        if not splits.has_time:
-            raise ConfigError(f"dwell time needs real timestamps; dataset {cfg.data.dataset!r} has none")
-        train = repeat_by_dwell(train, cfg.data.dwell_bucket, cfg.data.dwell_max_repeat)
-    valid = SessionArrays.from_events(splits.get(cfg.data.valid_split), vocab, user_vocab) if validate else None
-    test = SessionArrays.from_events(splits.get(cfg.data.test_split), vocab, user_vocab)
-    save_json(out / "config.json", cfg.to_dict())
-    vocab.save(out / "vocab.json")
-    if user_vocab is not None:
-        user_vocab.save(out / "user_vocab.json")
-    torch.manual_seed(cfg.train.seed)
-    np.random.seed(cfg.train.seed)
-    model = build_model(cfg, len(vocab))
-    t0 = time.perf_counter()
-    if entry.family == "baseline":
-        model.fit(train, len(vocab))
-        model.save(out / "baseline")
-        train_seconds = time.perf_counter() - t0
-        state = {"epochs": 0, "train_events": int(train.n_events)}
-    else:
-        state = _train_neural(cfg, model, train, valid, out, resume)
-        train_seconds = state["train_seconds"]
-    metrics: dict = {"dataset": cfg.data.dataset, "model": cfg.model_name,
-                     "train_split": cfg.data.train_split, "n_items": vocab.n_known}
-    if valid is not None:
-        metrics["valid"] = _evaluate(cfg, model, valid, split_name="valid", context=train)
-    metrics["test"] = _evaluate(cfg, model, test, progress=cfg.train.progress, context=train)
-    metrics.update(
-        train_seconds=train_seconds,
-        train_events=state["train_events"],
-        train_events_per_s=state["train_events"] / train_seconds if train_seconds > 0 else None,
-        epochs=state["epochs"],
-        best_epoch=state.get("best_epoch", -1),
-        eval_seconds=metrics["test"]["eval_seconds"],
-        peak_rss_mb=peak_rss_mb(),
-        threads=torch.get_num_threads(),
-    )
-    save_json(out / "metrics.json", metrics)
-    return metrics
+    return get_family(cfg.family).train(cfg, Path(out), resume=resume)
 
 
-def _train_neural(cfg: RunConfig, model, train, valid, out: Path, resume: bool) -> dict:
-    from seqrec.models.hrnn import HRNN
-    from seqrec.train.hrnn_trainer import HRNNTrainer
-    from seqrec.train.logs import RunLog
-    from seqrec.train.session_trainer import GRU4RecTrainer
-
-    log = RunLog(out, append=resume)
-    trainer_cls = HRNNTrainer if isinstance(model, HRNN) else GRU4RecTrainer
-    trainer = trainer_cls(model, cfg, train, log)
-    st = fit_resumable(model, trainer, out, valid, resume=resume, log=log)
-    return {"train_seconds": st.train_seconds, "train_events": st.train_events, "epochs": st.epoch,
-            "best_epoch": st.best_epoch}
+def run_family(run_dir: str | os.PathLike) -> Family:
+    """The family a run directory was trained as (``family`` in its ``config.json``)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} is not a run directory: config.json is missing")
+    raw = load_json(path)
+    name = raw.get("family") if isinstance(raw, dict) else None
+    if not isinstance(name, str):
+        raise CheckpointError(f"{path}: no 'family' recorded (a run from before families; retrain it)")
+    return get_family(name)
 
 
-# -- loading a run --------------------------------------------------------------------------
-class Run:
-    """A finished run directory: config, vocabulary and the model ready to score."""
-
-    def __init__(self, run_dir: str | os.PathLike) -> None:
-        self.dir = Path(run_dir)
-        if not self.dir.is_dir():
-            raise CheckpointError(f"run directory {self.dir} does not exist")
-        self.config = load_run_config(raw=load_json(self.dir / "config.json"))
-        self.vocab = Vocab.load(self.dir / "vocab.json")
-        entry = get_model_entry(self.config.model_name)
-        if entry.family == "baseline":
-            from seqrec.baselines import load_baseline
-
-            self.model = load_baseline(self.dir / "baseline")
-        else:
-            self.model = build_model(self.config, len(self.vocab))
-            self.model.load_state_dict(load_tensors(self.dir / "model.pt"))
-            self.model.eval()
-        self.user_vocab = (Vocab.load(self.dir / "user_vocab.json")
-                           if (self.dir / "user_vocab.json").exists() else None)
+def load_run(run_dir: str | os.PathLike, data_dir: str | None = None):
+    """A finished run of any family, loaded and ready to score."""
+    return run_family(run_dir).load_run(run_dir, data_dir)
 
 
 def evaluate_run(run_dir: str | os.PathLike, split: str = "test", ties: str | None = None,
                  data_dir: str | None = None) -> dict:
-    """Recompute the metrics of a saved run on ``split`` from the checkpoint alone."""
-    if (Path(run_dir) / "schema.json").is_file() and (Path(run_dir) / "config.json").is_file():
-        family = get_model_entry(load_json(Path(run_dir) / "config.json").get("model", {}).get("name", "")).family
-        if family == "purchase":
-            from seqrec.experiment_purchase import evaluate_purchase_run
-
-            return evaluate_purchase_run(run_dir, split=split, data_dir=data_dir)
-    if (Path(run_dir) / "schema.json").is_file():  # a CTR run
-        from seqrec.experiment_ctr import evaluate_ctr_run
-
-        return evaluate_ctr_run(run_dir, split=split, data_dir=data_dir)
-    run = Run(run_dir)
-    cfg = run.config
-    if data_dir:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=data_dir))
-    _set_threads(cfg.train.threads)
-    splits = _load_splits(cfg)
-    arrays = SessionArrays.from_events(splits.get(split), run.vocab, run.user_vocab)
-    context = None
-    if run.user_vocab is not None:
-        context = SessionArrays.from_events(splits.get(cfg.data.train_split), run.vocab, run.user_vocab)
-    return _evaluate(cfg, run.model, arrays, ties=ties, split_name=split, context=context)
-
-
-def parse_ids(text: str, vocab: Vocab) -> list:
-    """Comma-separated raw ids; cast to int when the vocabulary holds ints."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts:
-        raise ConfigError("--items is empty: give a comma-separated list of item ids")
-    numeric = bool(vocab.ids_) and isinstance(vocab.ids_[0], int)
-    out = []
-    for p in parts:
-        if numeric:
-            try:
-                out.append(int(p))
-                continue
-            except ValueError:
-                pass
-        out.append(p)
-    return out
+    """Recompute the metrics of a saved run on ``split`` from its checkpoint alone."""
+    fam = run_family(run_dir)
+    cfg_threads = load_json(Path(run_dir) / "config.json").get("train", {}).get("threads", 0)
+    _set_threads(cfg_threads if isinstance(cfg_threads, int) else 0)
+    return fam.evaluate(run_dir, split=split, ties=ties, data_dir=data_dir)
 
 
 def recommend(run_dir: str | os.PathLike, items: list, k: int = 20, unknown: str = "skip") -> dict:
-    """Top-``k`` next items after the session ``items`` (raw ids, in order).
-
-    Unknown ids: ``skip`` (default) leaves them out and reports them;
-    ``error`` raises :class:`UnknownIdError`. Items of the session are not excluded
-    from the result (repeat clicks are common in these datasets).
-    """
-    run = Run(run_dir)
+    """Top-``k`` items for ``items`` (raw ids) from a run whose family recommends."""
     if k <= 0:
         raise ConfigError(f"-k must be positive, got {k}")
-    idx = run.vocab.encode(items, unknown="oov")
-    unknown_ids = [items[i] for i in np.flatnonzero(idx == 1)]
-    if unknown_ids and unknown == "error":
-        raise UnknownIdError(f"item id(s) not in the training vocabulary: {unknown_ids}")
-    known = idx[idx != 1]
-    if len(known) == 0:
-        raise UnknownIdError(f"none of the session's items is known to the model: {items}")
-    from seqrec.models.hrnn import HRNN
+    return run_family(run_dir).recommend(run_dir, items, k=k, unknown=unknown)
 
-    if isinstance(run.model, HRNN):
-        raise ConfigError("recommend for hrnn needs a user history; use evaluate instead")
-    scorer = scorer_for(run.model)
-    scorer.begin(1)
-    reset = torch.tensor([True])
-    with torch.no_grad():
-        for i in known:
-            scores = scorer.step(torch.tensor([int(i)]), reset)
-            reset = torch.tensor([False])
-    scores = scores[0].clone()
-    scores[:2] = -torch.inf
-    k = min(k, run.vocab.n_known)
-    top = torch.topk(scores, k)
-    return {
-        "items": run.vocab.decode(top.indices.tolist()),
-        "scores": [float(s) for s in top.values],
-        "unknown": unknown_ids,
-    }
+
+def summary(cfg: RunConfig, metrics: dict, out: str) -> str:
+    """The line ``seqrec train`` prints, written by the model's family."""
+    return get_family(cfg.family).summary(cfg, metrics, out)

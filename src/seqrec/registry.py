@@ -1,4 +1,8 @@
-"""Model registry: name -> config class and family, used by configs, the CLI and tests."""
+"""Model registry: every model of every family, by name, with its config class and model class.
+
+The family (``session`` | ``ctr`` | ``purchase`` | ...) names the module of
+:mod:`seqrec.families` that builds its data, trains, evaluates and saves it.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,22 @@ from seqrec.errors import ConfigError
 class ModelEntry:
     name: str
     config_cls: type
-    family: str  # "gru4rec" | "hrnn" | "baseline" | "ctr" | "purchase"
+    family: str  # a module of seqrec.families: "session" | "ctr" | "purchase"
     description: str
-    model_cls: type | None = None  # CTR and purchase models: X(config, schema); xgboost: X(config)
+    # session networks: X(config, n_items); session baselines: X(config);
+    # CTR and neural purchase models: X(config, schema); xgboost and the rules: X(config, seed=, threads=)
+    model_cls: type
+
+    @property
+    def trainable(self) -> bool:
+        """A torch module trained by gradient steps (not fitted in closed form)."""
+        import torch
+
+        return issubclass(self.model_cls, torch.nn.Module)
 
 
 def _entries() -> dict[str, ModelEntry]:
-    from seqrec.baselines import ItemKNNConfig, PopConfig, SKNNConfig
+    from seqrec.baselines import SKNN, ItemKNN, ItemKNNConfig, Pop, PopConfig, SKNNConfig
     from seqrec.baselines.purchase_rules import (
         BoughtBefore,
         Frequency,
@@ -34,8 +47,8 @@ def _entries() -> dict[str, ModelEntry]:
     from seqrec.models.din import DIN, DINConfig, DINPaperConfig
     from seqrec.models.dlrm import DLRM, DLRMConfig
     from seqrec.models.dsin import DSIN, DSINConfig
-    from seqrec.models.gru4rec import GRU4RecConfig
-    from seqrec.models.hrnn import HRNNConfig
+    from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig
+    from seqrec.models.hrnn import HRNN, HRNNConfig
     from seqrec.models.mlp_sum import MLPSum, MLPSumConfig
     from seqrec.models.purchase_rnn import (
         GRUClassifier,
@@ -48,11 +61,11 @@ def _entries() -> dict[str, ModelEntry]:
     return {
         e.name: e
         for e in (
-            ModelEntry("gru4rec", GRU4RecConfig, "gru4rec", "GRU4Rec (Hidasi et al. 2016, 2018)"),
-            ModelEntry("hrnn", HRNNConfig, "hrnn", "Hierarchical RNN (Quadrana et al. 2017)"),
-            ModelEntry("pop", PopConfig, "baseline", "most popular items"),
-            ModelEntry("item-knn", ItemKNNConfig, "baseline", "item-kNN on session co-occurrence"),
-            ModelEntry("sknn", SKNNConfig, "baseline", "session-based kNN (Jannach & Ludewig 2017)"),
+            ModelEntry("gru4rec", GRU4RecConfig, "session", "GRU4Rec (Hidasi et al. 2016, 2018)", GRU4Rec),
+            ModelEntry("hrnn", HRNNConfig, "session", "Hierarchical RNN (Quadrana et al. 2017)", HRNN),
+            ModelEntry("pop", PopConfig, "session", "most popular items", Pop),
+            ModelEntry("item-knn", ItemKNNConfig, "session", "item-kNN on session co-occurrence", ItemKNN),
+            ModelEntry("sknn", SKNNConfig, "session", "session-based kNN (Jannach & Ludewig 2017)", SKNN),
             ModelEntry("din", DINConfig, "ctr",
                        "Deep Interest Network (Zhou et al. 2018) with the extras chosen on validation", DIN),
             ModelEntry("din-paper", DINPaperConfig, "ctr",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from seqrec.data.registry import load_dataset
-from seqrec.data.splits import SessionSplits
+from seqrec.data.split import SessionSplits
 
 
 @pytest.fixture(autouse=True)

@@ -9,11 +9,9 @@ import polars as pl
 import pytest
 
 from seqrec.data import cache
-from seqrec.data.readers.common import make_splits
 from seqrec.data.readers.generic import read_events
-from seqrec.data.registry import DATASETS, DatasetInfo, load_dataset
-from seqrec.data.split import time_split
-from seqrec.data.splits import SessionSplits
+from seqrec.data.registry import DATASETS, DatasetEntry, SessionRecipe, load_dataset
+from seqrec.data.split import GivenSplit, SessionSplits, SplitSpec, time_split
 
 SPLITS = ("train", "valid", "test", "train_full")
 
@@ -42,16 +40,13 @@ def tiny(tmp_path, monkeypatch):
                                                          "timestamp": "t"})  # fmt: skip
         train_full, test = time_split(full, test_days=1)
         train, valid = time_split(train_full, test_days=1)
-        return make_splits(
-            "tiny", train=train, valid=valid, test=test, train_full=train_full,
-            has_time=True, has_users=False, how="Toy.",
-            extra={"times": test.select("timestamp"), "k": [1, 2]},
-        )  # fmt: skip
+        return GivenSplit(train_full=train_full, test=test, train=train, valid=valid,
+                          extra={"times": test.select("timestamp"), "k": [1, 2]})
 
-    info = DatasetInfo(
+    info = DatasetEntry(
         name="tiny", subdir="session/tiny", files=("events.tsv",), source="made in a test",
-        licence="research-only", description="toy", has_users=False, has_time=True,
-        split="last day", reader=reader,
+        licence="research-only", description="toy",
+        recipes={"session": SessionRecipe(reader, SplitSpec("given"), "Toy.", has_users=False, has_time=True)},
     )  # fmt: skip
     monkeypatch.setitem(DATASETS, "tiny", info)
     monkeypatch.setenv("SEQREC_CACHE", str(tmp_path / "cache"))
@@ -110,7 +105,8 @@ def test_real_dataset_cached_without_calling_reader(data_root, tmp_path, monkeyp
         raise AssertionError("reader called although the cache is valid")
 
     info = DATASETS["diginetica_raw_sample"]
-    monkeypatch.setitem(DATASETS, info.name, dataclasses.replace(info, reader=boom))
+    rec = dataclasses.replace(info.recipes["session"], read=boom)
+    monkeypatch.setitem(DATASETS, info.name, dataclasses.replace(info, recipes={"session": rec}))
     second = load_dataset("diginetica_raw_sample", data_root)
     assert _equal(first, second)
     assert isinstance(second.train, pl.DataFrame)

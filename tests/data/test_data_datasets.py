@@ -13,9 +13,11 @@ from seqrec.data.readers.raw_logs import (
     TAOBAO_START,
     read_diginetica_views,
     read_retailrocket_sessions,
+    read_taobao_raw,
     read_taobao_userbehavior,
 )
-from seqrec.data.registry import DATASETS
+from seqrec.data.registry import DATASETS, session_datasets
+from seqrec.data.sessionize import sessionize
 
 SPLITS = ("train", "valid", "test", "train_full")
 # (events, sessions) per split, from the folder READMEs where they give them.
@@ -60,13 +62,13 @@ def _sessions(df: pl.DataFrame) -> set:
 
 
 def test_every_registered_dataset_is_covered():
-    assert set(DATASETS) == set(EXPECTED)
+    assert set(session_datasets()) == set(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_dataset_loads_with_counts_and_invariants(name, real_splits):
     s = real_splits(name)
-    info = DATASETS[name]
+    info = DATASETS[name].recipes["session"]
     assert s.name == name
     assert (s.has_time, s.has_users) == (info.has_time, info.has_users)
     counts = s.counts()
@@ -148,7 +150,7 @@ def test_diginetica_raw_reader(data_root):
 
 def test_taobao_reader(data_root):
     path = data_root / "session/taobao_userbehavior_sample/UserBehavior_head.csv"
-    raw = read_taobao_userbehavior(path, window=None)
+    raw = sessionize(read_taobao_raw(path), gap_seconds=1800.0)
     assert (raw.height, raw["user_id"].n_unique(), raw["session_id"].n_unique()) == (
         84_287,
         814,

@@ -9,36 +9,45 @@ import pytest
 from seqrec.data import registry
 from seqrec.data.registry import (
     DATASETS,
-    DatasetInfo,
+    DatasetEntry,
+    SessionRecipe,
     data_dir,
     dataset_status,
-    get_dataset_info,
+    get_dataset,
     load_dataset,
 )
 from seqrec.errors import ConfigError, DataNotFoundError
 
-NAMES = {
+SESSION = {
     "diginetica", "yoochoose1_64", "retailrocket", "yoochoose_100k",
     "diginetica_raw_sample", "taobao", "retailrocket_users",
 }  # fmt: skip
+CTR = {"amazon_beauty", "amazon_sports", "taobao"}
+PURCHASE = {"instacart", "taobao", "cdnow", "tafeng"}
 
 
-def test_registered_names_and_fields():
-    assert set(DATASETS) == NAMES
+def test_one_registry_for_every_family():
+    by_family = {f: {n for n, e in DATASETS.items() if f in e.recipes} for f in ("session", "ctr", "purchase")}
+    assert by_family == {"session": SESSION, "ctr": CTR, "purchase": PURCHASE}
+    assert set(DATASETS) == SESSION | CTR | PURCHASE
+    assert DATASETS["taobao"].families == ("session", "ctr", "purchase")  # one file, three recipes
     for name, info in DATASETS.items():
-        assert isinstance(info, DatasetInfo) and info.name == name
-        assert info.subdir.startswith("session/") and info.files
-        assert "research-only" in info.licence
-        assert "commit" in info.source and callable(info.reader)
-        assert info.description and info.split
+        assert isinstance(info, DatasetEntry) and info.name == name
+        assert info.files and info.licence and info.source and info.description
+    for name in SESSION:
+        rec = DATASETS[name].recipes["session"]
+        assert isinstance(rec, SessionRecipe) and callable(rec.read) and rec.how
+        assert DATASETS[name].subdir.startswith("session/") and "commit" in DATASETS[name].source
 
 
 def test_unknown_dataset_lists_known_names():
     with pytest.raises(ConfigError) as err:
-        get_dataset_info("movielens")
+        get_dataset("movielens")
     assert "movielens" in str(err.value) and "yoochoose_100k" in str(err.value)
     with pytest.raises(ConfigError):
         load_dataset("movielens")
+    with pytest.raises(ConfigError, match="has no session recipe.*ctr"):
+        load_dataset("amazon_beauty")
 
 
 def test_data_dir_precedence(tmp_path, monkeypatch):
@@ -75,9 +84,9 @@ def test_dataset_status(tmp_path):
     for r in rows:
         assert not r["found"] and r["missing"] == list(DATASETS[r["name"]].files)
         assert set(r) == {
-            "name", "path", "found", "missing", "description", "split", "source", "licence",
-            "has_users", "has_time",
+            "name", "families", "path", "found", "missing", "description", "recipes", "source", "licence",
         }  # fmt: skip
+        assert r["families"] == list(DATASETS[r["name"]].recipes)
         assert r["licence"] == DATASETS[r["name"]].licence and r["source"]
         assert r["path"] == str(tmp_path / DATASETS[r["name"]].subdir)
 

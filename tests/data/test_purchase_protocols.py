@@ -22,9 +22,8 @@ from seqrec.data.readers.purchase import (
     PURCHASE_DATASETS,
     PurchaseDataset,
     canonical_log,
-    read_purchase_log,
 )
-from seqrec.data.tasks.purchase import EventArrays, build_purchase_task, resolve
+from seqrec.data.tasks.purchase import EventArrays, build_purchase_task, read_purchase_log, resolve
 from seqrec.errors import ConfigError, DataValidationError
 
 DEPLOY = "deployment"

@@ -12,10 +12,10 @@ from seqrec.config import load_run_config
 from seqrec.data.readers.purchase import (
     COLUMNS,
     PURCHASE_DATASETS,
-    purchase_status,
     read_cdnow,
-    read_purchase_log,
 )
+from seqrec.data.registry import dataset_status
+from seqrec.data.tasks.purchase import read_purchase_log
 from seqrec.errors import ConfigError, DataNotFoundError, DataValidationError
 
 
@@ -53,13 +53,13 @@ def test_missing_data_file_says_where(name, tmp_path):
     with pytest.raises(DataNotFoundError) as exc:
         read_purchase_log(name, tmp_path)
     msg = str(exc.value)
-    assert info.files[0] in msg and str(tmp_path / info.subdir) in msg and "download" in msg
-    row = {r["name"]: r for r in purchase_status(tmp_path)}[name]
+    assert info.files[0] in msg and str(tmp_path / info.subdir) in msg and "Put the files in" in msg
+    row = {r["name"]: r for r in dataset_status(tmp_path)}[name]
     assert row["found"] is False and row["missing"] == list(info.files)
 
 
 def test_unknown_purchase_dataset():
-    with pytest.raises(ConfigError, match="unknown purchase dataset 'nosuch'.*cdnow"):
+    with pytest.raises(ConfigError, match="unknown dataset 'nosuch'.*cdnow"):
         read_purchase_log("nosuch")
 
 
@@ -174,7 +174,7 @@ def test_taobao_reader(real_log):
 
 
 def test_purchase_status_finds_the_real_data(data_root):
-    rows = {r["name"]: r for r in purchase_status(data_root)}
+    rows = {r["name"]: r for r in dataset_status(data_root) if "purchase" in r["families"]}
     assert set(rows) == set(PURCHASE_DATASETS)
     assert all(r["found"] and not r["missing"] for r in rows.values())
-    assert rows["instacart"]["levels"] == ["any", "department", "aisle", "product"]
+    assert list(PURCHASE_DATASETS["instacart"].levels) == ["department", "aisle", "product"]

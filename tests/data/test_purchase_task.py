@@ -17,7 +17,6 @@ from seqrec.data.readers.purchase import (
     PURCHASE_DATASETS,
     PurchaseDataset,
     canonical_log,
-    read_purchase_log,
 )
 from seqrec.data.tasks.purchase import (
     AGG_FEATURES,
@@ -26,6 +25,7 @@ from seqrec.data.tasks.purchase import (
     build_purchase_task,
     check_category,
     label_users,
+    read_purchase_log,
     resolve,
     scoring_samples,
     shift_augment,

@@ -86,7 +86,7 @@ def test_sessionizer_feeds_dsin_sessions_at_30_minutes():
 
 def test_dsin_bias_encoding_is_session_plus_position_plus_unit():
     from seqrec.config import load_run_config
-    from seqrec.experiment_ctr import build_ctr_model
+    from seqrec.families.ctr import build_ctr_model
 
     schema = Schema(tables=(Table("item", 10, 4), Table("user", 4, 4)),
                     features=(Feature("user", "sparse", "user"), Feature("item", "sparse", "item"),

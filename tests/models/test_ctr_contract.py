@@ -13,7 +13,7 @@ import torch
 from seqrec.config import load_run_config
 from seqrec.data.ctr import CTRData, to_tensors
 from seqrec.errors import DataValidationError, SchemaError
-from seqrec.experiment_ctr import build_ctr_model
+from seqrec.families.ctr import build_ctr_model
 from seqrec.registry import model_names
 from seqrec.schema import Feature, Schema, Table
 from seqrec.train.checkpoint import load_tensors, save_tensors

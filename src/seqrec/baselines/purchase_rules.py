@@ -3,7 +3,7 @@
 Each scores a user from the aggregate features of its observation window (``agg``,
 :data:`seqrec.data.purchase_features.AGG_FEATURES`), on exactly the samples the other purchase
 models see, and is trained / evaluated / saved by the same driver
-(:mod:`seqrec.experiment_purchase`):
+(:mod:`seqrec.families.purchase`):
 
 * ``bought_before``: 1 if the user bought from the category in the observation window, else
   0. Under the article's no-need protocol this is the sample selection itself (a negative

@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from seqrec.data.events import validate_events
-from seqrec.data.splits import SessionSplits
+from seqrec.data.split import SessionSplits
 from seqrec.io import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)

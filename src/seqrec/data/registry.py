@@ -1,50 +1,60 @@
-"""Registered datasets: where their files live, where they came from, how they split.
+"""One registry of every dataset of every family: where its files live, where they came
+from, and each family's recipe for it.
 
-``load_dataset(name)`` checks that every file exists (a missing one is a
-:class:`~seqrec.errors.DataNotFoundError` saying where to get it and where to
-put it), reads them with the dataset's reader and caches the canonical split
-tables as Parquet (:mod:`seqrec.data.cache`).
+A :class:`DatasetEntry` is a set of files (``<data_dir>/<subdir>/<files>``) with its
+public source and licence, and ``recipes``: family name -> what that family builds from
+the files (:class:`SessionRecipe` for ``session``, :class:`CTRRecipe` for ``ctr``,
+:class:`~seqrec.data.readers.purchase.PurchaseDataset` for ``purchase``). One file read
+by several families (Taobao UserBehavior) is one entry with several recipes, and is
+parsed by one reader. ``seqrec datasets`` lists this table.
+
+``load_dataset(name)`` (the session recipe) checks that every file exists (a missing one
+is a :class:`~seqrec.errors.DataNotFoundError` saying where to get it and where to put
+it), reads them, applies the split stage (:mod:`seqrec.data.split`) and caches the
+split tables as Parquet (:mod:`seqrec.data.cache`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from seqrec.data import cache
-from seqrec.data.readers import gru4rec_tsv, raw_logs, srgnn
-from seqrec.data.splits import SessionSplits
+from seqrec.data.paths import ENV_DATA, data_dir
+from seqrec.data.readers import gru4rec_tsv, purchase, raw_logs, srgnn
+from seqrec.data.split import SessionSplits, SplitSpec, split_events
 from seqrec.errors import ConfigError, DataNotFoundError
 
 log = logging.getLogger(__name__)
 
-ENV_DATA = "SEQREC_DATA"
-
-
-def data_dir(override: str | Path | None = None) -> Path:
-    """Root of the data tree: ``override``, ``$SEQREC_DATA``, ``../shared/data``, or a
-    ``shared/data`` found walking up from the package. Not checked for existence
-    when given explicitly; errors come when files are read."""
-    if override is not None:
-        return Path(override).expanduser()
-    env = os.environ.get(ENV_DATA)
-    if env:
-        return Path(env).expanduser()
-    default = Path.cwd().parent / "shared" / "data"
-    if default.is_dir():
-        return default.resolve()
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "data"
-        if candidate.is_dir():
-            return candidate
-    return default
+__all__ = ["DATASETS", "ENV_DATA", "CTRRecipe", "DatasetEntry", "SessionRecipe", "data_dir", "dataset_status",
+           "datasets_of", "get_dataset", "load_dataset", "recipe", "require_files", "session_datasets"]
 
 
 @dataclass(frozen=True)
-class DatasetInfo:
+class SessionRecipe:
+    """Next-item sessions: the reader (files -> canonical table or given split) and the split."""
+
+    read: Callable[[Path], Any]
+    split: SplitSpec
+    how: str
+    has_users: bool
+    has_time: bool
+
+
+@dataclass(frozen=True)
+class CTRRecipe:
+    """CTR samples: ``build(name, folder, max_len=, seed=)`` -> a CTRTask (seqrec.data.tasks.ctr)."""
+
+    build: Callable[..., Any]
+    how: str
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
     """What the registry knows about one dataset (shown by ``seqrec datasets``)."""
 
     name: str
@@ -53,17 +63,36 @@ class DatasetInfo:
     source: str
     licence: str
     description: str
-    has_users: bool
-    has_time: bool
-    split: str
-    reader: Callable[[Path], SessionSplits]
+    recipes: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def families(self) -> tuple[str, ...]:
+        return tuple(self.recipes)
+
+
+def _ctr_build(kind: str) -> Callable[..., Any]:
+    def build(name: str, folder: Path, **kw: Any) -> Any:
+        from seqrec.data.tasks import ctr
+
+        return ctr.amazon_ctr(name, folder, **kw) if kind == "amazon" else ctr.taobao_ctr(folder, **kw)
+
+    return build
+
+
+_AMAZON_SOURCE = "GitHub RUCAIBox/CIKM2020-S3Rec data/ (Amazon review 5-core, McAuley lab)"
+_AMAZON_CTR = CTRRecipe(_ctr_build("amazon"), "leave-one-out per user; 1 sampled untouched item per target")
+_TAOBAO_CTR = CTRRecipe(_ctr_build("taobao"),
+                        "clicks vs sampled unclicked items; last day test, day before valid")
+_GIVEN = SplitSpec("given", valid_fraction=0.1)
+_SRGNN_HOW = ("test sessions rebuilt exactly from the test.txt prefixes; valid = last 10% of all_train_seq "
+              "sessions (file = date order) restricted to items of the first 90%; train_full = all of "
+              "all_train_seq; no real time (ordinal timestamps).")
 
 _SRGNN_PROC = "preprocessed with CRIPAC-DIG/SR-GNN datasets/preprocess.py"
-DATASETS: dict[str, DatasetInfo] = {
+DATASETS: dict[str, DatasetEntry] = {
     d.name: d
     for d in (
-        DatasetInfo(
+        DatasetEntry(
             name="diginetica",
             subdir="session/diginetica",
             files=("all_train_seq.txt", "test.txt"),
@@ -74,12 +103,12 @@ DATASETS: dict[str, DatasetInfo] = {
             ),
             licence="research-only (no open licence; released for the CIKM Cup 2016)",
             description="SR-GNN DIGINETICA benchmark: 186,670 train sessions, 43,097 items",
-            has_users=False,
-            has_time=False,
-            split="given: last 7 days test (60,858 prefixes); valid = last 10% of train",
-            reader=srgnn.load_diginetica,
+            recipes={"session": SessionRecipe(
+                srgnn.read_srgnn_folder, _GIVEN,
+                "Given SR-GNN split (last 7 days as test, all test items occur in train); " + _SRGNN_HOW,
+                has_users=False, has_time=False)},
         ),
-        DatasetInfo(
+        DatasetEntry(
             name="yoochoose1_64",
             subdir="session/yoochoose1_64",
             files=("all_train_seq.txt", "test.txt"),
@@ -91,12 +120,13 @@ DATASETS: dict[str, DatasetInfo] = {
             ),
             licence="research-only, CC BY-NC-ND 4.0",
             description="SR-GNN YOOCHOOSE 1/64 benchmark: 116,167 train sessions",
-            has_users=False,
-            has_time=False,
-            split="given: last day test (55,898 prefixes); valid = last 10% of train",
-            reader=srgnn.load_yoochoose1_64,
+            recipes={"session": SessionRecipe(
+                srgnn.read_srgnn_folder, _GIVEN,
+                "Given SR-GNN split (last day as test, train = most recent 1/64; test kept as published: "
+                "its 369 items absent from the 1/64 train stay in and count as misses); " + _SRGNN_HOW,
+                has_users=False, has_time=False)},
         ),
-        DatasetInfo(
+        DatasetEntry(
             name="retailrocket",
             subdir="session/retailrocket",
             files=("all_train_seq.txt", "all_test_seq_time.txt"),
@@ -109,12 +139,15 @@ DATASETS: dict[str, DatasetInfo] = {
             ),
             licence="research-only, CC BY-NC-SA 4.0 (as listed on Kaggle)",
             description="RetailRocket view sessions: 126,168 train, 4,775 timed test sessions",
-            has_users=False,
-            has_time=False,
-            split="given: last 7 days test; valid = last 10% of train",
-            reader=srgnn.load_retailrocket,
+            recipes={"session": SessionRecipe(
+                srgnn.read_retailrocket, _GIVEN,
+                "Given time split (last 7 days as test, all test items occur in train); test = "
+                "all_test_seq_time.txt sessions ordered by start time, their real Unix times in "
+                "extra['test_times']; valid = last 10% of all_train_seq sessions restricted to items "
+                "of the first 90%; train_full = all of all_train_seq; ordinal timestamps.",
+                has_users=False, has_time=False)},
         ),
-        DatasetInfo(
+        DatasetEntry(
             name="yoochoose_100k",
             subdir="session/yoochoose_100k",
             files=gru4rec_tsv.YOOCHOOSE_100K_FILES,
@@ -125,12 +158,15 @@ DATASETS: dict[str, DatasetInfo] = {
             ),
             licence="research-only, CC BY-NC-ND 4.0",
             description="GRU4Rec TSV (SessionId, ItemId, Time): 21,210 sessions, 2,933 items",
-            has_users=False,
-            has_time=True,
-            split="given: last 24 h test; train_tr / train_valid = last 24 h of train_full",
-            reader=gru4rec_tsv.load_yoochoose_100k,
+            recipes={"session": SessionRecipe(
+                gru4rec_tsv.read_yoochoose_100k, SplitSpec("given"),
+                "Given GRU4Rec/session-rec split: test = sessions ending in the last 24 h of the data "
+                "(items restricted to train_full, sessions >= 2 events); valid = the same rule inside "
+                "train_full (train = train_tr, valid = train_valid; 81 train_full sessions are in "
+                "neither); sessions ordered by first event time.",
+                has_users=False, has_time=True)},
         ),
-        DatasetInfo(
+        DatasetEntry(
             name="diginetica_raw_sample",
             subdir="session/diginetica_raw_sample",
             files=("sample_train-item-views.csv",),
@@ -141,12 +177,15 @@ DATASETS: dict[str, DatasetInfo] = {
             ),
             licence="research-only (no open licence; released for the CIKM Cup 2016)",
             description="raw DIGINETICA item views (';'), 12,391 events in 2,986 sessions",
-            has_users=False,
-            has_time=True,
-            split="time: last 7 days test, valid = last 7 days of the rest",
-            reader=raw_logs.load_diginetica_raw_sample,
+            recipes={"session": SessionRecipe(
+                raw_logs.read_diginetica_raw_sample, SplitSpec("time", test_days=7.0),
+                "Time split as in SR-GNN: 1-event sessions dropped, test = sessions whose last event "
+                "is in the last 7 days, valid = the same rule inside train_full; held-out events on "
+                "items unseen in their train part dropped, then sessions < 2 events dropped. SR-GNN's "
+                "item-support >= 5 filter is NOT applied (it would wipe out this small sample).",
+                has_users=False, has_time=True)},
         ),
-        DatasetInfo(
+        DatasetEntry(
             name="taobao",
             subdir="session/taobao_userbehavior_sample",
             files=("UserBehavior_head.csv",),
@@ -157,12 +196,19 @@ DATASETS: dict[str, DatasetInfo] = {
             ),
             licence="research-only (Tianchi non-commercial terms; cite Zhu et al., KDD 2018)",
             description="Taobao pv/cart/fav/buy events of 814 users, category ids, Unix time",
-            has_users=True,
-            has_time=True,
-            split="time: last day test, valid = last day of the rest; 30-min sessions",
-            reader=raw_logs.load_taobao,
+            recipes={
+                "session": SessionRecipe(
+                    raw_logs.read_taobao, SplitSpec("time", test_days=1.0),
+                    "Events outside 2017-11-25..2017-12-03 (UTC+8) dropped, sessions = 30-min gaps per "
+                    "user, all behaviours (pv/cart/fav/buy) kept in the sequence; test = sessions whose "
+                    "last event is in the last day, valid = the same rule inside train_full; held-out "
+                    "items restricted to their train part; sessions < 2 events dropped.",
+                    has_users=True, has_time=True),
+                "ctr": _TAOBAO_CTR,
+                "purchase": purchase.TAOBAO,
+            },
         ),
-        DatasetInfo(
+        DatasetEntry(
             name="retailrocket_users",
             subdir="session/retailrocket_user_sessions_sample",
             files=("sample_retailrocket.csv",),
@@ -173,79 +219,121 @@ DATASETS: dict[str, DatasetInfo] = {
             ),
             licence="research-only, CC BY-NC-SA 4.0 (as listed on Kaggle)",
             description="RetailRocket views with visitor ids and 30-min sessions, 2,496 users",
-            has_users=True,
-            has_time=True,
-            split=(
-                f"time: last {raw_logs.RETAILROCKET_USERS_TEST_DAYS:g} days test, "
-                "valid = the same window inside the rest"
-            ),
-            reader=raw_logs.load_retailrocket_users,
+            recipes={"session": SessionRecipe(
+                raw_logs.read_retailrocket_users,
+                SplitSpec("time", test_days=raw_logs.RETAILROCKET_USERS_TEST_DAYS),
+                "Given 30-min session ids (the 2 that mix two visitors are split per visitor); test = "
+                f"sessions whose last event is in the last {raw_logs.RETAILROCKET_USERS_TEST_DAYS:g} days "
+                "(380 of 2,952 sessions, 12.9%, before the item filter: the sample is sparse, so few "
+                "held-out events are on train items), valid = the same rule inside train_full; held-out "
+                "items restricted to their train part; sessions < 2 events dropped.",
+                has_users=True, has_time=True)},
         ),
+        DatasetEntry(
+            name="amazon_beauty",
+            subdir="sequential/amazon_beauty",
+            files=("Beauty.txt", "Beauty_item2attributes.json"),
+            source=_AMAZON_SOURCE,
+            licence="research-only (Amazon review data, McAuley lab)",
+            description="Amazon Beauty 5-core sequences: 22,363 users, 12,101 items, with categories",
+            recipes={"ctr": _AMAZON_CTR},
+        ),
+        DatasetEntry(
+            name="amazon_sports",
+            subdir="sequential/amazon_sports",
+            files=("Sports_and_Outdoors.txt", "Sports_and_Outdoors_item2attributes.json"),
+            source=_AMAZON_SOURCE,
+            licence="research-only (Amazon review data, McAuley lab)",
+            description="Amazon Sports 5-core sequences: 35,598 users, 18,357 items, with categories",
+            recipes={"ctr": _AMAZON_CTR},
+        ),
+        *(DatasetEntry(name=p.name, subdir=p.subdir, files=p.files, source=p.source, licence=p.licence,
+                       description=p.description, recipes={"purchase": p})
+          for p in purchase.PURCHASE_DATASETS.values() if p.name != "taobao"),
     )
 }
 
 
-def get_dataset_info(name: str) -> DatasetInfo:
-    """The registry entry; an unknown name is a ConfigError listing the known ones."""
-    try:
-        return DATASETS[name]
-    except (KeyError, TypeError):
-        raise ConfigError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}"
-        ) from None
+def get_dataset(name: str, family: str | None = None) -> DatasetEntry:
+    """The registry entry (with a recipe for ``family`` when given); a ConfigError listing the
+    known names otherwise."""
+    entry = DATASETS.get(name) if isinstance(name, str) else None
+    if name == "":
+        raise ConfigError("no data configured: set data.dataset to a registered name (seqrec datasets) "
+                          "or data.path to your own file")
+    if entry is None:
+        known = sorted(n for n, e in DATASETS.items() if family is None or family in e.recipes)
+        raise ConfigError(f"unknown dataset {name!r}; known datasets: {', '.join(known)}")
+    if family is not None and family not in entry.recipes:
+        known = sorted(n for n, e in DATASETS.items() if family in e.recipes)
+        raise ConfigError(f"dataset {name!r} has no {family} recipe (it has {', '.join(entry.families)}); "
+                          f"{family} datasets: {', '.join(known)}")
+    return entry
 
 
-def _folder(info: DatasetInfo, root: str | Path | None) -> Path:
-    return data_dir(root) / info.subdir
+def datasets_of(family: str) -> dict[str, DatasetEntry]:
+    """The entries with a recipe for ``family``, in registry order."""
+    return {n: e for n, e in DATASETS.items() if family in e.recipes}
+
+
+def session_datasets() -> dict[str, DatasetEntry]:
+    return datasets_of("session")
+
+
+def recipe(name: str, family: str) -> Any:
+    """``family``'s recipe for dataset ``name``."""
+    return get_dataset(name, family).recipes[family]
+
+
+def folder_of(entry: DatasetEntry, root: str | Path | None = None) -> Path:
+    return data_dir(root) / entry.subdir
+
+
+def require_files(entry: DatasetEntry, root: str | Path | None = None) -> Path:
+    """The dataset's folder; DataNotFoundError naming the missing files, the source and where to put them."""
+    folder = folder_of(entry, root)
+    missing = [folder / f for f in entry.files if not (folder / f).is_file()]
+    if missing:
+        raise DataNotFoundError(
+            f"dataset {entry.name!r}: missing file(s) {', '.join(str(p) for p in missing)}. "
+            f"Source: {entry.source}. Put the files in {folder}/ "
+            f"(i.e. <data_dir>/{entry.subdir}/) or set {ENV_DATA} to the data directory."
+        )
+    return folder
 
 
 def dataset_status(data_dir: str | Path | None = None) -> list[dict]:
-    """One row per registered dataset: where it is expected and which files are missing."""
+    """One row per registered dataset: its families, where it is expected, which files are missing."""
     rows = []
-    for info in DATASETS.values():
-        folder = _folder(info, data_dir)
-        missing = [f for f in info.files if not (folder / f).is_file()]
-        rows.append(
-            {
-                "name": info.name,
-                "path": str(folder),
-                "found": not missing,
-                "missing": missing,
-                "description": info.description,
-                "split": info.split,
-                "source": info.source,
-                "licence": info.licence,
-                "has_users": info.has_users,
-                "has_time": info.has_time,
-            }
-        )
+    for entry in DATASETS.values():
+        folder = folder_of(entry, data_dir)
+        missing = [f for f in entry.files if not (folder / f).is_file()]
+        recipes = {fam: (r.how if hasattr(r, "how") else r.description) for fam, r in entry.recipes.items()}
+        rows.append({"name": entry.name, "families": list(entry.families), "path": str(folder),
+                     "found": not missing, "missing": missing, "description": entry.description,
+                     "recipes": recipes, "source": entry.source, "licence": entry.licence})
     return rows
 
 
 def load_dataset(
     name: str, data_dir: str | Path | None = None, *, use_cache: bool = True
 ) -> SessionSplits:
-    """Read (or fetch from the cache) the canonical split tables of a registered dataset."""
-    info = get_dataset_info(name)
-    folder = _folder(info, data_dir)
-    missing = [folder / f for f in info.files if not (folder / f).is_file()]
-    if missing:
-        raise DataNotFoundError(
-            f"dataset {name!r}: missing file(s) {', '.join(str(p) for p in missing)}. "
-            f"Source: {info.source}. Put the files in {folder}/ "
-            f"(i.e. <data_dir>/{info.subdir}/) or set {ENV_DATA} to the data directory."
-        )
+    """Read (or fetch from the cache) the split session tables of a registered dataset."""
+    entry = get_dataset(name, "session")
+    rec: SessionRecipe = entry.recipes["session"]
+    folder = require_files(entry, data_dir)
     key = None
     if use_cache:
         try:
-            key = cache.cache_key(name, folder, info.files)
+            key = cache.cache_key(name, folder, entry.files)
             cached = cache.load(name, key)
         except OSError as exc:
             log.warning("dataset cache unavailable (%s); reading the files", exc)
             key, cached = None, None
         if cached is not None:
             return cached
-    splits = info.reader(folder)
+    splits = split_events(name, rec.read(folder), rec.split, has_time=rec.has_time,
+                          has_users=rec.has_users, how=rec.how)
     if key is not None:
         try:
             cache.save(splits, key)

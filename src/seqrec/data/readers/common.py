@@ -1,13 +1,9 @@
-"""Helpers shared by the readers: canonical session order and SessionSplits assembly."""
+"""Helpers shared by the readers: canonical session order, tables from id lists, one user per session."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
-
-from seqrec.data.events import OPTIONAL, REQUIRED, validate_events
-from seqrec.data.splits import SessionSplits
-from seqrec.errors import DataValidationError
 
 _ROW = "__seqrec_row"
 
@@ -46,16 +42,6 @@ def sessions_frame(
     return ordinal_time(df, first_time)
 
 
-def format_counts(splits: SessionSplits) -> str:
-    """``train 1,234 events / 300 sessions / 99 items; valid ...`` for split notes."""
-    parts = []
-    for name, c in splits.counts().items():
-        parts.append(
-            f"{name} {c['events']:,} events / {c['sessions']:,} sessions / {c['items']:,} items"
-        )
-    return "; ".join(parts) + "."
-
-
 def split_sessions_by_user(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """Give each extra user of a multi-user session a new session id (max id + 1, ...).
 
@@ -78,56 +64,3 @@ def split_sessions_by_user(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         .drop("new_id")
     )
     return order_sessions(out), pairs.height
-
-
-def _canonical_columns(df: pl.DataFrame) -> pl.DataFrame:
-    """Canonical columns first in their documented order (others kept for validation)."""
-    first = [c for c in (*REQUIRED, *OPTIONAL) if c in df.columns]
-    return df.select(first + [c for c in df.columns if c not in first])
-
-
-def make_splits(
-    name: str,
-    *,
-    train: pl.DataFrame,
-    valid: pl.DataFrame,
-    test: pl.DataFrame,
-    train_full: pl.DataFrame,
-    has_time: bool,
-    has_users: bool,
-    how: str,
-    extra: dict | None = None,
-) -> SessionSplits:
-    """Validate every table, check session ids are disjoint, append counts to the note.
-
-    Sessions are (re)ordered by first event time: split filters can drop a
-    session's first events and so move its start.
-    """
-    tables = {"train": train, "valid": valid, "test": test, "train_full": train_full}
-    checked = {
-        k: validate_events(order_sessions(_canonical_columns(v)), f"{name}/{k}")
-        for k, v in tables.items()
-    }
-    if has_users:
-        for k, df in checked.items():
-            n_users = df.group_by("session_id").agg(pl.col("user_id").n_unique())["user_id"]
-            if n_users.max() > 1:
-                raise DataValidationError(f"{name}/{k}: some sessions belong to several users")
-    for a, b in (("train", "valid"), ("train_full", "test"), ("train", "test")):
-        shared = set(checked[a]["session_id"].unique().to_list()) & set(
-            checked[b]["session_id"].unique().to_list()
-        )
-        if shared:
-            raise DataValidationError(
-                f"{name}: {len(shared)} session id(s) occur in both {a} and {b}, "
-                f"e.g. {sorted(shared, key=str)[:3]}"
-            )
-    splits = SessionSplits(
-        name=name,
-        has_time=has_time,
-        has_users=has_users,
-        extra=dict(extra or {}),
-        **checked,
-    )
-    splits.note = f"{how.strip()} Counts: {format_counts(splits)}"
-    return splits

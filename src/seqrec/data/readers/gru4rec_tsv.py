@@ -6,9 +6,8 @@ from pathlib import Path
 
 import polars as pl
 
-from seqrec.data.readers.common import make_splits
 from seqrec.data.readers.generic import read_events
-from seqrec.data.splits import SessionSplits
+from seqrec.data.split import GivenSplit
 
 GRU4REC_COLUMNS = {"session_id": "SessionId", "item_id": "ItemId", "timestamp": "Time"}
 YOOCHOOSE_100K_PREFIX = "yoochoose-clicks-100k"
@@ -23,20 +22,11 @@ def read_gru4rec_tsv(path: str | Path) -> pl.DataFrame:
     return read_events(path, columns=GRU4REC_COLUMNS, sep="\t")
 
 
-def load_yoochoose_100k(folder: Path) -> SessionSplits:
-    """The given session-rec split: train_tr / train_valid / train_full / test."""
+def read_yoochoose_100k(folder: Path) -> GivenSplit:
+    """The given session-rec files: train_tr / train_valid / train_full / test."""
     folder = Path(folder)
     t = {
         part: read_gru4rec_tsv(folder / f"{YOOCHOOSE_100K_PREFIX}_{part}.txt")
         for part in ("train_full", "test", "train_tr", "train_valid")
     }
-    how = (
-        "Given GRU4Rec/session-rec split: test = sessions ending in the last 24 h of the data "
-        "(items restricted to train_full, sessions >= 2 events); valid = the same rule inside "
-        "train_full (train = train_tr, valid = train_valid; 81 train_full sessions are in "
-        "neither); sessions ordered by first event time."
-    )
-    return make_splits(
-        "yoochoose_100k", train=t["train_tr"], valid=t["train_valid"], test=t["test"],
-        train_full=t["train_full"], has_time=True, has_users=False, how=how,
-    )  # fmt: skip
+    return GivenSplit(train_full=t["train_full"], test=t["test"], train=t["train_tr"], valid=t["train_valid"])

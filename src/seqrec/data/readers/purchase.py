@@ -1,4 +1,4 @@
-"""Purchase logs for the purchase-prediction task: readers and their registry.
+"""Purchase logs for the purchase-prediction task: readers and their recipes.
 
 Every reader returns the canonical purchase log (:data:`COLUMNS`), one row per event, so
 the task builder (:mod:`seqrec.data.tasks.purchase`) never sees a file format:
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import polars as pl
 
-from seqrec.errors import DataNotFoundError, DataValidationError, SchemaError
+from seqrec.errors import DataValidationError, SchemaError
 
 COLUMNS = {
     "user_id": pl.Utf8, "time": pl.Float64, "day": pl.Float64, "order_id": pl.Int64,
@@ -62,14 +62,6 @@ class PurchaseDataset:
     negatives: str  # default negative rule
     reader: Callable[[Path], pl.DataFrame]
     description: str
-
-
-def _require(folder: Path, name: str, files: tuple[str, ...], source: str) -> None:
-    missing = [f for f in files if not (folder / f).is_file()]
-    if missing:
-        raise DataNotFoundError(
-            f"purchase dataset {name!r}: missing {', '.join(missing)} in {folder}; download it from "
-            f"{source} and put the file(s) there (or set SEQREC_DATA to the data root)")
 
 
 def canonical_log(df: pl.DataFrame, where: str) -> pl.DataFrame:
@@ -125,19 +117,20 @@ def read_instacart(folder: Path) -> pl.DataFrame:
 def read_taobao(folder: Path) -> pl.DataFrame:
     """Taobao UserBehavior sample: every behaviour (pv/cart/fav/buy) with its category.
 
-    Time is days since the epoch in China time; each buy is its own purchase."""
-    path = folder / "UserBehavior_head.csv"
-    df = pl.read_csv(path, has_header=False, new_columns=["user", "item", "cate", "btype", "ts"],
-                     schema_overrides={"user": pl.Utf8, "item": pl.Utf8, "cate": pl.Utf8, "btype": pl.Utf8,
-                                       "ts": pl.Int64})
-    bad = df.filter(~pl.col("btype").is_in(["pv", "buy", "cart", "fav"]))
-    if bad.height:
-        raise DataValidationError(f"{path}: unknown behaviour type {bad['btype'][0]!r}")
-    local = pl.from_epoch(pl.col("ts") + TAOBAO_TZ_HOURS * 3600, time_unit="s")
-    days = (pl.col("ts") + TAOBAO_TZ_HOURS * 3600) / 86400.0
+    Parsed by :func:`seqrec.data.readers.raw_logs.read_taobao_raw` (the session and CTR
+    recipes read the same parse). Time is days since the epoch in China time; each buy is
+    its own purchase; the whole file is kept (no official-window filter)."""
+    from seqrec.data.readers.raw_logs import TAOBAO_FILE, read_taobao_raw
+
+    path = folder / TAOBAO_FILE
+    df = read_taobao_raw(path)
+    ts = pl.col("timestamp").cast(pl.Int64) + TAOBAO_TZ_HOURS * 3600
+    local = pl.from_epoch(ts, time_unit="s")
+    days = ts / 86400.0
     return canonical_log(df.with_row_index("order_id").select(
-        user_id="user", time=days, day=days, order_id=pl.col("order_id").cast(pl.Int64), btype="btype",
-        product="item", cate="cate", sub=pl.lit(None, pl.Utf8), quantity=pl.lit(1.0), value=pl.lit(0.0),
+        user_id=pl.col("user_id").cast(pl.Utf8), time=days, day=days, order_id=pl.col("order_id").cast(pl.Int64),
+        btype="event_type", product=pl.col("item_id").cast(pl.Utf8), cate=pl.col("category_id").cast(pl.Utf8),
+        sub=pl.lit(None, pl.Utf8), quantity=pl.lit(1.0), value=pl.lit(0.0),
         dow=local.dt.weekday() - 1, hour=local.dt.hour(),
     ), str(path))
 
@@ -198,6 +191,7 @@ def read_tafeng(folder: Path) -> pl.DataFrame:
     ), str(folder))
 
 
+# the purchase recipes of the registered datasets (seqrec.data.registry holds them)
 PURCHASE_DATASETS: dict[str, PurchaseDataset] = {d.name: d for d in (
     PurchaseDataset(
         "instacart", "purchase/instacart_sample",
@@ -225,35 +219,4 @@ PURCHASE_DATASETS: dict[str, PurchaseDataset] = {d.name: d for d in (
         {"product": "product"}, "product", 2.0, 0.0, "no-need",
         read_tafeng, "7,384 customers' baskets, products only, no dates"),
 )}
-
-
-def purchase_dataset(name: str) -> PurchaseDataset:
-    if name not in PURCHASE_DATASETS:
-        from seqrec.errors import ConfigError
-
-        raise ConfigError(f"unknown purchase dataset {name!r}; choose one of {sorted(PURCHASE_DATASETS)}")
-    return PURCHASE_DATASETS[name]
-
-
-def read_purchase_log(name: str, root: str | Path | None = None) -> pl.DataFrame:
-    """The canonical purchase log of a registered dataset (files checked first)."""
-    from seqrec.data.registry import data_dir
-
-    info = purchase_dataset(name)
-    folder = data_dir(root) / info.subdir
-    _require(folder, name, info.files, info.source)
-    return info.reader(folder)
-
-
-def purchase_status(root: str | Path | None = None) -> list[dict]:
-    """One row per purchase dataset: files present or missing, unit, levels (``seqrec datasets``)."""
-    from seqrec.data.registry import data_dir
-
-    rows = []
-    for info in PURCHASE_DATASETS.values():
-        folder = data_dir(root) / info.subdir
-        missing = [f for f in info.files if not (folder / f).is_file()]
-        rows.append({"name": info.name, "path": str(folder), "found": not missing, "missing": missing,
-                     "source": info.source, "unit": info.unit,
-                     "levels": ["any", *info.levels], "description": info.description})
-    return rows
+TAOBAO = PURCHASE_DATASETS["taobao"]

@@ -1,8 +1,8 @@
 """Raw event logs: DIGINETICA item views, Taobao UserBehavior, RetailRocket user sessions.
 
-Each ``read_*`` returns the full canonical table; each ``load_*`` makes the
-dataset's default time split (test carved from the whole log, validation carved
-the same way from the rest).
+Each ``read_*`` returns a canonical table; the split is made by :mod:`seqrec.data.split`
+with the dataset's recipe (:mod:`seqrec.data.registry`). The Taobao file is parsed by
+:func:`read_taobao_raw` only; the session, CTR and purchase recipes all start from it.
 """
 
 from __future__ import annotations
@@ -12,19 +12,19 @@ from pathlib import Path
 import polars as pl
 
 from seqrec.data.events import validate_events
-from seqrec.data.readers.common import make_splits, order_sessions, split_sessions_by_user
+from seqrec.data.readers.common import order_sessions, split_sessions_by_user
 from seqrec.data.readers.generic import read_events
 from seqrec.data.sessionize import sessionize
-from seqrec.data.split import time_split
-from seqrec.data.splits import SessionSplits
 from seqrec.errors import DataValidationError, SchemaError
 
 # Official UserBehavior window: 2017-11-25 00:00:00 to 2017-12-03 23:59:59 (UTC+8).
 TAOBAO_START = 1511539200
 TAOBAO_END = 1512316800  # exclusive
 TAOBAO_COLUMNS = ("user_id", "item_id", "category_id", "event_type", "timestamp")
+TAOBAO_FILE = "UserBehavior_head.csv"
+TAOBAO_BEHAVIOURS = ("pv", "cart", "fav", "buy")
 SESSION_GAP = 1800.0
-# retailrocket_users: test = sessions ending in the last 21 days (see load_retailrocket_users).
+# retailrocket_users: test = sessions ending in the last 21 days (see read_retailrocket_users).
 RETAILROCKET_USERS_TEST_DAYS = 21.0
 
 
@@ -72,10 +72,11 @@ def read_diginetica_views(path: str | Path) -> pl.DataFrame:
     return validate_events(order_sessions(df, sort_within=True), source=str(path))
 
 
-def read_taobao_userbehavior(
-    path: str | Path, *, window: tuple[int, int] | None = (TAOBAO_START, TAOBAO_END)
-) -> pl.DataFrame:
-    """``UserBehavior.csv`` (no header), events in ``window`` (``start <= t < end``), 30-min sessions."""
+def read_taobao_raw(path: str | Path) -> pl.DataFrame:
+    """``UserBehavior.csv`` (no header) as it is: the one parse of this file.
+
+    Columns ``user_id``, ``item_id``, ``category_id`` (Int64), ``event_type`` (pv / cart /
+    fav / buy) and ``timestamp`` (Unix seconds, Float64), in file order."""
     path = Path(path)
     df = _read_csv(
         path,
@@ -87,10 +88,21 @@ def read_taobao_userbehavior(
     )
     if df.width != len(TAOBAO_COLUMNS):
         raise SchemaError(f"{path}: expected {len(TAOBAO_COLUMNS)} columns, found {df.width}")
-    df = df.with_columns(pl.col("timestamp").cast(pl.Float64))
-    if window is not None:
-        df = df.filter(pl.col("timestamp").is_between(window[0], window[1], closed="left"))
-    df = sessionize(df, gap_seconds=SESSION_GAP)
+    bad = df.with_row_index().filter(~pl.col("event_type").is_in(TAOBAO_BEHAVIOURS))
+    if bad.height:
+        raise DataValidationError(f"{path}: column 4 (behaviour type) row {int(bad['index'][0]) + 1}: "
+                                  f"{bad['event_type'][0]!r} is not one of {list(TAOBAO_BEHAVIOURS)}")
+    return df.with_columns(pl.col("timestamp").cast(pl.Float64))
+
+
+def in_taobao_window(df: pl.DataFrame) -> pl.DataFrame:
+    """The events of the official window (``TAOBAO_START <= t < TAOBAO_END``)."""
+    return df.filter(pl.col("timestamp").is_between(TAOBAO_START, TAOBAO_END, closed="left"))
+
+
+def read_taobao_userbehavior(path: str | Path) -> pl.DataFrame:
+    """Taobao events in the official window, cut into 30-min sessions per user."""
+    df = sessionize(in_taobao_window(read_taobao_raw(path)), gap_seconds=SESSION_GAP)
     return validate_events(order_sessions(df), source=str(path))
 
 
@@ -111,42 +123,18 @@ def read_retailrocket_sessions(path: str | Path) -> pl.DataFrame:
     return validate_events(df, source=str(path))
 
 
-def _time_splits(
-    name: str, full: pl.DataFrame, days: float, *, has_users: bool, how: str
-) -> SessionSplits:
-    train_full, test = time_split(full, test_days=days)
-    train, valid = time_split(train_full, test_days=days)
-    return make_splits(
-        name, train=train, valid=valid, test=test, train_full=train_full,
-        has_time=True, has_users=has_users, how=how,
-    )  # fmt: skip
-
-
-def load_diginetica_raw_sample(folder: Path) -> SessionSplits:
-    """SR-GNN's ``sample`` recipe without the item-support filter (it would empty the sample)."""
+def read_diginetica_raw_sample(folder: Path) -> pl.DataFrame:
+    """SR-GNN's ``sample`` recipe without the item-support filter (it would empty the sample):
+    the views with 1-event sessions dropped."""
     full = read_diginetica_views(Path(folder) / "sample_train-item-views.csv")
-    full = full.filter(pl.len().over("session_id") >= 2)
-    how = (
-        "Time split as in SR-GNN: 1-event sessions dropped, test = sessions whose last event "
-        "is in the last 7 days, valid = the same rule inside train_full; held-out events on "
-        "items unseen in their train part dropped, then sessions < 2 events dropped. SR-GNN's "
-        "item-support >= 5 filter is NOT applied (it would wipe out this small sample)."
-    )
-    return _time_splits("diginetica_raw_sample", full, 7.0, has_users=False, how=how)
+    return full.filter(pl.len().over("session_id") >= 2)
 
 
-def load_taobao(folder: Path) -> SessionSplits:
-    full = read_taobao_userbehavior(Path(folder) / "UserBehavior_head.csv")
-    how = (
-        "Events outside 2017-11-25..2017-12-03 (UTC+8) dropped, sessions = 30-min gaps per "
-        "user, all behaviours (pv/cart/fav/buy) kept in the sequence; test = sessions whose "
-        "last event is in the last day, valid = the same rule inside train_full; held-out "
-        "items restricted to their train part; sessions < 2 events dropped."
-    )
-    return _time_splits("taobao", full, 1.0, has_users=True, how=how)
+def read_taobao(folder: Path) -> pl.DataFrame:
+    return read_taobao_userbehavior(Path(folder) / TAOBAO_FILE)
 
 
-def load_retailrocket_users(folder: Path) -> SessionSplits:
+def read_retailrocket_users(folder: Path) -> pl.DataFrame:
     """Test = sessions ending in the last 21 days: 380 of 2,952 sessions (12.9%).
 
     The sample is sparse (5,566 items in 10,080 events, 3,297 of them seen once),
@@ -155,16 +143,4 @@ def load_retailrocket_users(folder: Path) -> SessionSplits:
     but the train part of the validation split falls below 600 sessions), so the
     window is chosen on the share of sessions it holds before the item filter.
     """
-    full = read_retailrocket_sessions(Path(folder) / "sample_retailrocket.csv")
-    days = RETAILROCKET_USERS_TEST_DAYS
-    last = full.group_by("session_id").agg(pl.col("timestamp").max())["timestamp"]
-    in_window = int((last >= last.max() - days * 86400).sum())
-    share = f"{in_window:,} of {last.len():,} sessions, {in_window / last.len():.1%}"
-    how = (
-        "Given 30-min session ids (the 2 that mix two visitors are split per visitor); "
-        f"test = sessions whose last event is in the last {days:g} days ({share} before the "
-        "item filter: the sample is sparse, so few held-out events are on train items), "
-        "valid = the same rule inside train_full; held-out items restricted to their train "
-        "part; sessions < 2 events dropped."
-    )
-    return _time_splits("retailrocket_users", full, days, has_users=True, how=how)
+    return read_retailrocket_sessions(Path(folder) / "sample_retailrocket.csv")

@@ -17,12 +17,9 @@ from pathlib import Path
 
 import polars as pl
 
-from seqrec.data.readers.common import make_splits, ordinal_time, sessions_frame
-from seqrec.data.split import tail_sessions_split
-from seqrec.data.splits import SessionSplits
+from seqrec.data.readers.common import ordinal_time, sessions_frame
+from seqrec.data.split import GivenSplit
 from seqrec.errors import DataValidationError
-
-VALID_FRACTION = 0.1
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -96,45 +93,14 @@ def augment_sessions(sessions: list[list[int]]) -> tuple[list[list[int]], list[i
     return prefixes, labels
 
 
-def _train_valid(train_full: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    return tail_sessions_split(train_full, VALID_FRACTION, min_session_length=2)
-
-
-def load_srgnn(folder: Path, name: str, *, test_note: str) -> SessionSplits:
-    """diginetica / yoochoose1_64: train = all_train_seq.txt, test rebuilt from test.txt."""
+def read_srgnn_folder(folder: Path) -> GivenSplit:
+    """An SR-GNN folder: train = ``all_train_seq.txt``, test rebuilt from ``test.txt``."""
     folder = Path(folder)
     train_seqs = read_train_sessions(folder / "all_train_seq.txt")
     test_seqs = rebuild_test_sessions(*read_test_samples(folder / "test.txt"))
     train_full = sessions_frame(train_seqs)
     test = sessions_frame(test_seqs, first_session_id=len(train_seqs), first_time=train_full.height)
-    train, valid = _train_valid(train_full)
-    how = (
-        f"Given SR-GNN split ({test_note}); test sessions rebuilt exactly from the test.txt "
-        "prefixes; valid = last 10% of all_train_seq sessions (file = date "
-        "order) restricted to items of the first 90%; train_full = all of all_train_seq; "
-        "no real time (ordinal timestamps)."
-    )
-    return make_splits(
-        name, train=train, valid=valid, test=test, train_full=train_full,
-        has_time=False, has_users=False, how=how,
-    )  # fmt: skip
-
-
-def load_diginetica(folder: Path) -> SessionSplits:
-    return load_srgnn(
-        folder, "diginetica", test_note="last 7 days as test, all test items occur in train"
-    )
-
-
-def load_yoochoose1_64(folder: Path) -> SessionSplits:
-    return load_srgnn(
-        folder,
-        "yoochoose1_64",
-        test_note=(
-            "last day as test, train = most recent 1/64; test kept as published: its 369 "
-            "items absent from the 1/64 train stay in and count as misses"
-        ),
-    )
+    return GivenSplit(train_full=train_full, test=test)
 
 
 def read_test_seq_time(path: Path) -> list[list[tuple[int, int]]]:
@@ -158,7 +124,7 @@ def read_test_seq_time(path: Path) -> list[list[tuple[int, int]]]:
     return obj
 
 
-def load_retailrocket(folder: Path) -> SessionSplits:
+def read_retailrocket(folder: Path) -> GivenSplit:
     """retailrocket: train = all_train_seq.txt, test = all_test_seq_time.txt (by start time)."""
     folder = Path(folder)
     train_seqs = read_train_sessions(folder / "all_train_seq.txt")
@@ -174,15 +140,5 @@ def load_retailrocket(folder: Path) -> SessionSplits:
     test_times = test.select("session_id", "item_id").with_columns(
         timestamp=pl.Series([float(e[1]) for s in timed for e in s], dtype=pl.Float64)
     )
-    train, valid = _train_valid(train_full)
-    how = (
-        "Given time split (last 7 days as test, all test items occur in train); test = "
-        "all_test_seq_time.txt sessions ordered by start time, their real Unix times in "
-        "extra['test_times']; valid = last 10% of all_train_seq sessions restricted to items "
-        "of the first 90%; train_full = all of all_train_seq; ordinal timestamps."
-    )
-    return make_splits(
-        "retailrocket", train=train, valid=valid, test=ordinal_time(test, train_full.height),
-        train_full=train_full, has_time=False, has_users=False, how=how,
-        extra={"test_times": test_times},
-    )  # fmt: skip
+    return GivenSplit(train_full=train_full, test=ordinal_time(test, train_full.height),
+                      extra={"test_times": test_times})

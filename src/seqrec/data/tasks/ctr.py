@@ -2,7 +2,7 @@
 
 Two recipes, both vectorised (numpy index arithmetic, no loop over samples):
 
-``amazon_ctr("amazon_beauty" | "amazon_sports")`` — S3-Rec Amazon review sequences (items in
+``amazon_ctr("amazon_beauty" | "amazon_sports", folder)`` — S3-Rec Amazon review sequences (items in
 time order per user, item attributes). For every user and every position p >= 1 of the
 user's sequence: history = the items before p (the most recent ``max_len``) with their
 categories, target = the item at p (label 1) and one item the user never touched, drawn
@@ -12,13 +12,17 @@ the rest -> train (the DIN paper's Amazon protocol, Zhou et al. KDD 2018, sec. 6
 Category = the item's first listed attribute (S3-Rec's attributes are Amazon categories
 and brand, unnamed; the first one is the most general category the item lists).
 
-``taobao_ctr()`` — Taobao UserBehavior sample (pv / cart / fav / buy with category and Unix
-time). For every click (pv) with at least one earlier behaviour: history = the user's
+``log_ctr(events)`` — a user behaviour log (canonical columns ``user_id``, ``item_id``,
+``timestamp``, optional ``category_id`` and ``event_type``; ``taobao_ctr(folder)`` is it on the
+Taobao UserBehavior sample: pv / cart / fav / buy with category and Unix time, and your own
+log from ``[data] path`` is it too). For every click (pv) with at least one earlier behaviour: history = the user's
 previous behaviours of any type (most recent ``max_len``) with category, behaviour type,
 time and 30-minute session id (the shared sessionizer, for DSIN), target = the clicked item
 (label 1) and an item the user never clicked, drawn from the catalogue with its category
-(label 0). Split by time like the session split of the same data: targets on the last day
--> test, the day before -> valid, earlier -> train (histories may reach back across days).
+(label 0). Without ``event_type`` every event is a click; without ``category_id`` every
+item has one category. Split by time like the session split of the same data: targets on the
+last ``test_days`` days -> test, the ``test_days`` before -> valid, earlier -> train (days
+counted from ``day0``, Taobao's official start; histories may reach back across days).
 
 Extra columns (not features): ``hist_len``, ``neg_hist_item`` / ``neg_hist_cate`` (one
 sampled non-clicked item per history position, for DIEN's auxiliary loss), and for Taobao
@@ -35,20 +39,11 @@ import numpy as np
 import polars as pl
 
 from seqrec.data.ctr import CTRData, SplitSamples
-from seqrec.data.registry import data_dir
 from seqrec.data.sessionize import sessionize
 from seqrec.data.vocab import Vocab
-from seqrec.errors import ConfigError, DataNotFoundError, DataValidationError
+from seqrec.errors import ConfigError, DataValidationError
 from seqrec.schema import Feature, Schema, Table
 
-AMAZON = {
-    "amazon_beauty": ("sequential/amazon_beauty", "Beauty.txt", "Beauty_item2attributes.json"),
-    "amazon_sports": ("sequential/amazon_sports", "Sports_and_Outdoors.txt",
-                      "Sports_and_Outdoors_item2attributes.json"),
-}
-AMAZON_SOURCE = "GitHub RUCAIBox/CIKM2020-S3Rec data/ (Amazon review 5-core, McAuley lab; research only)"
-TAOBAO = ("session/taobao_userbehavior_sample", "UserBehavior_head.csv")
-TAOBAO_SOURCE = "Tianchi UserBehavior (Alibaba, dataId=649), head of UserBehavior.csv; research only"
 BEHAVIOURS = ("pv", "cart", "fav", "buy")
 DAY = 86400.0
 
@@ -63,14 +58,6 @@ class CTRTask(SplitSamples):
     test: CTRData
     vocabs: dict[str, Vocab]
     item_cate: np.ndarray  # (item rows,) category index of every item index
-
-
-def _require(path: Path, source: str) -> Path:
-    if not path.is_file():
-        raise DataNotFoundError(
-            f"missing {path.name}: expected at {path} (set SEQREC_DATA to the data root); source: {source}"
-        )
-    return path
 
 
 def _histories(items: np.ndarray, user_start: np.ndarray, pos: np.ndarray, max_len: int):
@@ -141,15 +128,16 @@ def _neg_history(hist_item: np.ndarray, users: np.ndarray, touched, n_items, ite
     return neg, item_cate[neg]
 
 
-def amazon_ctr(name: str = "amazon_beauty", *, max_len: int = 50, dim: int = 18, seed: int = 0,
-               root: str | Path | None = None) -> CTRTask:
-    """Build the Amazon CTR task (see module docstring)."""
-    if name not in AMAZON:
-        raise ConfigError(f"unknown Amazon dataset {name!r}; choose one of {sorted(AMAZON)}")
-    sub, seq_file, attr_file = AMAZON[name]
-    folder = data_dir(root) / sub
-    seq_path = _require(folder / seq_file, AMAZON_SOURCE)
-    attrs = json.loads(_require(folder / attr_file, AMAZON_SOURCE).read_text())
+AMAZON_FILES = {"amazon_beauty": ("Beauty.txt", "Beauty_item2attributes.json"),
+                "amazon_sports": ("Sports_and_Outdoors.txt", "Sports_and_Outdoors_item2attributes.json")}
+
+
+def amazon_ctr(name: str, folder: Path, *, max_len: int = 50, dim: int = 18, seed: int = 0) -> CTRTask:
+    """Build the Amazon CTR task from ``folder`` (see module docstring)."""
+    if name not in AMAZON_FILES:
+        raise ConfigError(f"unknown Amazon dataset {name!r}; choose one of {sorted(AMAZON_FILES)}")
+    seq_path, attr_path = (Path(folder) / f for f in AMAZON_FILES[name])
+    attrs = json.loads(attr_path.read_text())
     users_raw, items_raw = [], []
     for lineno, line in enumerate(seq_path.read_text().splitlines(), 1):
         parts = line.split()
@@ -200,21 +188,37 @@ def _task(name, schema, data, which, vocabs, item_cate) -> CTRTask:
     return CTRTask(name, *parts, vocabs=vocabs, item_cate=item_cate)
 
 
-def taobao_ctr(*, max_len: int = 50, dim: int = 18, seed: int = 0, session_gap: float = 1800.0,
-               root: str | Path | None = None) -> CTRTask:
-    """Build the Taobao CTR task (see module docstring)."""
-    from seqrec.data.readers.raw_logs import TAOBAO_END, TAOBAO_START
+def taobao_ctr(folder: Path, *, max_len: int = 50, dim: int = 18, seed: int = 0,
+               session_gap: float = 1800.0) -> CTRTask:
+    """The Taobao CTR task: :func:`log_ctr` on the official window of UserBehavior."""
+    from seqrec.data.readers.raw_logs import (
+        TAOBAO_FILE,
+        TAOBAO_START,
+        in_taobao_window,
+        read_taobao_raw,
+    )
 
-    path = _require(data_dir(root) / TAOBAO[0] / TAOBAO[1], TAOBAO_SOURCE)
-    df = pl.read_csv(path, has_header=False, new_columns=["user_id", "item_id", "category_id",
-                                                            "btype", "timestamp"],
-                     schema_overrides={"btype": pl.Utf8})
-    bad = df.filter(~pl.col("btype").is_in(BEHAVIOURS))
+    df = in_taobao_window(read_taobao_raw(Path(folder) / TAOBAO_FILE))
+    return log_ctr(df, "taobao", max_len=max_len, dim=dim, seed=seed, session_gap=session_gap,
+                   day0=TAOBAO_START)
+
+
+def log_ctr(df: pl.DataFrame, name: str, *, max_len: int = 50, dim: int = 18, seed: int = 0,
+            session_gap: float = 1800.0, day0: float | None = None, test_days: float = 1.0) -> CTRTask:
+    """CTR samples from a behaviour log (see module docstring); ``day0`` = the first event's time
+    when None."""
+    if "event_type" not in df.columns:
+        df = df.with_columns(event_type=pl.lit("pv"))
+    if "category_id" not in df.columns:
+        df = df.with_columns(category_id=pl.lit(0, pl.Int64))
+    bad = df.filter(~pl.col("event_type").is_in(BEHAVIOURS))
     if bad.height:
-        raise DataValidationError(f"{path}: behaviour type must be one of {BEHAVIOURS}; got "
-                                  f"{bad['btype'][0]!r}")
-    df = df.with_columns(pl.col("timestamp").cast(pl.Float64)).filter(
-        pl.col("timestamp").is_between(TAOBAO_START, TAOBAO_END, closed="left"))
+        raise DataValidationError(f"{name}: behaviour type must be one of {BEHAVIOURS}; got "
+                                  f"{bad['event_type'][0]!r}")
+    df = df.select("user_id", "item_id", "category_id", pl.col("event_type").alias("btype"),
+                   pl.col("timestamp").cast(pl.Float64))
+    if df.height == 0:
+        raise DataValidationError(f"{name}: no events")
     df = sessionize(df, gap_seconds=session_gap)  # sorted by (user, time)
     item_vocab = Vocab(name="item").fit(df["item_id"].unique().sort())
     cate_vocab = Vocab(name="cate").fit(df["category_id"].unique().sort())
@@ -232,6 +236,8 @@ def taobao_ctr(*, max_len: int = 50, dim: int = 18, seed: int = 0, session_gap: 
     new_user = np.r_[True, users[1:] != users[:-1]]
     start = np.maximum.accumulate(np.where(new_user, np.arange(len(users)), 0))
     pos = np.flatnonzero(~new_user & (btype == 2))  # clicks with some history
+    if len(pos) == 0:
+        raise DataValidationError(f"{name}: no click has an earlier behaviour of its user; nothing to learn")
     hidx, hlen = _histories(items, start[pos], pos, max_len)
     cols = {"user": users[pos], "item": items[pos], "cate": cates[pos],
             "hist_item": _gather(items, hidx), "hist_cate": _gather(cates, hidx),
@@ -244,37 +250,14 @@ def taobao_ctr(*, max_len: int = 50, dim: int = 18, seed: int = 0, session_gap: 
         cols["hist_item"], cols["user"], clicked, len(item_vocab), item_cate, rng)
     neg = _sample_untouched(cols["user"], clicked, len(item_vocab), rng)
     data = _pair_samples(cols, neg, item_cate)
-    last_day = np.floor((times.max() - TAOBAO_START) / DAY)
-    day = np.floor((data["time"] - TAOBAO_START) / DAY)
-    which = np.where(day >= last_day, 2, np.where(day >= last_day - 1, 1, 0))
+    day0 = float(times.min()) if day0 is None else day0
+    period = np.floor((data["time"] - day0) / (test_days * DAY))
+    last = np.floor((times.max() - day0) / (test_days * DAY))
+    which = np.where(period >= last, 2, np.where(period >= last - 1, 1, 0))
+    for i, part in enumerate(("train", "valid", "test")):
+        if not (which == i).any():
+            raise DataValidationError(f"{name}: the time split leaves no {part} samples "
+                                      f"(test_days = {test_days:g}); the log spans too few days")
     schema = _schema(len(item_vocab), len(cate_vocab), len(user_vocab), max_len, dim, btypes=True)
-    return _task("taobao", schema, data, which,
+    return _task(name, schema, data, which,
                  {"item": item_vocab, "cate": cate_vocab, "user": user_vocab}, item_cate)
-
-
-CTR_TASKS = {"amazon_beauty": lambda **kw: amazon_ctr("amazon_beauty", **kw),
-             "amazon_sports": lambda **kw: amazon_ctr("amazon_sports", **kw),
-             "taobao": taobao_ctr}
-
-
-def load_ctr_task(name: str, **kwargs) -> CTRTask:
-    if name not in CTR_TASKS:
-        raise ConfigError(f"unknown CTR dataset {name!r}; choose one of {sorted(CTR_TASKS)}")
-    return CTR_TASKS[name](**kwargs)
-
-
-def ctr_task_status(root: str | Path | None = None) -> list[dict]:
-    """One row per CTR task: its source files, whether they are present, its recipe."""
-    rows = []
-    for name in CTR_TASKS:
-        if name in AMAZON:
-            sub, *files = AMAZON[name]
-            source, recipe = AMAZON_SOURCE, "leave-one-out per user; 1 sampled untouched item per target"
-        else:
-            sub, files = TAOBAO[0], [TAOBAO[1]]
-            source, recipe = TAOBAO_SOURCE, "clicks vs sampled unclicked items; last day test, day before valid"
-        folder = data_dir(root) / sub
-        missing = [f for f in files if not (folder / f).is_file()]
-        rows.append({"name": name, "path": str(folder), "found": not missing, "missing": missing,
-                     "source": source, "recipe": recipe})
-    return rows

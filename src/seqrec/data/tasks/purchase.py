@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -456,3 +457,18 @@ def scoring_samples(log: pl.DataFrame, info: PurchaseDataset, pc: PurchaseTaskCo
     s = label_users(ev, spec, users, ev.cut_offs(spec, "score"), with_labels=False)
     data = encode(ev, s, schema, vocabs, spec, f"{info.name}/{spec.category}/score")
     return ev.users[s.user], data
+
+
+def purchase_dataset(name: str) -> PurchaseDataset:
+    """The purchase recipe of registered dataset ``name`` (ConfigError if it has none)."""
+    from seqrec.data.registry import recipe
+
+    return recipe(name, "purchase")
+
+
+def read_purchase_log(name: str, root: str | Path | None = None) -> pl.DataFrame:
+    """The canonical purchase log of a registered dataset (files checked first)."""
+    from seqrec.data.registry import get_dataset, require_files
+
+    entry = get_dataset(name, "purchase")
+    return entry.recipes["purchase"].reader(require_files(entry, root))

@@ -1,4 +1,5 @@
-"""Train / evaluate / score purchase-prediction runs (``seqrec train | evaluate | score-users``).
+"""The purchase family: will a user buy (from a category) in the next window
+(``seqrec train | evaluate | score-users``).
 
 A purchase run directory holds ``config.json``, ``schema.json``, ``vocab_<column>.json``,
 the model (``model.pt`` for the neural models, ``model.xgb.json`` + ``xgboost.json`` for
@@ -27,11 +28,12 @@ from scipy.special import expit
 
 from seqrec.config import RunConfig, load_run_config
 from seqrec.data.ctr import CTRData
-from seqrec.data.readers.purchase import purchase_dataset, read_purchase_log
 from seqrec.data.tasks.purchase import (
     PurchaseTask,
     build_purchase_task,
     check_category,
+    purchase_dataset,
+    read_purchase_log,
     resolve,
     scoring_samples,
 )
@@ -39,6 +41,7 @@ from seqrec.data.vocab import Vocab
 from seqrec.errors import CheckpointError, ConfigError
 from seqrec.evaluate.campaign import campaign_report
 from seqrec.evaluate.thresholds import best_f1_threshold, purchase_report
+from seqrec.families.base import Family, peak_rss_mb
 from seqrec.io import atomic_write_text
 from seqrec.registry import get_model_entry
 from seqrec.schema import Schema
@@ -58,15 +61,24 @@ def uses_aggregates(cfg: RunConfig) -> bool:
     return cls is not None and not issubclass(cls, torch.nn.Module)
 
 
+def purchase_source(cfg: RunConfig):
+    """(canonical purchase log, its recipe): your own file (``data.path``) or a registered dataset."""
+    if cfg.data.path:
+        from seqrec.data.own import purchase_log, purchase_recipe
+
+        log = purchase_log(cfg.data)
+        return log, purchase_recipe(cfg.data, log)
+    return read_purchase_log(cfg.data.dataset, cfg.data.data_dir or None), purchase_dataset(cfg.data.dataset)
+
+
 def load_purchase_task(cfg: RunConfig) -> PurchaseTask:
-    log = read_purchase_log(cfg.data.dataset, cfg.data.data_dir or None)
-    return build_purchase_task(log, purchase_dataset(cfg.data.dataset), cfg.data.purchase,
-                               max_len=cfg.data.max_len, seed=cfg.train.seed)
+    log, info = purchase_source(cfg)
+    return build_purchase_task(log, info, cfg.data.purchase, max_len=cfg.data.max_len, seed=cfg.train.seed)
 
 
 def check_task(cfg: RunConfig, task: PurchaseTask) -> None:
     """ConfigError unless ``task`` is what :func:`load_purchase_task` builds for ``cfg``."""
-    want = (cfg.data.dataset, resolve(purchase_dataset(cfg.data.dataset), cfg.data.purchase),
+    want = (cfg.data.name, resolve(purchase_source(cfg)[1], cfg.data.purchase),
             cfg.data.max_len, cfg.train.seed)
     if (task.name, task.spec, task.max_len, task.seed) != want:
         raise ConfigError(f"the given samples were built for {(task.name, task.spec, task.max_len, task.seed)}, "
@@ -117,8 +129,6 @@ def train_purchase_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool =
                        task: PurchaseTask | None = None) -> dict:
     """Build the samples (or take ``task``, checked to be what ``cfg`` builds: a benchmark
     shares one build between models), train, pick the threshold on validation, evaluate."""
-    from seqrec.experiment import peak_rss_mb
-
     out = clear_run_dir(out, resume)
     if task is None:
         task = load_purchase_task(cfg)  # before creating --out: bad input leaves nothing behind
@@ -135,7 +145,7 @@ def train_purchase_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool =
     eval_seconds = time.perf_counter() - t0
     spec = task.spec
     metrics = {
-        "dataset": cfg.data.dataset, "model": cfg.model_name, "category": spec.category,
+        "family": "purchase", "dataset": cfg.data.name, "model": cfg.model_name, "category": spec.category,
         "level": spec.level, "unit": spec.unit, "window": spec.window, "observation": spec.observation,
         "negatives": spec.negatives, "shift": list(spec.shift), "max_len": cfg.data.max_len,
         "protocol": spec.protocol, "threshold": threshold,
@@ -198,9 +208,8 @@ def score_users(run_dir: str | os.PathLike, category: str, top: int | None = Non
     do not describe this ranking (the ``deployment`` figures do)."""
     run = PurchaseRun(run_dir, data_dir)
     pc = run.config.data.purchase
-    info = purchase_dataset(run.config.data.dataset)
+    log, info = purchase_source(run.config)
     spec = resolve(info, pc)
-    log = read_purchase_log(run.config.data.dataset, run.config.data.data_dir or None)
     if category != spec.category:
         check_category(log, resolve(info, dataclasses.replace(pc, category=category)))  # unknown at all?
         raise ConfigError(f"this run was trained for category {spec.category!r}; train one for {category!r} "
@@ -228,3 +237,38 @@ def _write_csv(path: Path, header: list[str], rows) -> None:
 
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+
+
+class PurchaseFamily(Family):
+    name = "purchase"
+    description = "will a user buy (from a category) in the next window"
+
+    def check_data(self, cfg: RunConfig) -> dict:
+        log, info = purchase_source(cfg)
+        task = build_purchase_task(log, info, cfg.data.purchase, max_len=cfg.data.max_len, seed=cfg.train.seed)
+        out = {"family": self.name, "dataset": cfg.data.name, "events": log.height,
+               "users": log["user_id"].n_unique(), "orders": log["order_id"].n_unique(),
+               "time_range": [float(log["time"].min()), float(log["time"].max())], "unit": info.unit}
+        for part in ("train", "valid", "test"):
+            d = task.split(part)
+            out[part] = {"samples": len(d), "positives": int(d.labels().sum())}
+        return out
+
+    def train(self, cfg: RunConfig, out: Path, *, resume: bool = False) -> dict:
+        return train_purchase_run(cfg, out, resume=resume)
+
+    def load_run(self, run_dir, data_dir=None) -> PurchaseRun:
+        return PurchaseRun(run_dir, data_dir)
+
+    def evaluate(self, run_dir, *, split="test", ties=None, data_dir=None) -> dict:
+        return evaluate_purchase_run(run_dir, split=split, data_dir=data_dir)
+
+    def summary(self, cfg: RunConfig, m: dict, out: str) -> str:
+        t = m["test"]
+        return (f"{cfg.model_name} on {cfg.data.name} / {m['category']}: test precision={t['precision']:.4f} "
+                f"recall={t['recall']:.4f} f1={t['f1']:.4f} auc={t['auc']:.4f} pr_auc={t['pr_auc']:.4f} "
+                f"({t['n_samples']} users, threshold {m['threshold']:.3f} from validation); "
+                f"train {m['train_seconds']:.1f}s; run written to {out}")
+
+
+FAMILY = PurchaseFamily()

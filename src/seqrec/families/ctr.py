@@ -1,4 +1,5 @@
-"""Train / evaluate CTR models end to end (what ``seqrec train`` / ``evaluate`` run for them).
+"""The CTR family: click-through-rate prediction with behaviour histories (DIN, DIEN, DSIN, BST,
+Wide&Deep, DeepFM, DLRM, ...).
 
 A CTR run directory holds ``config.json``, ``schema.json``, ``vocab_<table>.json`` for the
 item / cate / user vocabularies, ``model.pt``, ``train_state.pt`` (resume), ``metrics.json``
@@ -21,9 +22,10 @@ import torch
 from seqrec.config import RunConfig, load_run_config
 from seqrec.data.cache import cache_dir
 from seqrec.data.ctr import CTRData
-from seqrec.data.tasks.ctr import CTRTask, load_ctr_task
+from seqrec.data.tasks.ctr import CTRTask
 from seqrec.data.vocab import Vocab
 from seqrec.errors import CheckpointError, ConfigError
+from seqrec.families.base import Family, peak_rss_mb
 from seqrec.io import atomic_write
 from seqrec.registry import get_model_entry
 from seqrec.schema import Schema
@@ -41,30 +43,48 @@ TASK_VERSION = 1  # bump when a task recipe changes what it builds
 
 
 def _task_key(cfg: RunConfig) -> str:
-    from seqrec.data.registry import data_dir
-    from seqrec.data.tasks.ctr import AMAZON, TAOBAO
+    if cfg.data.path:
+        files = [Path(cfg.data.path)]
+    else:
+        from seqrec.data.registry import folder_of, get_dataset
 
-    name = cfg.data.dataset
-    files = [AMAZON[name][0] + "/" + f for f in AMAZON[name][1:]] if name in AMAZON else [
-        "/".join(TAOBAO)]
-    root = data_dir(cfg.data.data_dir or None)
-    stamp = [[f, (root / f).stat().st_size, (root / f).stat().st_mtime_ns] for f in files
-             if (root / f).is_file()]
-    blob = json.dumps({"task": name, "max_len": cfg.data.max_len, "seed": cfg.train.seed,
+        entry = get_dataset(cfg.data.dataset, "ctr")
+        files = [folder_of(entry, cfg.data.data_dir or None) / f for f in entry.files]
+    stamp = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()]
+    blob = json.dumps({"task": cfg.data.name, "max_len": cfg.data.max_len, "seed": cfg.train.seed,
+                       "data": dataclasses.asdict(cfg.data) if cfg.data.path else None,
                        "files": stamp, "v": TASK_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def load_ctr_task(name: str, root: str | None = None, **kwargs) -> CTRTask:
+    """The CTR task of registered dataset ``name`` (files checked first), built afresh."""
+    from seqrec.data.registry import get_dataset, require_files
+
+    entry = get_dataset(name, "ctr")
+    return entry.recipes["ctr"].build(name, require_files(entry, root), **kwargs)
+
+
+def _build_task(cfg: RunConfig) -> CTRTask:
+    if cfg.data.path:
+        from seqrec.data.own import user_log
+        from seqrec.data.tasks.ctr import log_ctr
+
+        return log_ctr(user_log(cfg.data, "CTR"), cfg.data.name, max_len=cfg.data.max_len, seed=cfg.train.seed,
+                       session_gap=cfg.data.session_gap, test_days=cfg.data.split.test_days)
+    return load_ctr_task(cfg.data.dataset, cfg.data.data_dir or None, max_len=cfg.data.max_len,
+                         seed=cfg.train.seed)
+
+
 def load_task(cfg: RunConfig) -> CTRTask:
     """The configured CTR task, from the cache when the same recipe was built before."""
-    path = cache_dir() / f"ctr-{cfg.data.dataset}-{_task_key(cfg)}.npz"
+    path = cache_dir() / f"ctr-{cfg.data.name}-{_task_key(cfg)}.npz"
     if path.is_file():
         try:
             return _read_task(path)
         except Exception:  # a broken cache entry is rebuilt
             path.unlink(missing_ok=True)
-    task = load_ctr_task(cfg.data.dataset, max_len=cfg.data.max_len, seed=cfg.train.seed,
-                         root=cfg.data.data_dir or None)
+    task = _build_task(cfg)
     _write_task(path, task)
     return task
 
@@ -104,7 +124,6 @@ def build_ctr_model(cfg: RunConfig, schema: Schema) -> torch.nn.Module:
 
 
 def train_ctr_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False) -> dict:
-    from seqrec.experiment import peak_rss_mb
     from seqrec.train.logs import RunLog
 
     out = clear_run_dir(out, resume)
@@ -118,7 +137,7 @@ def train_ctr_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = Fals
     test = evaluate_ctr(model, task.test, cfg.eval.batch_size)
     infer = len(task.test) / max(test["predict_seconds"], 1e-9)
     metrics = {
-        "dataset": cfg.data.dataset, "model": cfg.model_name,
+        "family": "ctr", "dataset": cfg.data.name, "model": cfg.model_name,
         "valid": evaluate_ctr(model, task.valid, cfg.eval.batch_size), "test": test,
         "train_seconds": st.train_seconds, "train_samples": st.train_events,
         "train_samples_per_s": st.train_events / st.train_seconds if st.train_seconds else None,
@@ -131,20 +150,62 @@ def train_ctr_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = Fals
     return metrics
 
 
+class CTRRun:
+    """A finished CTR run: config, schema, vocabularies and the model ready to score."""
+
+    def __init__(self, run_dir: str | os.PathLike, data_dir: str | None = None) -> None:
+        self.dir = Path(run_dir)
+        for f in ("config.json", "schema.json", "model.pt"):
+            if not (self.dir / f).is_file():
+                raise CheckpointError(f"{self.dir} is not a finished CTR run: {f} is missing")
+        cfg = load_run_config(raw=load_json(self.dir / "config.json"))
+        if data_dir:
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=data_dir))
+        self.config = cfg
+        self.schema = Schema.from_dict(load_json(self.dir / "schema.json"))
+        self.vocabs = {p.stem.removeprefix("vocab_"): Vocab.load(p) for p in sorted(self.dir.glob("vocab_*.json"))}
+        self.model = build_ctr_model(cfg, self.schema)
+        self.model.load_state_dict(load_tensors(self.dir / "model.pt"))
+        self.model.eval()
+
+
 def evaluate_ctr_run(run_dir: str | os.PathLike, split: str = "test", data_dir: str | None = None) -> dict:
     """Recompute AUC / GAUC / logloss of a saved CTR run on ``split`` from its checkpoint."""
-    run_dir = Path(run_dir)
-    for f in ("config.json", "schema.json", "model.pt"):
-        if not (run_dir / f).is_file():
-            raise CheckpointError(f"{run_dir} is not a finished CTR run: {f} is missing")
-    cfg = load_run_config(raw=load_json(run_dir / "config.json"))
-    if data_dir:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=data_dir))
-    schema = Schema.from_dict(load_json(run_dir / "schema.json"))
-    task = load_task(cfg)
-    if task.schema != schema:
+    run = CTRRun(run_dir, data_dir)
+    task = load_task(run.config)
+    if task.schema != run.schema:
         raise CheckpointError(f"{run_dir}: the data no longer matches the schema the model was trained on")
-    model = build_ctr_model(cfg, schema)
-    model.load_state_dict(load_tensors(run_dir / "model.pt"))
     data: CTRData = task.split(split)
-    return evaluate_ctr(model, data, cfg.eval.batch_size)
+    return evaluate_ctr(run.model, data, run.config.eval.batch_size)
+
+
+class CTRFamily(Family):
+    name = "ctr"
+    description = "click-through rate of a candidate item given the user's behaviour history"
+
+    def check_data(self, cfg: RunConfig) -> dict:
+        task = _build_task(cfg)
+        out = {"family": self.name, "dataset": cfg.data.name,
+               **{f"vocab_{k}": len(v) for k, v in task.vocabs.items()}}
+        for part in ("train", "valid", "test"):
+            d = task.split(part)
+            out[part] = {"samples": len(d), "positives": int(d.labels().sum())}
+        return out
+
+    def train(self, cfg: RunConfig, out: Path, *, resume: bool = False) -> dict:
+        return train_ctr_run(cfg, out, resume=resume)
+
+    def load_run(self, run_dir, data_dir=None) -> CTRRun:
+        return CTRRun(run_dir, data_dir)
+
+    def evaluate(self, run_dir, *, split="test", ties=None, data_dir=None) -> dict:
+        return evaluate_ctr_run(run_dir, split=split, data_dir=data_dir)
+
+    def summary(self, cfg: RunConfig, m: dict, out: str) -> str:
+        t, sps = m["test"], m.get("train_samples_per_s")
+        return (f"{cfg.model_name} on {cfg.data.name}: test auc={t['auc']:.4f} gauc={t['gauc']:.4f} "
+                f"logloss={t['logloss']:.4f} ({t['n_samples']} samples); train {m['train_seconds']:.1f}s"
+                + (f" ({sps:,.0f} samples/s)" if sps else "") + f"; run written to {out}")
+
+
+FAMILY = CTRFamily()

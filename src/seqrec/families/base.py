@@ -1,0 +1,61 @@
+"""What every task family provides, and what the generic driver (:mod:`seqrec.experiment`) calls.
+
+A *family* is one kind of task: its data (splits, vocabularies, schema built from a
+config), its batches and loss (through its trainer), its metrics, and its run
+directory (what is saved and how it is loaded back). The driver never looks inside a
+family: it reads the family's name from the model registry (training) or from
+``config.json`` (a saved run) and calls the methods below. A new family is a new
+module in :mod:`seqrec.families` defining ``FAMILY``; nothing else changes.
+
+This mirrors RecBole, where the model type picks the dataloader and the trainer, and
+TorchRec, where the loss lives outside the model.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from pathlib import Path
+from typing import Any
+
+from seqrec.errors import ConfigError
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class Family:
+    """Base class of a task family; subclasses override what they support."""
+
+    name: str = ""
+    description: str = ""
+    #: what ``seqrec recommend`` means for this family ("" = not supported)
+    recommend_help: str = ""
+
+    def check_data(self, cfg) -> dict:
+        """Read and validate the configured data without training; return its counts."""
+        raise NotImplementedError
+
+    def train(self, cfg, out: Path, *, resume: bool = False) -> dict:
+        """Build the data, train (or fit) the model, evaluate, write ``out``; the metrics."""
+        raise NotImplementedError
+
+    def load_run(self, run_dir: str | os.PathLike, data_dir: str | None = None) -> Any:
+        """A finished run directory, loaded and ready to score."""
+        raise NotImplementedError
+
+    def evaluate(self, run_dir: str | os.PathLike, *, split: str = "test", ties: str | None = None,
+                 data_dir: str | None = None) -> dict:
+        """The run's metrics on ``split``, recomputed from its checkpoint."""
+        raise NotImplementedError
+
+    def summary(self, cfg, metrics: dict, out: str) -> str:
+        """One line for ``seqrec train`` to print."""
+        raise NotImplementedError
+
+    def recommend(self, run_dir: str | os.PathLike, items: list[str], *, k: int = 20,
+                  unknown: str = "skip") -> dict:
+        """Top-``k`` items for ``items`` (raw id strings); families without it refuse."""
+        raise ConfigError(f"seqrec recommend is not available for {self.name} models")
