@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from seqrec.config import load_run_config
-from seqrec.data.ctr import CTRData, to_tensors
+from seqrec.data.ctr import CTRData, SampleBatch, to_tensors
 from seqrec.errors import DataValidationError, SchemaError
 from seqrec.families.ctr import build_ctr_model
 from seqrec.registry import model_names
@@ -110,7 +110,7 @@ def test_overfits_one_batch(name):
     m = build_ctr_model(cfg, schema()).train()
     cols = columns(n=32, seed=1)
     tr = CTRTrainer(m, cfg, CTRData(schema(), cols))
-    batch = to_tensors(cols)
+    batch = SampleBatch.of(schema(), cols)
     losses = []
     for _ in range(150):
         loss = tr.loss(batch)

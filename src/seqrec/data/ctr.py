@@ -14,7 +14,7 @@ Every check raises a :mod:`seqrec.errors` exception that names the column and th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,12 +148,42 @@ def to_tensors(cols: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in cols.items()}
 
 
+@dataclass(frozen=True)
+class SampleBatch(Mapping):
+    """One mini-batch of labelled samples: a read-only mapping column name -> tensor (models
+    read features by name, ``batch["hist_item"]``, and accept any such mapping), with the label,
+    the GAUC groups and the batch size named."""
+
+    columns: dict[str, torch.Tensor]
+    label: torch.Tensor  # (B,) float32 in {0, 1}
+    user: torch.Tensor | None  # (B,) GAUC groups, when the schema names a user column
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.columns[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:  # Mapping semantics: the number of columns
+        return len(self.columns)
+
+    @property
+    def size(self) -> int:
+        """Samples in the batch."""
+        return len(self.label)
+
+    @classmethod
+    def of(cls, schema: Schema, cols: dict[str, np.ndarray]) -> SampleBatch:
+        t = to_tensors(cols)
+        return cls(t, t[schema.label], t.get(schema.user) if schema.user else None)
+
+
 def ctr_batches(
     data: CTRData, batch_size: int, *, shuffle: bool = False, seed: int = 0
-) -> Iterator[dict[str, torch.Tensor]]:
-    """Mini-batches as dicts of tensors (one gather per column per batch, no per-sample loop)."""
+) -> Iterator[SampleBatch]:
+    """Mini-batches (one gather per column per batch, no per-sample loop)."""
     n = len(data)
     order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        yield to_tensors({k: v[idx] for k, v in data.columns.items()})
+        yield SampleBatch.of(data.schema, {k: v[idx] for k, v in data.columns.items()})

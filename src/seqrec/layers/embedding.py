@@ -13,6 +13,8 @@ the whole table, which costs a full pass per step and over-penalises rare rows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 from torch import nn
@@ -38,15 +40,15 @@ class FeatureEmbedding(nn.Module):
     def dim_of(self, feature: str) -> int:
         return self.schema.table(self._table_of[feature]).dim
 
-    def lookup(self, batch: dict[str, torch.Tensor], feature: str) -> torch.Tensor:
+    def lookup(self, batch: Mapping[str, torch.Tensor], feature: str) -> torch.Tensor:
         """(B,) -> (B, D); (B, T) -> (B, T, D)."""
         return self.tables[self._table_of[feature]](batch[feature])
 
-    def group(self, batch: dict[str, torch.Tensor], names: list[str]) -> torch.Tensor:
+    def group(self, batch: Mapping[str, torch.Tensor], names: list[str]) -> torch.Tensor:
         """Concatenate the embeddings of aligned features: (B, [T,] sum of D)."""
         return torch.cat([self.lookup(batch, n) for n in names], dim=-1)
 
-    def pooled(self, batch: dict[str, torch.Tensor], feature: str, mode: str = "sum") -> torch.Tensor:
+    def pooled(self, batch: Mapping[str, torch.Tensor], feature: str, mode: str = "sum") -> torch.Tensor:
         """Sum / mean of a padded id list's embeddings over its non-zero ids: (B, L) -> (B, D)."""
         e = self.lookup(batch, feature)  # padding rows are zero
         if mode == "sum":
@@ -68,7 +70,7 @@ class FeatureEmbedding(nn.Module):
             inv[0] = 0.0  # padding is never penalised
             self.inv_counts[name] = torch.from_numpy(inv.astype(np.float32))
 
-    def minibatch_l2(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def minibatch_l2(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Σ over tables of Σ_{distinct ids j in the batch} ||w_j||² / n_j (call fit_counts first)."""
         if not self.inv_counts:
             raise RuntimeError("fit_counts() must run on the training samples first")

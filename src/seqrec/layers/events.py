@@ -12,6 +12,7 @@ extra padding never changes a model's output.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import torch
@@ -56,7 +57,7 @@ class EventEncoder(nn.Module):
         self.numbers = tuple(f.name for f in numbers)
         self.out_dim = len(seq) * dim + sum(f.dim for f in numbers)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         mask = batch[self.mask_feature] != 0  # (B, T)
         t = mask.shape[1]
         parts = [self.emb.lookup(batch, n) for n in self.ids]  # each (B, T, D)

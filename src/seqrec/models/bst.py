@@ -18,6 +18,7 @@ buried the behaviour embeddings and BST did not learn (valid AUC 0.50).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -66,7 +67,7 @@ class BST(nn.Module):
             b = n - torch.arange(mask.shape[1]).unsqueeze(0)  # steps back from the candidate
         return torch.where(mask, b.clamp(1, nb - 1), 0)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
         q = self.inp.query(batch)  # (B, D)
         k, mask = self.inp.keys(batch)  # (B, T, D)
         seq = torch.cat([k, q.unsqueeze(1)], 1)  # (B, T + 1, D)

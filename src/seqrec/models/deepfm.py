@@ -8,6 +8,7 @@ features and the mean-pooled history fields.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -58,7 +59,7 @@ class DeepFM(nn.Module):
                         config.mlp_hidden, config.mlp_act, config.dropout, out_dim=1)
         normal_weights_(config.dense_init_std, *self.deep.linears(output=False))
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
         e = field_embeddings(self.inp, batch)  # (B, F, D)
         parts = [e.flatten(1)]
         d = dense_input(self.inp, batch)

@@ -37,6 +37,7 @@ Two registered variants share this class:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -143,7 +144,7 @@ class DIEN(nn.Module):
         return F.binary_cross_entropy_with_logits(
             torch.cat([pos, ngt]), torch.cat([torch.ones_like(pos), torch.zeros_like(ngt)]))
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
         q = self.inp.query(batch)  # (B, D)
         k, mask = self.inp.keys(batch)  # (B, T, D), (B, T)
         h = self.extractor(k, mask)  # (B, T, H), zero at padding

@@ -31,6 +31,7 @@ Two registered variants share this class:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -86,7 +87,7 @@ class DIN(nn.Module):
         normal_weights_(config.dense_init_std, *self.mlp.linears(output=False),
                         *self.att.mlp.linears(output=False))
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
         q = self.inp.query(batch)  # (B, D)
         k, mask = self.inp.keys(batch)  # (B, T, D), (B, T)
         v = self.att(q, k, mask)  # (B, D)

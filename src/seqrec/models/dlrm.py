@@ -8,6 +8,7 @@ every pairwise dot product <x_i, x_j> (i < j) of those vectors, and the top MLP 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -44,7 +45,7 @@ class DLRM(nn.Module):
         self.top = MLP(n * (n - 1) // 2 + (D if dd else 0), config.mlp_hidden, config.mlp_act,
                        config.dropout, out_dim=1)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
         e = field_embeddings(self.inp, batch)  # (B, F, D)
         parts = []
         d = dense_input(self.inp, batch)

@@ -20,6 +20,7 @@ Deviation: the session transformer has residuals but no layer norm by default
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -85,7 +86,7 @@ class DSIN(nn.Module):
         interests = y.sum(2) / n.clamp(min=1)  # average over the session's behaviours
         return interests, n.squeeze(-1) > 0
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
         q = self.inp.query(batch)  # (B, D)
         interests, smask = self.session_interests(batch)  # (B, S, D), (B, S)
         n_sess = smask.sum(1)  # sessions are left-aligned: slots 0..n-1

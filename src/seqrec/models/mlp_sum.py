@@ -6,6 +6,7 @@ Embedding & MLP: the behaviour embeddings are sum-pooled (padding contributes ze
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +32,7 @@ class MLPSum(nn.Module):
         self.mlp = MLP(2 * d + self.inp.other_dim, config.mlp_hidden, config.mlp_act,
                        config.dropout, out_dim=1)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
         k, mask = self.inp.keys(batch)
         pooled = (k * mask.unsqueeze(-1)).sum(1)  # (B, D)
         x = torch.cat([self.inp.query(batch), pooled, self.inp.other(batch)], 1)

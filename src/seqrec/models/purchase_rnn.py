@@ -21,6 +21,7 @@ batch dict -> :class:`~seqrec.models.ctr_base.CTROutput`), so the CTR trainer tr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -94,7 +95,7 @@ class PurchaseRNN(nn.Module):
         """The stage between event vectors and the RNN, and its output width (none here)."""
         return None, in_dim
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
         x, mask = self.inp(batch)  # (B, T, E), (B, T)
         x = self.drop(x)  # padded positions stay 0
         if self.front is not None:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from seqrec.config import RunConfig
-from seqrec.data.ctr import CTRData, ctr_batches, to_tensors
+from seqrec.data.ctr import CTRData, SampleBatch, ctr_batches, to_tensors
 from seqrec.errors import ConfigError, SeqrecError
 from seqrec.evaluate.classification import classification_metrics
 from seqrec.train.logs import RunLog
@@ -98,11 +98,11 @@ class CTRTrainer:
         self.state = TrainState()
         self.best_state: dict | None = None
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def loss(self, batch: SampleBatch) -> torch.Tensor:
         """The training objective of one batch: BCE on the logits (+ aux_weight · DIEN's auxiliary
         loss, + the mini-batch aware L2)."""
         out = self.model(batch)
-        loss = F.binary_cross_entropy_with_logits(out.logits, batch[self.train_data.schema.label])
+        loss = F.binary_cross_entropy_with_logits(out.logits, batch.label)
         if out.aux_loss is not None and self.aux_weight > 0:
             loss = loss + self.aux_weight * out.aux_loss
         if self.mba > 0:
@@ -124,7 +124,7 @@ class CTRTrainer:
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
-            b = len(batch[self.train_data.schema.label])
+            b = batch.size
             lv = loss.item()
             if not math.isfinite(lv):
                 raise SeqrecError(f"training diverged at epoch {epoch + 1}, step {step}: loss is {lv}; "
