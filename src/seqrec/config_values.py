@@ -52,6 +52,9 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": ("adagrad", "adam", "sgd"),
     "lr_schedule": ("constant", "linear", "cosine"),
     "ties": ("optimistic", "pessimistic"),
+    "train_split": ("train", "train_full"),
+    "valid_split": ("valid", ""),
+    "test_split": ("test", "valid"),
 }
 
 

@@ -146,7 +146,7 @@ def purchase_recipe(dc, log: pl.DataFrame):
         name=dc.name, subdir=str(Path(dc.path).parent), files=(Path(dc.path).name,),
         source=f"your own data: {dc.path}", licence="yours", unit="day",
         levels={"category": "cate", "product": "product"} if has_cate else {"product": "product"},
-        default_level="category" if has_cate else "any", window=7.0, observation=0.0, negatives="non-buyers",
+        default_level="category" if has_cate else "any", window=3.0, observation=0.0, negatives="non-buyers",
         reader=lambda _folder: log, description="your own orders log")
 
 
