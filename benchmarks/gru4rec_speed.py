@@ -4,7 +4,7 @@ Measures, in one process with the same data, settings and thread count:
 
 * ``seqrec (fused)``: the library's GRU4Rec training step (session-parallel
   lanes, shared popularity samples, hand-written backward, row-wise AdagradM on
-  the item tables; ``seqrec.train.fused_step``);
+  the item tables; ``seqrec.kernels.gru4rec_step``);
 * ``seqrec (fused, bf16 output layer)``: the same with ``train.matmul_dtype =
   "bfloat16"`` (opt-in mixed precision), its chunks alternating with the float32
   ones so both see the same host speed;

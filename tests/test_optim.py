@@ -287,7 +287,7 @@ def test_bound_dense_step_equals_step_dense_and_rebinds_after_load_state_dict(ma
 def test_bound_scatter_sums_duplicate_uses_and_follows_the_formula():
     """step_scatter_bound (the fused step's row update) against the float64 AdagradM formula, with
     the uses of a row summed first; rows not in ``idx`` do not move."""
-    from seqrec.train.kernels import ScatterScratch
+    from seqrec.kernels.optim import ScatterScratch
 
     w, b = torch.nn.Parameter(_table(9, 3, seed=5)), torch.nn.Parameter(_table(1, 9, seed=6)[0])
     w0, b0 = w.detach().double().numpy().copy(), b.detach().double().numpy().copy()
@@ -326,7 +326,7 @@ def test_bound_scatter_bias_gradient_covers_only_the_first_uses(opt_name):
     row used only after them (an input row of a shared table) keeps its bias and bias state,
     even with a velocity from an earlier step (the reference's sparse bias gradient has no
     such row), while its table row is updated as usual."""
-    from seqrec.train.kernels import ScatterScratch
+    from seqrec.kernels.optim import ScatterScratch
 
     def run(bias_split: bool):
         w, b = torch.nn.Parameter(_table(9, 3, seed=5)), torch.nn.Parameter(_table(1, 9, seed=6)[0])

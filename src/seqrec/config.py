@@ -83,9 +83,9 @@ class TrainConfig:
     patience: int = 0  # early stopping on valid recall@20 (0 = off)
     shuffle_sessions: bool = False  # GRU4Rec trains sessions in time order
     log_every: int = 200  # steps between log.csv rows
-    fused: bool = True  # GRU4Rec: hand-written backward (see train/fused_step.py); False = autograd
+    fused: bool = True  # GRU4Rec: hand-written backward (see kernels/gru4rec_step.py); False = autograd
     # GRU4Rec fused step: dtype of the output layer's three matrix products (float32 | bfloat16;
-    # bfloat16 = inputs rounded to bf16, see train/fused_step.py; parameters stay float32)
+    # bfloat16 = inputs rounded to bf16, see kernels/gru4rec_step.py; parameters stay float32)
     matmul_dtype: str = "float32"
     progress: bool = True
 

@@ -6,7 +6,7 @@ those rows (see :mod:`seqrec.train.rows`) and hands their gradients to
 ``step_rows``, which updates just those rows and their optimiser state, so a
 step costs O(rows used), not O(catalogue). Dense parameters go through
 ``step`` as usual (parameters without ``.grad`` are skipped). Both paths run
-the fused kernels of :mod:`seqrec.train.kernels` (one pass per row).
+the fused kernels of :mod:`seqrec.kernels.optim` (one pass per row).
 
 * :class:`AdagradM` — Adagrad with momentum, the optimiser of the GRU4Rec
   reference settings: acc += g²;  v = μ v + lr g / sqrt(acc + ε);  w -= v.
@@ -19,7 +19,7 @@ parameters once (:meth:`_RowOptimizer.bind`): numpy views of each parameter,
 its state and a fixed gradient buffer, and the parameter's group, rebuilt only
 after ``load_state_dict`` replaces the state. Looking them up per step
 (``_group_of``, ``detach().numpy()`` of four arrays per parameter) was a
-measurable share of the step (see :mod:`seqrec.train.fused_step`).
+measurable share of the step (see :mod:`seqrec.kernels.gru4rec_step`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import math
 import numpy as np
 import torch
 
-from seqrec.train.kernels import (
+from seqrec.kernels.optim import (
     ScatterScratch,
     adagradm_dense,
     adagradm_rows,

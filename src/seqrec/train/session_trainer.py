@@ -10,7 +10,7 @@ One step (Hidasi & Karatzoglou CIKM 2018):
      steps move the weights in proportion to their lanes), and the optimiser
      updates exactly the item rows the step used (biases: the scored rows only)
      plus the dense GRU weights:
-     by default with :class:`~seqrec.train.fused_step.FusedGRU4RecStep`
+     by default with :class:`~seqrec.kernels.gru4rec_step.FusedGRU4RecStep`
      (hand-written backward), with ``train.fused = false`` or for HRNN through
      autograd on the gathered distinct rows (``GatheredRows``);
   4. the hidden state (after hidden dropout, as the reference carries it) goes
@@ -35,9 +35,9 @@ from seqrec.data.events import SessionArrays
 from seqrec.data.sampling import PopularitySampler
 from seqrec.data.session_parallel import session_parallel_batches
 from seqrec.evaluate.ranking import evaluate_sessions
+from seqrec.kernels.gru4rec_step import FusedGRU4RecStep
 from seqrec.losses.sampled import sampled_loss
 from seqrec.models.gru4rec import GRU4Rec, GRU4RecScorer
-from seqrec.train.fused_step import FusedGRU4RecStep
 from seqrec.train.logs import RunLog
 from seqrec.train.optim import build_optimizer
 from seqrec.train.rows import GatheredRows

@@ -9,17 +9,17 @@ of which the matmuls took ~2 ms). Here the same step is written out:
 forward (per GRU layer, torch's gate order r, z, n; one-step truncated BPTT)
     gx = W x + b,  gh = U h + c,  r = σ(gx_r + gh_r),  z = σ(gx_z + gh_z)
     n = tanh(gx_n + r ⊙ gh_n),   h' = n + z ⊙ (h - n)
-    (the gate math in one numba pass with float32 sigmoid / tanh: :mod:`seqrec.train.gru_kernels`)
+    (the gate math in one numba pass with float32 sigmoid / tanh: :mod:`seqrec.kernels.gru`)
     o = dropout(h') is the layer's output and also the state carried to the next step
     S = o Wyᵀ + by  over the M = B + n_sample output rows,  A = final_act(S)
 backward (closed forms of :func:`seqrec.losses.sampled.loss_and_grad`; BPR-max
-with the activation and its backward in one numba pass, :mod:`seqrec.losses.fused`;
+with the activation and its backward in one numba pass, :mod:`seqrec.kernels.bpr_max`;
 L = the lanes' summed loss / ``batch_size``, the configured one, not the live lanes)
     dS = dL/dA ⊙ final_act'(S);  do = dS Wy;  dWy = dSᵀ o;  dby = Σ_b dS
     dn = dh' ⊙ (1 - z),  dz = dh' ⊙ (h - n),  dn̂ = dn ⊙ (1 - n²)
     dr̂ = dn̂ ⊙ gh_n ⊙ r(1 - r),  dẑ = dz ⊙ z(1 - z)
     dgx = [dr̂, dẑ, dn̂],  dgh = [dr̂, dẑ, dn̂ ⊙ r],  dW = dgxᵀ x,  dU = dghᵀ h,  dx = dgx W
-    (dgx and dgh in one numba pass, bit-identical to the torch ops: :mod:`seqrec.train.gru_kernels`)
+    (dgx and dgh in one numba pass, bit-identical to the torch ops: :mod:`seqrec.kernels.gru`)
 update
     the item-table gradients, one row per use (output rows, and the input rows
     where the table is shared), go to the optimiser's ``step_scatter_bound``: a numba
@@ -62,11 +62,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from seqrec.losses.fused import BprMaxWork, bpr_max_from_scores
+from seqrec.kernels.bpr_max import BprMaxWork, bpr_max_from_scores
+from seqrec.kernels.gru import gru_cell_backward, gru_cell_forward
+from seqrec.kernels.optim import ScatterScratch
 from seqrec.losses.sampled import loss_and_grad
 from seqrec.models.gru4rec import GRU4Rec
-from seqrec.train.gru_kernels import gru_cell_backward, gru_cell_forward
-from seqrec.train.kernels import ScatterScratch
 
 _EMPTY = np.empty((0, 0), dtype=np.float32)
 
