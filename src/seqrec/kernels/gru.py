@@ -1,44 +1,51 @@
 """The GRU cells of GRU4Rec's fused training step and of DIEN's recurrences, in numba.
 
-GRU4Rec (:mod:`seqrec.kernels.gru4rec_step`): the cell's elementwise work, one pass each way.
+A GRU cell (Cho et al., "Learning phrase representations using RNN encoder-decoder for
+statistical machine translation", EMNLP 2014) in torch's gate order r, z, n, with
+gx = W x + b and gh = U h + c (biases included):
 
-Backward. Written with torch ops the backward of one cell was 12 small ops (each a dispatch and a
-pass over a (B, H) tensor, plus two concatenations). Measured with scratch scripts (not
-kept in the repository) at B = 80, H = 224 on the 2-core VM: the torch ops took ~0.36 ms
-of a ~7 ms training step (perf_counter sections), 94-116 us in isolation against 40-58 us
-for this serial pass; alternating 100-step chunks of the old and new step in one process
-(16 rounds, a noisy host) gave median 8,678 -> 9,482 events/s, mean 9,739 -> 9,806.
-Every product is rounded in float32 in the same order as the torch expressions it replaces (no
-fastmath, float32 constants), so the result is bit-identical to them
-(``tests/test_fused_step.py::test_gru_cell_backward_matches_torch_bitwise``):
+    r = σ(gx_r + gh_r),  z = σ(gx_z + gh_z),  n = tanh(gx_n + r ⊙ gh_n),  h' = h + u ⊙ (n - h)
 
-    d = dh' ⊙ mask,  dn̂ = d (1 - z) (1 - n²),  dẑ = d (h - n) z (1 - z),
-    dr̂ = dn̂ gh_n r (1 - r);   dgx = [dr̂, dẑ, dn̂],  dgh = [dr̂, dẑ, dn̂ r]
+where u, the weight of the candidate n, is 1 - z for a plain GRU (torch writes
+h' = n + z ⊙ (h - n)); DIEN's attention variants (Zhou et al., "Deep interest evolution
+network for click-through rate prediction", AAAI 2019) set u = a (1 - z) (AUGRU) or u = a
+(AGRU) with the attention score a. Given dh' (and u, ∂u/∂z), the gradients of the gate
+pre-activations are the same for every variant and are written once, in
+:func:`gate_backward`:
 
-Forward (torch's gate order r, z, n; ``gx``, ``gh`` include their biases):
+    dn̂ = dh' u (1 - n²),  dẑ = dh' (n - h) ∂u/∂z z (1 - z),  dr̂ = dn̂ gh_n r (1 - r)
+    dgx = [dr̂, dẑ, dn̂],  dgh = [dr̂, dẑ, dn̂ r],  dh (through the interpolation) = dh' (1 - u)
 
-    [r, z] = σ(gx_rz + gh_rz),  n = tanh(gx_n + r ⊙ gh_n),  h' = n + z ⊙ (h - n)
+It is inlined at numba-IR level into both callers, so each compiles it with its own flags.
 
-with the vectorisable :func:`seqrec.kernels.mathf.sigmoidf` and :func:`~seqrec.kernels.mathf.tanhf`
-(relative error <= 6.2e-8, about 1 ulp), rows in parallel. It replaced six torch ops (add,
-sigmoid, addcmul, tanh, sub, addcmul); the step alternating with the torch version every step
-(ABBA, 4,000 steps, scratch harness): median 7.15 -> 6.95 ms and, in a second run,
-6.63 -> 6.47 ms. Not bit-identical to torch's ``sigmoid`` / ``tanh`` (SLEEF), so the
-fused step matches the autograd step to float rounding, not bit for bit
-(``tests/test_fused_step.py`` compares them with a tolerance).
+GRU4Rec (:mod:`seqrec.kernels.gru4rec_step`; one-step truncated BPTT, so no dh): the cell's
+elementwise work, one pass each way.
 
-DIEN (:mod:`seqrec.layers.augru`): each row (one behaviour sequence) runs its own recurrence
-over its real steps only, rows in parallel (``prange``); no step touches padding, so the work is the number of real
-behaviours. A step is the GRU cell in torch's gate order (r, z, n) with W_hh (3H, H):
+* Backward, :func:`gru_cell_backward`. Written with torch ops the backward of one cell was
+  12 small ops (each a dispatch and a pass over a (B, H) tensor, plus two concatenations).
+  Measured with scratch scripts (not kept in the repository) at B = 80, H = 224 on the
+  2-core VM: the torch ops took ~0.36 ms of a ~7 ms training step (perf_counter sections),
+  94-116 us in isolation against 40-58 us for this serial pass; alternating 100-step chunks
+  of the old and new step in one process (16 rounds, a noisy host) gave median 8,678 ->
+  9,482 events/s, mean 9,739 -> 9,806. Every product is rounded in float32 in the same order
+  as the torch expressions it replaces (no fastmath, float32 constants; u = 1 - z and
+  ∂u/∂z = -1 only flip signs, which is exact), so the result is bit-identical to them
+  (``tests/test_fused_step.py::test_gru_cell_backward_matches_torch_bitwise``).
+* Forward, :func:`gru_cell_forward`, with the vectorisable :func:`seqrec.kernels.mathf.sigmoidf`
+  and :func:`~seqrec.kernels.mathf.tanhf` (relative error <= 6.2e-8, about 1 ulp), rows in
+  parallel. It replaced six torch ops (add, sigmoid, addcmul, tanh, sub, addcmul); the step
+  alternating with the torch version every step (ABBA, 4,000 steps, scratch harness): median
+  7.15 -> 6.95 ms and, in a second run, 6.63 -> 6.47 ms. Not bit-identical to torch's
+  ``sigmoid`` / ``tanh`` (SLEEF), so the fused step matches the autograd step to float
+  rounding, not bit for bit (``tests/test_fused_step.py`` compares them with a tolerance).
 
-    g = W_hh h + b_hh;  r = σ(x_r + g_r);  k = σ(x_z + g_z);  c = tanh(x_n + r g_n)
-    h' = h + u (c - h),  u = 1 - k (gru), (1 - k) a_t (augru), a_t (agru)
-
-(torch's z, here k, is the weight of h; DIEN's update gate is 1 - k). The input
-projections x = W_ih e_t + b_ih of all steps are one matmul outside. The backward writes
-the gradients of x, of g (from which dW_hh = Σ dg^T h_prev is one matmul outside) and of
-a_t. Why: per-step torch ops (~15 small ops forward, ~25 backward, ×50 steps, ×2
-recurrences) were two thirds of DIEN's training step.
+DIEN (:mod:`seqrec.layers.augru`), :func:`rnn_forward` / :func:`rnn_backward`: each row (one
+behaviour sequence) runs its own recurrence over its real steps only, rows in parallel
+(``prange``); no step touches padding, so the work is the number of real behaviours. The
+input projections x = W_ih e_t + b_ih of all steps are one matmul outside, and so is
+dW_hh = Σ dgh^T h_prev; the backward writes the gradients of x, of gh and of a_t, and
+carries dh = dh' (1 - u) + dgh W_hh to the previous step. Why: per-step torch ops (~15 small
+ops forward, ~25 backward, ×50 steps, ×2 recurrences) were two thirds of DIEN's training step.
 """
 
 from __future__ import annotations
@@ -50,24 +57,42 @@ import numpy as np
 
 from seqrec.kernels.mathf import sigmoidf, tanhf
 
+_ONE = np.float32(1.0)
+_MINUS_ONE = np.float32(-1.0)
+
 
 @numba.njit(inline="always", cache=True)
+def gate_backward(d, h, r, z, n, u, du_dz, gh_n):  # pragma: no cover - compiled
+    """The backward of one unit of a GRU cell h' = h + u (n - h) (see the module docstring).
+
+    d = dL/dh'; h the previous state; r, z, n the gate values; u the weight of the candidate
+    (1 - z, or AUGRU's a (1 - z), or AGRU's a) and du_dz = ∂u/∂z (-1, -a, 0); gh_n the
+    hidden-side candidate pre-activation (bias included).
+    -> (dr̂, dẑ, dn̂, d gh_n = dn̂ r, du = d (n - h), dh = d (1 - u)): the caller turns du into
+    the attention score's gradient (AUGRU: du (1 - z), AGRU: du) and adds dgh W_hh to dh.
+    Products are rounded left to right (float32 stays float32: the constants are float32).
+    """
+    du = d * (n - h)
+    dn = d * u * (_ONE - n * n)
+    dz = du * du_dz * z * (_ONE - z)
+    dr = dn * gh_n * r * (_ONE - r)
+    return dr, dz, dn, dn * r, du, d * (_ONE - u)
+
+
+# -- GRU4Rec: one cell step of B lanes -------------------------------------------------------
+@numba.njit(inline="always", cache=True)
 def _cell_row(d, h, rz, n, gh, dgx, dgh, hid):  # pragma: no cover - compiled
-    one = np.float32(1.0)
     for j in range(hid):
         r = rz[j]
         z = rz[hid + j]
-        nn = n[j]
-        dn = d[j] * (one - z)
-        dz = d[j] * (h[j] - nn) * z * (one - z)
-        dn = dn * (one - nn * nn)
-        dr = dn * gh[2 * hid + j] * r * (one - r)
+        dr, dz, dn, dgh_n, _, _ = gate_backward(d[j], h[j], r, z, n[j], _ONE - z, _MINUS_ONE,
+                                                gh[2 * hid + j])
         dgx[j] = dr
         dgx[hid + j] = dz
         dgx[2 * hid + j] = dn
         dgh[j] = dr
         dgh[hid + j] = dz
-        dgh[2 * hid + j] = dn * r
+        dgh[2 * hid + j] = dgh_n
 
 
 @numba.njit(cache=True)
@@ -98,7 +123,7 @@ def gru_cell_forward(gx, gh, h, rz, n, h_new):  # pragma: no cover - compiled
             h_new[b, j] = n[b, j] + rz[b, hid + j] * (h[b, j] - n[b, j])
 
 
-# -- DIEN: GRU / AUGRU / AGRU recurrences over packed sequences ------------------------------
+# -- DIEN: GRU / AUGRU / AGRU recurrences over packed sequences -----------------------------
 GRU, AUGRU, AGRU = 0, 1, 2
 
 
@@ -161,28 +186,24 @@ def rnn_backward(off, att, lens, W, mode, hs, rs, ks, cs, gns, d_hs,
             for j in range(H):
                 dh[j] += d_hs[i, t, j]
                 hp = hs[i, t - 1, j] if t > 0 else 0.0
-                r = rs[i, t, j]
                 k = ks[i, t, j]
-                c = cs[i, t, j]
                 u = _update(mode, k, a)
-                du = dh[j] * (c - hp)
-                dn = dh[j] * u * (1.0 - c * c)
-                if mode == AUGRU:
-                    da += du * (1.0 - k)
-                    dz = -du * a * k * (1.0 - k)
-                elif mode == AGRU:
-                    da += du
-                    dz = 0.0
-                else:
-                    dz = -du * k * (1.0 - k)
-                dr = dn * gns[i, t, j] * r * (1.0 - r)
+                if mode == AUGRU:  # u = a (1 - k): ∂u/∂k = -a, ∂u/∂a = 1 - k
+                    du_dk, du_da = -a, 1.0 - k
+                elif mode == AGRU:  # u = a
+                    du_dk, du_da = 0.0, 1.0
+                else:  # u = 1 - k
+                    du_dk, du_da = -1.0, 0.0
+                dr, dz, dn, dgh_n, du, dhp = gate_backward(dh[j], hp, rs[i, t, j], k, cs[i, t, j], u,
+                                                           du_dk, gns[i, t, j])
+                da += du * du_da
                 dgx[o, j] = dr
                 dgx[o, H + j] = dz
                 dgx[o, 2 * H + j] = dn
                 dgh[o, j] = dr
                 dgh[o, H + j] = dz
-                dgh[o, 2 * H + j] = dn * r
-                nh[j] = dh[j] * (1.0 - u)
+                dgh[o, 2 * H + j] = dgh_n
+                nh[j] = dhp
             datt[i, t] = da
             for j in range(3 * H):
                 gj = dgh[o, j]
