@@ -78,6 +78,30 @@ class GRU4RecConfig:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
 
 
+@dataclass(frozen=True)
+class GRU4RecFastPath:
+    """What GRU4Rec's fused training step (:mod:`seqrec.kernels.gru4rec_step`) uses of the model.
+
+    The parameters themselves (the step reads them and the optimiser updates them in place),
+    the modules it applies and the two dropout rates; see :meth:`GRU4Rec.fast_path_params`.
+    """
+
+    item_out: nn.Parameter  # Wy (N, H_L): output rows, and the input rows when constrained
+    item_bias: nn.Parameter  # by (N,)
+    item_in: nn.Parameter | None  # (N, D) or one-hot (N, 3H); None = constrained (inputs are Wy rows)
+    layers: tuple[tuple[nn.Parameter, nn.Parameter, nn.Parameter, nn.Parameter], ...]  # (w_in, b_in,
+    # w_hh, b_hh) per GRU layer; w_in is empty (numel 0) for a one-hot first layer
+    dropout: PooledDropout
+    dropout_embed: float
+    dropout_hidden: float
+    final_act: FinalActivation
+
+    @property
+    def input_table(self) -> nn.Parameter:
+        """The table input items are looked up in (``item_out`` when constrained)."""
+        return self.item_out if self.item_in is None else self.item_in
+
+
 def _gru_cell_gates(
     gx: torch.Tensor, h: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor
 ) -> torch.Tensor:
@@ -171,6 +195,20 @@ class GRU4Rec(nn.Module):
     def input_table(self) -> torch.Tensor:
         """The table input items are looked up in (``item_out`` when constrained)."""
         return self.item_out if self.item_in is None else self.item_in
+
+    def fast_path_params(self) -> GRU4RecFastPath:
+        """The parameters and pieces the fused training step needs (the step uses nothing else).
+
+        Only a model without extra inputs has a fast path (HRNN's session GRU trains through
+        autograd).
+        """
+        if self.extra_input:
+            raise ValueError("the fused step does not take extra inputs (HRNN uses autograd)")
+        cfg = self.config
+        layers = tuple((self.w_in[i], self.b_in[i], self.w_hh[i], self.b_hh[i]) for i in range(len(self.w_hh)))
+        return GRU4RecFastPath(item_out=self.item_out, item_bias=self.item_bias, item_in=self.item_in,
+                               layers=layers, dropout=self.dropout, dropout_embed=cfg.dropout_embed,
+                               dropout_hidden=cfg.dropout_hidden, final_act=self.final_act)
 
     def step(
         self,

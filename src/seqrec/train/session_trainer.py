@@ -135,7 +135,8 @@ class GRU4RecTrainer:
         self.opt = build_optimizer(tc.optimizer, model.parameters(), tc.lr, tc.momentum)
         # GRU4Rec trains with the fused step; HRNN (a user GRU feeds the session start) and
         # ``train.fused = false`` go through autograd on gathered rows
-        self.fused = (FusedGRU4RecStep(model, self.opt, bf16=tc.matmul_dtype == "bfloat16",
+        self.fused = (FusedGRU4RecStep(model.fast_path_params(), self.opt, loss=mc.loss, bpreg=mc.bpreg,
+                                       logq=mc.logq, bf16=tc.matmul_dtype == "bfloat16",
                                        batch_size=tc.batch_size)
                       if tc.fused and isinstance(model, GRU4Rec) else None)
         if self.fused is None and tc.matmul_dtype != "float32":
