@@ -83,9 +83,9 @@ def time_seqrec(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int
     # the negative-sample cache holds one chunk's draws, so every chunk pays one refill: the
     # amortised cost of drawing the samples is in the figure, as in a real epoch (a 10M-draw
     # cache would refill only every ~4,900 steps, never inside a 3,000-step run)
-    model_cfg = dataclasses.replace(cfg.model, sample_cache=per * cfg.model.n_sample)
+    loss_cfg = dataclasses.replace(cfg.loss, sample_cache=per * cfg.loss.n_sample)
     for name, kw in variants.items():
-        c = dataclasses.replace(cfg, model=model_cfg, train=dataclasses.replace(cfg.train, **kw))
+        c = dataclasses.replace(cfg, loss=loss_cfg, train=dataclasses.replace(cfg.train, **kw))
         its[name] = _steps(c, train, n_items, warmup)
     prof = None
     if profile:
@@ -118,7 +118,7 @@ def time_seqrec(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int
 
 def time_dense(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int) -> tuple[float, float]:
     """Same model/loss with dense autograd on the full item table and torch.optim.Adagrad."""
-    mc, tc = cfg.model, cfg.train
+    mc, lc, tc = cfg.model, cfg.loss, cfg.train
     torch.manual_seed(0)
     H = mc.layers[0]
     emb = torch.nn.Embedding(n_items, H)  # constrained: output weights = input embedding
@@ -128,7 +128,7 @@ def time_dense(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int)
     opt = torch.optim.Adagrad(params, lr=tc.lr)
     counts = np.bincount(train.items, minlength=n_items).astype(float)
     counts[:2] = 0
-    sampler = PopularitySampler(counts, mc.sample_alpha, mc.n_sample, seed=0)
+    sampler = PopularitySampler(counts, lc.sample_alpha, lc.n_sample, seed=0)
     drop_e, drop_h = torch.nn.Dropout(mc.dropout_embed), torch.nn.Dropout(mc.dropout_hidden)
     h = torch.zeros(tc.batch_size, H)
     n_ev, t0 = 0, None
@@ -144,7 +144,7 @@ def time_dense(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int)
         h = gru(drop_e(emb(st.inputs)), h)
         scores = drop_h(h) @ emb(out_items).t() + bias(out_items).t()
         scores = torch.nn.functional.elu(scores, 0.5)
-        loss = sampled_loss(mc.loss, scores, bpreg=mc.bpreg)
+        loss = sampled_loss(lc.name, scores, bpreg=lc.bpreg)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -169,7 +169,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/speed/gru4rec_speed.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    overrides = ["model.layers=[224]", "train.batch_size=80", "model.n_sample=2048",
+    overrides = ["model.layers=[224]", "train.batch_size=80", "loss.n_sample=2048",
                  "model.embedding=\"constrained\"", "train.progress=false"]
     cfg = load_run_config(ROOT / "configs/gru4rec_retailrocket_bpr-max.toml",
                           overrides + ["data.dataset=\"diginetica\""])

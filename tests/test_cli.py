@@ -23,11 +23,11 @@ TINY = [
     "--set",
     "model.layers=[32]",
     "--set",
-    "model.n_sample=128",
+    "loss.n_sample=128",
     "--set",
     "train.batch_size=64",
     "--set",
-    "model.sample_cache=100000",
+    "loss.sample_cache=100000",
     "--no-progress",
 ]
 
@@ -83,7 +83,7 @@ def test_train_writes_the_run_directory(gru_run):
     assert "gru4rec on yoochoose_100k: test recall@20=" in stdout
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"]["name"] == "gru4rec" and cfg["model"]["layers"] == [32]
-    assert cfg["model"]["n_sample"] == 128 and cfg["train"]["epochs"] == 1
+    assert cfg["loss"]["n_sample"] == 128 and cfg["train"]["epochs"] == 1
     assert cfg["model"]["loss"] == "bpr-max"  # from the TOML, not overridden
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 1 and metrics["test"]["n_events"] > 1000
@@ -299,11 +299,11 @@ def test_help_lists_commands(capsys):
     [
         ("train.epochs=0", "train].epochs: must be >= 1, got 0"),
         ("train.batch_size=-1", "train].batch_size: must be >= 1, got -1"),
-        ("model.n_sample=-3", "model].n_sample: must be >= 0, got -3"),
+        ("loss.n_sample=-3", "loss].n_sample: must be >= 0, got -3"),
         ("train.lr=-1", "train].lr: must be > 0, got -1"),
         ("train.momentum=-2", "train].momentum: must be in [0, 1), got -2"),
         ("model.dropout_embed=1.5", "model].dropout_embed: must be in [0, 1), got 1.5"),
-        ("model.sample_alpha=nan", "model].sample_alpha: must be a finite number, got nan"),
+        ("loss.sample_alpha=nan", "loss].sample_alpha: must be a finite number, got nan"),
         ("train.threads=-4", "train].threads: must be >= 0, got -4"),
         ("train.patience=-1", "train].patience: must be >= 0, got -1"),
         ('train.optimizer="adamw"', "train].optimizer: 'adamw' is not one of"),

@@ -28,8 +28,12 @@ SESSIONS = [[2, 3, 4, 5, 6, 7, 3], [8, 9, 10, 11], [12, 13, 2, 14, 15], [16, 17,
 
 def _cfg(**model):
     train = {k: model.pop(k) for k in ("optimizer", "momentum", "batch_size") if k in model}
-    model = {"name": "gru4rec", "layers": [12], "n_sample": 6, "sample_cache": 600, **model}
-    return load_run_config(raw={"model": model, "train": {
+    loss = {"n_sample": 6, "sample_cache": 600,
+            **{k: model.pop(k) for k in ("n_sample", "sample_alpha", "bpreg", "logq") if k in model}}
+    if "loss" in model:
+        loss["name"] = model.pop("loss")
+    model = {"name": "gru4rec", "layers": [12], **model}
+    return load_run_config(raw={"model": model, "loss": loss, "train": {
         "epochs": 1, "batch_size": train.get("batch_size", 3), "lr": 0.1,
         "momentum": train.get("momentum", 0.3), "optimizer": train.get("optimizer", "adagrad"),
         "progress": False, "log_every": 10**6, "seed": 3}})

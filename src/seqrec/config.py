@@ -1,7 +1,8 @@
 """Typed, frozen configs loaded from TOML; unknown keys are rejected by name.
 
-A run config has four sections: ``[data]``, ``[model]`` (``name`` picks the
-model; the other keys fill that model's config dataclass), ``[train]`` and
+A run config has the sections ``[data]``, ``[model]`` (``name`` picks the
+model; the other keys fill that model's config dataclass), ``[loss]`` (the session
+models' sampled loss and negatives: gru4rec and hrnn only), ``[train]`` and
 ``[eval]``. ``--set section.key=value`` overrides are parsed as TOML values
 (``--set train.lr=0.1``, ``--set model.layers=[224]``).
 """
@@ -70,6 +71,35 @@ class DataConfig:
     purchase: PurchaseTaskConfig = field(default_factory=PurchaseTaskConfig)
 
 
+SESSION_FAMILIES = ("gru4rec", "hrnn")  # the model families trained with a [loss] section
+# the [loss] defaults that differ by family: HRNN is trained with TOP1 in Quadrana et al. (2017)
+_LOSS_DEFAULTS: dict[str, dict[str, Any]] = {"hrnn": {"name": "top1"}}
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """``[loss]``: the sampled loss of the session models and its extra negatives.
+
+    Hidasi & Karatzoglou, "Recurrent neural networks with top-k gains for session-based
+    recommendations", CIKM 2018: the scores of a mini-batch's B targets against the B
+    targets plus ``n_sample`` items drawn once for the whole batch from supp^``sample_alpha``
+    go to one of the losses of :mod:`seqrec.losses.sampled`.
+    """
+
+    name: str = "bpr-max"  # cross-entropy | bpr | top1 | bpr-max | top1-max
+    n_sample: int = 2048  # extra negatives shared by the mini-batch
+    sample_alpha: float = 0.75  # popularity exponent of the extra-sample distribution
+    bpreg: float = 1.0  # score regularisation of BPR-max
+    logq: float = 0.0  # logQ correction strength for cross-entropy
+    sample_cache: int = 10_000_000  # number of negatives drawn ahead at once
+
+    def __post_init__(self) -> None:
+        from seqrec.losses.sampled import LOSSES
+
+        if self.name not in LOSSES:
+            raise ValueError(f"name must be one of {list(LOSSES)}, got {self.name!r}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 10
@@ -106,6 +136,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: Any = None  # the model's own frozen config dataclass
     model_name: str = "gru4rec"
+    loss: LossConfig | None = None  # session models (gru4rec, hrnn) only; None for the others
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -116,9 +147,11 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         model = dataclasses.asdict(self.model) if self.model is not None else {}
+        loss = {"loss": dataclasses.asdict(self.loss)} if self.loss is not None else {}
         return {
             "data": dataclasses.asdict(self.data),
             "model": {"name": self.model_name, **model},
+            **loss,
             "train": dataclasses.asdict(self.train),
             "eval": dataclasses.asdict(self.eval),
         }
@@ -167,7 +200,7 @@ def load_run_config(
         if not isinstance(node, dict):
             raise ConfigError(f"--set {ov!r}: {section}.{'.'.join(parents)} is not a table")
         node[leaf] = value
-    allowed = {"data", "model", "train", "eval"}
+    allowed = {"data", "model", "loss", "train", "eval"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {unknown}; allowed: {sorted(allowed)}")
@@ -176,6 +209,16 @@ def load_run_config(
     if not name:
         raise ConfigError(f"{where}: [model] needs a 'name'")
     entry = get_model_entry(name)
+    loss_raw = raw.get("loss", {})
+    if entry.family in SESSION_FAMILIES:
+        if not isinstance(loss_raw, dict):
+            raise ConfigError(f"{where} [loss]: expected a table, got {type(loss_raw).__name__}")
+        loss = from_dict(LossConfig, {**_LOSS_DEFAULTS.get(entry.family, {}), **loss_raw}, f"{where} [loss]")
+    elif loss_raw:
+        raise ConfigError(f"{where} [loss]: the [loss] section applies to the session models "
+                          f"({', '.join(SESSION_FAMILIES)}) only; {name!r} has its own objective")
+    else:
+        loss = None
     train = from_dict(TrainConfig, raw.get("train", {}), f"{where} [train]")
     if train.matmul_dtype != "float32" and entry.family != "gru4rec":
         raise ConfigError(f"{where} [train]: matmul_dtype = {train.matmul_dtype!r} applies to GRU4Rec's fused "
@@ -184,6 +227,7 @@ def load_run_config(
         data=from_dict(DataConfig, raw.get("data", {}), f"{where} [data]"),
         model=from_dict(entry.config_cls, model_raw, f"{where} [model]"),
         model_name=name,
+        loss=loss,
         train=train,
         eval=from_dict(EvalConfig, raw.get("eval", {}), f"{where} [eval]"),
     )

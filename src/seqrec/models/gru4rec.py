@@ -10,7 +10,9 @@ Implements
     mini-batch (sampled from supp^alpha), BPR-max / TOP1-max losses, the
     constrained embedding (output weights reused as input embedding) and the
     final activations (elu-a, linear, tanh, ...). The losses live in
-    :mod:`seqrec.losses.sampled`; batching in :mod:`seqrec.data.session_parallel`.
+    :mod:`seqrec.losses.sampled` (configured by the run's ``[loss]`` section,
+    :class:`seqrec.config.LossConfig`); batching in :mod:`seqrec.data.session_parallel`;
+    the training step without autograd in :mod:`seqrec.kernels.gru4rec_step`.
 
 Equations (one GRU layer; torch's gate convention):
   r_t = σ(W_r x_t + U_r h_{t-1} + b_r),  z_t = σ(W_z x_t + U_z h_{t-1} + b_z)
@@ -57,14 +59,7 @@ class GRU4RecConfig:
     embedding_dim: int = 0  # for embedding="separate" (0 = layers[0])
     dropout_embed: float = 0.0
     dropout_hidden: float = 0.0
-    final_act: str = "linear"  # linear | elu-<a> | tanh | relu | leaky-<a>
-    # training recipe (used by the loss and sampler, kept with the model's config)
-    loss: str = "bpr-max"  # cross-entropy | bpr | top1 | bpr-max | top1-max
-    n_sample: int = 2048  # extra negatives shared by the mini-batch
-    sample_alpha: float = 0.75  # popularity exponent of the extra-sample distribution
-    bpreg: float = 1.0  # score regularisation of BPR-max
-    logq: float = 0.0  # logQ correction strength for cross-entropy
-    sample_cache: int = 10_000_000  # number of negatives drawn ahead at once
+    final_act: str = "linear"  # linear | elu-<a> | tanh | relu | leaky-<a> (applied by forward())
 
     def __post_init__(self) -> None:
         if self.embedding not in EMBEDDINGS:
@@ -72,10 +67,6 @@ class GRU4RecConfig:
         if not self.layers or min(self.layers) <= 0:
             raise ValueError(f"layers must be positive sizes, got {self.layers}")
         FinalActivation(self.final_act)  # validates the name
-        from seqrec.losses.sampled import LOSSES
-
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
 
 
 @dataclass(frozen=True)
