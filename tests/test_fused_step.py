@@ -35,7 +35,8 @@ def _cfg(**model):
     model = {"name": "gru4rec", "layers": [12], **model}
     return load_run_config(raw={"model": model, "loss": loss, "train": {
         "epochs": 1, "batch_size": train.get("batch_size", 3), "lr": 0.1,
-        "momentum": train.get("momentum", 0.3), "optimizer": train.get("optimizer", "adagrad"),
+        "momentum": train.get("momentum", 0.3 if "optimizer" not in train else 0.0),
+        "optimizer": train.get("optimizer", "adagrad-momentum"),
         "progress": False, "log_every": 10**6, "seed": 3}})
 
 
@@ -156,12 +157,12 @@ def test_step_carries_the_dropped_out_hidden_state(fused):
 
 def test_step_scatter_sums_uses_of_a_row_with_its_bias():
     """Duplicate indices: each distinct row is updated once with the sum of its uses."""
-    for opt_name in ("adagrad", "adam"):
+    for opt_name, mom in (("adagrad-momentum", 0.5), ("adagrad", 0.0), ("adam", 0.0)):
         w = torch.randn(10, 2)
         b = torch.randn(10)
         w_ref, b_ref = w.clone(), b.clone()
-        opt = build_optimizer(opt_name, [w, b], lr=0.1, momentum=0.5)
-        ref = build_optimizer(opt_name, [w_ref, b_ref], lr=0.1, momentum=0.5)
+        opt = build_optimizer(opt_name, [w, b], lr=0.1, momentum=mom)
+        ref = build_optimizer(opt_name, [w_ref, b_ref], lr=0.1, momentum=mom)
         idx = torch.tensor([4, 7, 4, 1, 7, 9])
         g = torch.tensor([[1, 2], [3, 4], [10, 20], [5, 5], [100, 100], [0.5, 0.5]])
         bg = torch.tensor([1.0, 2.0, 3.0, 0.0, 4.0, 0.0])

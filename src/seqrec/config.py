@@ -104,9 +104,11 @@ class LossConfig:
 class TrainConfig:
     epochs: int = 10
     batch_size: int = 80
-    optimizer: str = "adagrad"  # adagrad (with momentum) | adam
+    # adagrad-momentum (GRU4Rec's Adagrad with momentum) | adagrad (torch's plain Adagrad) | adam
+    # | sgd (not for session models); the same meaning in every family (seqrec.train.optim)
+    optimizer: str = "adagrad-momentum"
     lr: float = 0.05
-    momentum: float = 0.0
+    momentum: float = 0.0  # adagrad-momentum only
     lr_schedule: str = "constant"  # constant | linear | cosine
     seed: int = 42
     threads: int = 0  # 0 = torch default
@@ -120,6 +122,9 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.momentum and self.optimizer != "adagrad-momentum":
+            raise ValueError(f"momentum = {self.momentum} applies to optimizer 'adagrad-momentum' only, "
+                             f"not {self.optimizer!r}")
         if self.matmul_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"matmul_dtype must be 'float32' or 'bfloat16', got {self.matmul_dtype!r}")
 

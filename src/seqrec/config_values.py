@@ -49,7 +49,9 @@ _BOUNDS: dict[str, tuple] = {
     "aux_hidden": (1, True, None, False),
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "optimizer": ("adagrad", "adam", "sgd"),
+    # the same meaning in every family: adagrad = torch's Adagrad, adagrad-momentum = GRU4Rec's
+    # Adagrad with momentum, adam (lazy on embedding rows), sgd (CTR / purchase models only)
+    "optimizer": ("adagrad", "adagrad-momentum", "adam", "sgd"),
     "lr_schedule": ("constant", "linear", "cosine"),
     "ties": ("optimistic", "pessimistic"),
 }
