@@ -4,7 +4,7 @@ Measures, in one process with the same data, settings and thread count:
 
 * ``seqrec (fused)``: the library's GRU4Rec training step (session-parallel
   lanes, shared popularity samples, hand-written backward, row-wise AdagradM on
-  the item tables; ``seqrec.train.fused_step``);
+  the item tables; ``seqrec.kernels.gru4rec_step``);
 * ``seqrec (fused, bf16 output layer)``: the same with ``train.matmul_dtype =
   "bfloat16"`` (opt-in mixed precision), its chunks alternating with the float32
   ones so both see the same host speed;
@@ -22,6 +22,17 @@ Settings are the tuned bpr-max ones: batch 80, 224 hidden units, 2048 extra
 samples shared by the batch, constrained embedding, Adagrad with momentum.
 
     python benchmarks/gru4rec_speed.py [--steps 3000] [--threads 2] [--profile]
+
+``--against REV`` measures only the fused float32 step, of this tree and of git revision REV
+(checked out with ``git worktree add`` into a temporary folder, removed at the end), in
+alternating chunks (new, old, new, old, ...; ``--rounds`` pairs), each a fresh subprocess
+with ``PYTHONPATH=<tree>/src`` running the same chunk code with the same settings and thread
+count: load diginetica, build the trainer from the tree's own
+``configs/gru4rec_retailrocket_bpr-max.toml`` (with the overrides above), ``--warmup`` steps,
+then ``--steps`` timed steps (one refill of the negative-sample cache among them). Prints each
+chunk's events/s, the median of each tree and the ratio new / old:
+
+    python benchmarks/gru4rec_speed.py --against 3c1d85a --steps 1500 --rounds 3 --threads 1
 """
 
 from __future__ import annotations
@@ -29,9 +40,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import resource
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,7 +55,7 @@ import torch
 
 from seqrec.config import load_run_config
 from seqrec.data.events import SessionArrays
-from seqrec.data.registry import load_dataset
+from seqrec.data.registry import data_dir, load_dataset
 from seqrec.data.sampling import PopularitySampler
 from seqrec.data.session_parallel import session_parallel_batches
 from seqrec.data.vocab import Vocab
@@ -83,9 +98,9 @@ def time_seqrec(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int
     # the negative-sample cache holds one chunk's draws, so every chunk pays one refill: the
     # amortised cost of drawing the samples is in the figure, as in a real epoch (a 10M-draw
     # cache would refill only every ~4,900 steps, never inside a 3,000-step run)
-    model_cfg = dataclasses.replace(cfg.model, sample_cache=per * cfg.model.n_sample)
+    loss_cfg = dataclasses.replace(cfg.loss, sample_cache=per * cfg.loss.n_sample)
     for name, kw in variants.items():
-        c = dataclasses.replace(cfg, model=model_cfg, train=dataclasses.replace(cfg.train, **kw))
+        c = dataclasses.replace(cfg, loss=loss_cfg, train=dataclasses.replace(cfg.train, **kw))
         its[name] = _steps(c, train, n_items, warmup)
     prof = None
     if profile:
@@ -118,7 +133,7 @@ def time_seqrec(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int
 
 def time_dense(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int) -> tuple[float, float]:
     """Same model/loss with dense autograd on the full item table and torch.optim.Adagrad."""
-    mc, tc = cfg.model, cfg.train
+    mc, lc, tc = cfg.model, cfg.loss, cfg.train
     torch.manual_seed(0)
     H = mc.layers[0]
     emb = torch.nn.Embedding(n_items, H)  # constrained: output weights = input embedding
@@ -128,7 +143,7 @@ def time_dense(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int)
     opt = torch.optim.Adagrad(params, lr=tc.lr)
     counts = np.bincount(train.items, minlength=n_items).astype(float)
     counts[:2] = 0
-    sampler = PopularitySampler(counts, mc.sample_alpha, mc.n_sample, seed=0)
+    sampler = PopularitySampler(counts, lc.sample_alpha, lc.n_sample, seed=0)
     drop_e, drop_h = torch.nn.Dropout(mc.dropout_embed), torch.nn.Dropout(mc.dropout_hidden)
     h = torch.zeros(tc.batch_size, H)
     n_ev, t0 = 0, None
@@ -144,7 +159,7 @@ def time_dense(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int)
         h = gru(drop_e(emb(st.inputs)), h)
         scores = drop_h(h) @ emb(out_items).t() + bias(out_items).t()
         scores = torch.nn.functional.elu(scores, 0.5)
-        loss = sampled_loss(mc.loss, scores, bpreg=mc.bpreg)
+        loss = sampled_loss(lc.name, scores, bpreg=lc.bpreg)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -152,6 +167,86 @@ def time_dense(cfg, train: SessionArrays, n_items: int, steps: int, warmup: int)
         n_ev += len(st.inputs)
     dt = time.perf_counter() - t0
     return n_ev / dt, dt / steps * 1000
+
+
+OVERRIDES = ["model.layers=[224]", "train.batch_size=80", 'model.embedding="constrained"', "train.progress=false",
+             'data.dataset="diginetica"']  # the loss and sample settings are the config's (bpr-max, 2048)
+
+# One timed chunk in a fresh process; runs against any tree since the trainer's _begin_epoch /
+# _run_steps (trees before the [loss] section kept the loss settings in [model]).
+_CHUNK = """
+import dataclasses, json, sys, time
+import torch
+a = json.loads(sys.argv[1])
+torch.set_num_threads(a["threads"])
+from seqrec.config import load_run_config
+from seqrec.data.events import SessionArrays
+from seqrec.data.registry import data_dir, load_dataset
+from seqrec.data.vocab import Vocab
+from seqrec.models.gru4rec import GRU4Rec
+from seqrec.train.session_trainer import GRU4RecTrainer
+cfg = load_run_config(a["config"], a["overrides"])
+lc = getattr(cfg, "loss", None) or cfg.model
+assert (getattr(lc, "name", None) or lc.loss) == "bpr-max" and lc.n_sample == 2048 and cfg.train.fused
+cache = dict(sample_cache=a["steps"] * lc.n_sample)  # one refill in the timed steps
+cfg = (dataclasses.replace(cfg, loss=dataclasses.replace(lc, **cache)) if lc is not cfg.model
+       else dataclasses.replace(cfg, model=dataclasses.replace(lc, **cache)))
+splits = load_dataset("diginetica")
+vocab = Vocab().fit(splits.train_full["item_id"].unique(maintain_order=True))
+train = SessionArrays.from_events(splits.train_full, vocab)
+torch.manual_seed(0)
+model = GRU4Rec(cfg.model, len(vocab))
+tr = GRU4RecTrainer(model, cfg, train)
+sampler, _ = tr._begin_epoch(0)
+model.train()
+it = tr._run_steps(0, sampler)
+for _ in range(a["warmup"]):
+    next(it)
+n, t0 = 0, time.perf_counter()
+for _ in range(a["steps"]):
+    n += next(it)[1]
+print(json.dumps({"events_per_s": n / (time.perf_counter() - t0), "seqrec": __import__("seqrec").__file__}))
+"""
+
+
+def _chunk(tree: Path, steps: int, warmup: int, threads: int) -> float:
+    """Events/s of ``steps`` fused steps of ``tree``'s code, in a fresh process."""
+    env = {**os.environ, "PYTHONPATH": str(tree / "src"), "OMP_NUM_THREADS": str(threads),
+           "MKL_NUM_THREADS": str(threads), "SEQREC_DATA": str(data_dir())}  # the same data for both trees
+    arg = json.dumps({"config": str(tree / "configs/gru4rec_retailrocket_bpr-max.toml"), "overrides": OVERRIDES,
+                      "steps": steps, "warmup": warmup, "threads": threads})
+    done = subprocess.run([sys.executable, "-c", _CHUNK, arg], env=env, cwd=tree, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"chunk in {tree} failed:\n{done.stderr[-3000:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    if not out["seqrec"].startswith(str(tree)):
+        raise RuntimeError(f"the chunk for {tree} imported {out['seqrec']}")
+    return out["events_per_s"]
+
+
+def against(rev: str, steps: int, warmup: int, threads: int, rounds: int) -> float:
+    """A/B of this tree's fused step against revision ``rev`` (see the module docstring) -> new / old."""
+    tmp = Path(tempfile.mkdtemp(prefix="gru4rec_speed_"))
+    old = tmp / "tree"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), rev], check=True,
+                   capture_output=True)
+    try:
+        sha = subprocess.run(["git", "-C", str(old), "rev-parse", "--short", "HEAD"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+        print(f"A/B: this tree ({ROOT}) against {rev} ({sha}); {steps} steps after {warmup} warm-up, "
+              f"{threads} thread(s), {rounds} rounds", flush=True)
+        rates: dict[str, list[float]] = {"new": [], "old": []}
+        for r in range(rounds):
+            for name, tree in (("new", ROOT), ("old", old)):
+                rates[name].append(_chunk(tree, steps, warmup, threads))
+                print(f"round {r + 1}  {name}  {rates[name][-1]:>9,.0f} events/s", flush=True)
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    new, base = statistics.median(rates["new"]), statistics.median(rates["old"])
+    print(f"median new {new:,.0f}  old ({sha}) {base:,.0f} events/s;  ratio new/old {new / base:.3f}  "
+          f"(per round: {', '.join(f'{a / b:.3f}' for a, b in zip(rates['new'], rates['old'], strict=True))})")
+    return new / base
 
 
 def main() -> int:
@@ -167,12 +262,14 @@ def main() -> int:
     ap.add_argument("--skip-autograd", action="store_true", help="skip the autograd-on-gathered-rows step")
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/speed/gru4rec_speed.json"))
+    ap.add_argument("--against", metavar="REV", help="only A/B the fused step of this tree against git revision REV")
+    ap.add_argument("--rounds", type=int, default=3, help="--against: pairs of chunks (new, old)")
     args = ap.parse_args()
+    if args.against:
+        against(args.against, args.steps, args.warmup, args.threads, args.rounds)
+        return 0
     torch.set_num_threads(args.threads)
-    overrides = ["model.layers=[224]", "train.batch_size=80", "model.n_sample=2048",
-                 "model.embedding=\"constrained\"", "train.progress=false"]
-    cfg = load_run_config(ROOT / "configs/gru4rec_retailrocket_bpr-max.toml",
-                          overrides + ["data.dataset=\"diginetica\""])
+    cfg = load_run_config(ROOT / "configs/gru4rec_retailrocket_bpr-max.toml", [*OVERRIDES, "loss.n_sample=2048"])
     splits = load_dataset("diginetica")
     vocab = Vocab().fit(splits.train_full["item_id"].unique(maintain_order=True))
     train = SessionArrays.from_events(splits.train_full, vocab)

@@ -97,12 +97,12 @@ def resolve(
             path = FALLBACK_CONFIG
             overrides.append(f'data.dataset="{dataset}"')
             if kind == "cross-entropy":
-                overrides.append('model.loss="cross-entropy"')
-                note += ", model.loss=cross-entropy"
+                overrides.append('loss.name="cross-entropy"')
+                note += ", loss.name=cross-entropy"
         if model == "gru4rec-bpr":
-            overrides.append('model.loss="bpr"')
+            overrides.append('loss.name="bpr"')
         elif model == "gru4rec-top1-max":
-            overrides.append('model.loss="top1-max"')
+            overrides.append('loss.name="top1-max"')
         elif model == "gru4rec-bpr-max-dwell":
             overrides.append(f"data.dwell_bucket={dwell_bucket!r}")
     elif model == "hrnn":

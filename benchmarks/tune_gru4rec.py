@@ -13,7 +13,9 @@ only K of them, the others stay at the config's values; ``--dwell`` adds dwell-t
 repetition, ``data.dwell_bucket``, to the space, for data with real timestamps).
 Trials are appended to ``benchmarks/results/tuning/tune_<dataset>_<loss>.json``
 (atomic writes), the best is printed with the ``--set`` overrides that
-reproduce it; copy them into the config to adopt them.
+reproduce it; copy them into the config to adopt them. (Trials recorded before the loss
+settings moved to the ``[loss]`` section name them ``model.n_sample``, ``model.sample_alpha``,
+``model.bpreg``, ``model.logq``: today ``loss.*``.)
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ SPACE = {
     "model.final_act": ["linear", "elu-0.5", "elu-1", "tanh"],
     "model.dropout_embed": [0.0, 0.2, 0.5],
     "model.dropout_hidden": [0.0, 0.1, 0.3, 0.5],
-    "model.n_sample": [0, 512, 2048],
-    "model.sample_alpha": [0.0, 0.25, 0.5, 0.75, 1.0],
+    "loss.n_sample": [0, 512, 2048],
+    "loss.sample_alpha": [0.0, 0.25, 0.5, 0.75, 1.0],
     "train.batch_size": [48, 80, 128],
     "train.lr": [0.02, 0.05, 0.1, 0.2],
     "train.momentum": [0.0, 0.2, 0.4],
@@ -42,8 +44,8 @@ SPACE = {
 }
 DWELL_SPACE = {"data.dwell_bucket": [0.0, 15.0, 30.0, 60.0, 120.0]}
 LOSS_SPACE = {
-    "bpr-max": {"model.bpreg": [0.0, 0.5, 1.0, 2.0]},
-    "cross-entropy": {"model.logq": [0.0, 0.5, 1.0]},
+    "bpr-max": {"loss.bpreg": [0.0, 0.5, 1.0, 2.0]},
+    "cross-entropy": {"loss.logq": [0.0, 0.5, 1.0]},
 }
 
 

@@ -284,7 +284,7 @@ def test_repeat_by_dwell_bad_bucket(bucket):
 def test_sampler_refill_equals_searchsorted_then_row_sort():
     """The galloping kernel gives exactly np.searchsorted(cdf, u, "right") with each row sorted,
     including keys equal to a cdf value (side "right": the next item) and items of weight 0."""
-    from seqrec.data.sampling import _inverse_cdf_sorted_rows
+    from seqrec.kernels.sampling import inverse_cdf_sorted_rows
 
     rng = np.random.default_rng(0)
     counts = rng.zipf(1.5, 5000).astype(np.float64)
@@ -295,7 +295,7 @@ def test_sampler_refill_equals_searchsorted_then_row_sort():
     u[1, :3] = [0.0, np.nextafter(1.0, 0.0), s.cdf[0]]
     want = np.sort(np.searchsorted(s.cdf, u, side="right"), axis=1)
     got = np.empty(u.shape, dtype=np.int64)
-    _inverse_cdf_sorted_rows(s.cdf, u.copy(), got)
+    inverse_cdf_sorted_rows(s.cdf, u.copy(), got)
     np.testing.assert_array_equal(got, want)
     assert (np.diff(got, axis=1) >= 0).all()
     # and the sampler itself serves these rows: the same seed, the same draws as the reference

@@ -23,11 +23,11 @@ TINY = [
     "--set",
     "model.layers=[32]",
     "--set",
-    "model.n_sample=128",
+    "loss.n_sample=128",
     "--set",
     "train.batch_size=64",
     "--set",
-    "model.sample_cache=100000",
+    "loss.sample_cache=100000",
     "--no-progress",
 ]
 
@@ -83,8 +83,8 @@ def test_train_writes_the_run_directory(gru_run):
     assert "gru4rec on yoochoose_100k: test recall@20=" in stdout
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"]["name"] == "gru4rec" and cfg["model"]["layers"] == [32]
-    assert cfg["model"]["n_sample"] == 128 and cfg["train"]["epochs"] == 1
-    assert cfg["model"]["loss"] == "bpr-max"  # from the TOML, not overridden
+    assert cfg["loss"]["n_sample"] == 128 and cfg["train"]["epochs"] == 1
+    assert cfg["loss"]["name"] == "bpr-max"  # from the TOML, not overridden
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 1 and metrics["test"]["n_events"] > 1000
     assert metrics["best_epoch"] == -1  # trained on train_full: no validation split, no best epoch
@@ -202,11 +202,12 @@ def test_datasets_lists_found(shared_data, capsys):
         assert name in rows and "found" in rows[name], stdout
     assert "licence: research-only, CC BY-NC-ND 4.0" in stdout  # each dataset's licence note
     rc, stdout, _ = _cli(capsys, ["datasets", "--json"])
-    table = json.loads(stdout.split("\n", 1)[1])
-    assert {r["name"]: r["found"] for r in table["session"]}["yoochoose_100k"] is True
-    assert all(r["source"] and r["licence"] for r in table["session"])
-    assert {r["name"]: r["found"] for r in table["ctr"]} == {
+    table = {r["name"]: r for r in json.loads(stdout.split("\n", 1)[1])}
+    assert table["yoochoose_100k"]["found"] is True and table["yoochoose_100k"]["families"] == ["session"]
+    assert all(r["source"] and r["licence"] and r["recipes"] for r in table.values())
+    assert {n: r["found"] for n, r in table.items() if "ctr" in r["families"]} == {
         "amazon_beauty": True, "amazon_sports": True, "taobao": True}
+    assert table["taobao"]["families"] == ["session", "ctr", "purchase"]
 
 
 # -- error paths: exit 2, exactly one line on stderr naming the problem ------------------------
@@ -299,11 +300,11 @@ def test_help_lists_commands(capsys):
     [
         ("train.epochs=0", "train].epochs: must be >= 1, got 0"),
         ("train.batch_size=-1", "train].batch_size: must be >= 1, got -1"),
-        ("model.n_sample=-3", "model].n_sample: must be >= 0, got -3"),
+        ("loss.n_sample=-3", "loss].n_sample: must be >= 0, got -3"),
         ("train.lr=-1", "train].lr: must be > 0, got -1"),
         ("train.momentum=-2", "train].momentum: must be in [0, 1), got -2"),
         ("model.dropout_embed=1.5", "model].dropout_embed: must be in [0, 1), got 1.5"),
-        ("model.sample_alpha=nan", "model].sample_alpha: must be a finite number, got nan"),
+        ("loss.sample_alpha=nan", "loss].sample_alpha: must be a finite number, got nan"),
         ("train.threads=-4", "train].threads: must be >= 0, got -4"),
         ("train.patience=-1", "train].patience: must be >= 0, got -1"),
         ('train.optimizer="adamw"', "train].optimizer: 'adamw' is not one of"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from seqrec.config import RunConfig, load_run_config, parse_override
+from seqrec.config import LossConfig, RunConfig, load_run_config, parse_override
 from seqrec.data.registry import data_dir
 from seqrec.errors import ConfigError
 from seqrec.models.gru4rec import GRU4RecConfig
@@ -31,7 +31,10 @@ dataset = "yoochoose_100k"
 [model]
 name = "gru4rec"
 layers = [32]
-loss = "bpr-max"
+
+[loss]
+name = "bpr-max"
+n_sample = 64
 
 [train]
 epochs = 2
@@ -43,7 +46,7 @@ def test_loads_typed_frozen_config(tmp_path):
     cfg = load_run_config(_write(tmp_path, BASE))
     assert isinstance(cfg, RunConfig) and isinstance(cfg.model, GRU4RecConfig)
     assert cfg.model_name == "gru4rec"
-    assert cfg.model.layers == (32,) and cfg.model.loss == "bpr-max"
+    assert cfg.model.layers == (32,) and cfg.loss == LossConfig(name="bpr-max", n_sample=64)
     assert cfg.train.epochs == 2 and cfg.train.lr == 0.1 and isinstance(cfg.train.lr, float)
     assert cfg.data.dataset == "yoochoose_100k"
     with pytest.raises(AttributeError):
@@ -54,12 +57,15 @@ def test_loads_typed_frozen_config(tmp_path):
 
 
 def test_unknown_model_key_names_the_key_and_allowed(tmp_path):
-    p = _write(tmp_path, BASE.replace('loss = "bpr-max"', 'loss = "bpr-max"\nhiden_size = 3'))
+    p = _write(tmp_path, BASE.replace("layers = [32]", "layers = [32]\nhiden_size = 3"))
     with pytest.raises(ConfigError) as exc:
         load_run_config(p)
     msg = str(exc.value)
     assert "hiden_size" in msg and "[model]" in msg
-    assert "allowed" in msg and "layers" in msg and "n_sample" in msg
+    assert "allowed" in msg and "layers" in msg and "final_act" in msg
+    # the loss settings left the model's section: the old key names it as unknown there
+    with pytest.raises(ConfigError, match=r"\[model\]: unknown key\(s\) \['n_sample'\]"):
+        load_run_config(raw={"model": {"name": "gru4rec", "n_sample": 8}})
 
 
 def test_unknown_key_in_other_sections(tmp_path):
@@ -67,6 +73,8 @@ def test_unknown_key_in_other_sections(tmp_path):
         load_run_config(_write(tmp_path, BASE.replace("epochs = 2", "epoch = 2")))
     with pytest.raises(ConfigError, match=r"\[data\].*'datset'"):
         load_run_config(_write(tmp_path, BASE.replace("dataset =", "datset =")))
+    with pytest.raises(ConfigError, match=r"\[loss\]: unknown key\(s\) \['n_samples'\]"):
+        load_run_config(_write(tmp_path, BASE.replace("n_sample =", "n_samples =")))
 
 
 def test_unknown_section(tmp_path):
@@ -83,7 +91,7 @@ def test_unknown_section(tmp_path):
         ("lr = 0.1", 'lr = "fast"', "lr", "number"),
         ("epochs = 2", "epochs = 2.5", "epochs", "integer"),
         ("epochs = 2", "epochs = true", "epochs", "integer"),
-        ('loss = "bpr-max"', "loss = 3", "loss", "string"),
+        ('name = "bpr-max"', "name = 3", "[loss].name", "string"),
     ],
 )
 def test_wrong_types(tmp_path, old, new, key, what):
@@ -93,7 +101,7 @@ def test_wrong_types(tmp_path, old, new, key, what):
 
 
 def test_invalid_values_become_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="loss must be one of"):
+    with pytest.raises(ConfigError, match=r"\[loss\]: name must be one of"):
         load_run_config(_write(tmp_path, BASE.replace('"bpr-max"', '"hinge"')))
     with pytest.raises(ConfigError, match="embedding"):
         load_run_config(_write(tmp_path, BASE), ["model.embedding=bag"])
@@ -149,22 +157,22 @@ def test_overrides_apply_on_top_of_the_file(tmp_path):
 
 
 def test_nested_hrnn_session_config():
-    cfg = load_run_config(
-        raw={
-            "model": {"name": "hrnn", "user_size": 8, "session": {"layers": [16], "loss": "top1"}},
-        }
-    )
+    cfg = load_run_config(raw={"model": {"name": "hrnn", "user_size": 8, "session": {"layers": [16]}}})
     assert isinstance(cfg.model, HRNNConfig) and cfg.model.session.layers == (16,)
     assert cfg.model_session is cfg.model.session
+    assert cfg.loss == LossConfig(name="top1")  # HRNN's default loss is the paper's TOP1
     with pytest.raises(ConfigError, match="session.*'hidden'"):
         load_run_config(raw={"model": {"name": "hrnn", "session": {"hidden": 3}}})
+    with pytest.raises(ConfigError, match=r"\[model\].session: unknown key\(s\) \['loss'\]"):
+        load_run_config(raw={"model": {"name": "hrnn", "session": {"loss": "top1"}}})
     # --set reaches into the nested session table
     cfg = load_run_config(
-        raw={"model": {"name": "hrnn", "session": {"loss": "top1"}}},
-        overrides=["model.session.layers=[32]", "model.session.n_sample=64", "model.user_size=16"],
+        raw={"model": {"name": "hrnn"}, "loss": {"name": "bpr-max"}},
+        overrides=["model.session.layers=[32]", "loss.n_sample=64", "model.user_size=16"],
     )
-    assert cfg.model.session.layers == (32,) and cfg.model.session.n_sample == 64
-    assert cfg.model.session.loss == "top1" and cfg.model.user_size == 16
+    assert cfg.model.session.layers == (32,) and cfg.loss.n_sample == 64
+    assert cfg.loss.name == "bpr-max" and cfg.model.user_size == 16
+    assert load_run_config(raw=cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="not a table"):
         load_run_config(
             raw={"model": {"name": "gru4rec", "layers": [8]}}, overrides=["model.layers.x=1"]
@@ -217,10 +225,34 @@ def test_every_shipped_config_loads(path):
         ({"model": {"name": "gru4rec"}, "data": {"max_len": 0}}, "[data].max_len: must be >= 1, got 0"),
         ({"model": {"name": "gru4rec"}, "train": {"lr_schedule": "step"}}, "[train].lr_schedule: 'step'"),
         ({"model": {"name": "gru4rec"}, "eval": {"ties": "random"}}, "[eval].ties: 'random'"),
-        ({"model": {"name": "gru4rec", "sample_alpha": 1.5}}, "[model].sample_alpha: must be in [0, 1]"),
+        ({"model": {"name": "gru4rec"}, "loss": {"sample_alpha": 1.5}}, "[loss].sample_alpha: must be in [0, 1]"),
+        ({"model": {"name": "hrnn"}, "loss": {"n_sample": -1}}, "[loss].n_sample: must be >= 0, got -1"),
+        ({"model": {"name": "gru4rec"}, "loss": {"bpreg": float("nan")}}, "[loss].bpreg: must be a finite number"),
     ],
 )
 def test_values_are_checked_in_every_section(raw, needle):
     with pytest.raises(ConfigError) as e:
         load_run_config(raw=raw)
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["din", "pop", "cnn_lstm", "xgboost"])
+def test_loss_section_is_for_session_models_only(name):
+    """A non-empty [loss] for a model that is not a session model is an error naming the section;
+    an absent (or empty) one is fine, and such a run's config.json has no [loss]."""
+    with pytest.raises(ConfigError, match=r"\[loss\]: the \[loss\] section applies to the session models"):
+        load_run_config(raw={"model": {"name": name}, "loss": {"name": "bpr-max"}})
+    cfg = load_run_config(raw={"model": {"name": name}, "loss": {}})
+    assert cfg.loss is None and "loss" not in cfg.to_dict()
+    assert load_run_config(raw=cfg.to_dict()) == cfg
+
+
+def test_loss_section_defaults_and_json_round_trip():
+    cfg = load_run_config(raw={"model": {"name": "gru4rec"}})
+    assert cfg.loss == LossConfig()
+    d = cfg.to_dict()
+    assert list(d) == ["family", "data", "model", "loss", "train", "eval"] and d["family"] == "session"
+    assert set(d["loss"]) == {"name", "n_sample", "sample_alpha", "bpreg", "logq", "sample_cache"}
+    import json
+
+    assert load_run_config(raw=json.loads(cfg.to_json())) == cfg

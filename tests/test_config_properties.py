@@ -11,7 +11,14 @@ import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seqrec.config import DataConfig, EvalConfig, TrainConfig, load_run_config
+from seqrec.config import (
+    LOSS_MODELS,
+    DataConfig,
+    EvalConfig,
+    LossConfig,
+    TrainConfig,
+    load_run_config,
+)
 from seqrec.errors import ConfigError
 from seqrec.registry import get_model_entry
 
@@ -32,7 +39,10 @@ def _keys(raw: dict) -> list[tuple[str, ...]]:
     """(section, key) and (section, table, key) for every field the config could set."""
     entry = get_model_entry(raw["model"]["name"])
     out = [("model", f.name) for f in dataclasses.fields(entry.config_cls)]
-    for section, cls in (("train", TrainConfig), ("eval", EvalConfig), ("data", DataConfig)):
+    sections = [("train", TrainConfig), ("eval", EvalConfig), ("data", DataConfig)]
+    if raw["model"]["name"] in LOSS_MODELS:
+        sections.append(("loss", LossConfig))
+    for section, cls in sections:
         for f in dataclasses.fields(cls):
             nested = f.default_factory if dataclasses.is_dataclass(f.default_factory) else None
             if nested:  # a table inside the section, e.g. [data.purchase]

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seqrec.cli import main
-from seqrec.config import RunConfig
+from seqrec.config import LOSS_MODELS, LossConfig, RunConfig
 from seqrec.registry import get_model_entry
 
 pytestmark = pytest.mark.slow
@@ -107,8 +107,10 @@ def _keys(raw: dict) -> list[tuple[tuple[str, ...], object]]:
                 out.append(((*prefix, f.name), default))
 
     walk(("model",), entry.config_cls)
+    if entry.name in LOSS_MODELS:
+        walk(("loss",), LossConfig)
     for f in dataclasses.fields(RunConfig):
-        if f.name in ("model", "model_name"):
+        if f.name in ("model", "model_name", "loss"):
             continue
         walk((f.name,), f.default_factory)
     return out

@@ -13,11 +13,11 @@ import torch
 
 from seqrec.config import load_run_config
 from seqrec.data.events import SessionArrays
+from seqrec.kernels.bpr_max import bpr_max_from_scores
+from seqrec.kernels.optim import ScatterScratch
 from seqrec.layers.activation import FinalActivation
-from seqrec.losses.fused import bpr_max_from_scores
 from seqrec.losses.sampled import LOSSES, loss_and_grad
 from seqrec.models.gru4rec import EMBEDDINGS, GRU4Rec
-from seqrec.train.kernels import ScatterScratch
 from seqrec.train.optim import build_optimizer
 from seqrec.train.session_trainer import GRU4RecTrainer
 
@@ -28,10 +28,15 @@ SESSIONS = [[2, 3, 4, 5, 6, 7, 3], [8, 9, 10, 11], [12, 13, 2, 14, 15], [16, 17,
 
 def _cfg(**model):
     train = {k: model.pop(k) for k in ("optimizer", "momentum", "batch_size") if k in model}
-    model = {"name": "gru4rec", "layers": [12], "n_sample": 6, "sample_cache": 600, **model}
-    return load_run_config(raw={"model": model, "train": {
+    loss = {"n_sample": 6, "sample_cache": 600,
+            **{k: model.pop(k) for k in ("n_sample", "sample_alpha", "bpreg", "logq") if k in model}}
+    if "loss" in model:
+        loss["name"] = model.pop("loss")
+    model = {"name": "gru4rec", "layers": [12], **model}
+    return load_run_config(raw={"model": model, "loss": loss, "train": {
         "epochs": 1, "batch_size": train.get("batch_size", 3), "lr": 0.1,
-        "momentum": train.get("momentum", 0.3), "optimizer": train.get("optimizer", "adagrad"),
+        "momentum": train.get("momentum", 0.3 if "optimizer" not in train else 0.0),
+        "optimizer": train.get("optimizer", "adagrad-momentum"),
         "progress": False, "log_every": 10**6, "seed": 3}})
 
 
@@ -152,12 +157,12 @@ def test_step_carries_the_dropped_out_hidden_state(fused):
 
 def test_step_scatter_sums_uses_of_a_row_with_its_bias():
     """Duplicate indices: each distinct row is updated once with the sum of its uses."""
-    for opt_name in ("adagrad", "adam"):
+    for opt_name, mom in (("adagrad-momentum", 0.5), ("adagrad", 0.0), ("adam", 0.0)):
         w = torch.randn(10, 2)
         b = torch.randn(10)
         w_ref, b_ref = w.clone(), b.clone()
-        opt = build_optimizer(opt_name, [w, b], lr=0.1, momentum=0.5)
-        ref = build_optimizer(opt_name, [w_ref, b_ref], lr=0.1, momentum=0.5)
+        opt = build_optimizer(opt_name, [w, b], lr=0.1, momentum=mom)
+        ref = build_optimizer(opt_name, [w_ref, b_ref], lr=0.1, momentum=mom)
         idx = torch.tensor([4, 7, 4, 1, 7, 9])
         g = torch.tensor([[1, 2], [3, 4], [10, 20], [5, 5], [100, 100], [0.5, 0.5]])
         bg = torch.tensor([1.0, 2.0, 3.0, 0.0, 4.0, 0.0])
@@ -230,7 +235,7 @@ def test_bpr_max_from_scores_refuses_what_it_cannot_overwrite():
 def test_expf_within_one_ulp_and_clamped():
     import numba
 
-    from seqrec.mathf import expf
+    from seqrec.kernels.mathf import expf
 
     @numba.njit
     def run(x, out):
@@ -252,7 +257,7 @@ def test_expf_within_one_ulp_and_clamped():
 def test_sigmoidf_and_tanhf_within_two_ulp():
     import numba
 
-    from seqrec.mathf import sigmoidf, tanhf
+    from seqrec.kernels.mathf import sigmoidf, tanhf
 
     @numba.njit
     def run(x, s, t):
@@ -275,7 +280,7 @@ def test_sigmoidf_and_tanhf_within_two_ulp():
 @pytest.mark.parametrize("strided", [False, True])
 def test_gru_cell_forward_matches_torch_gru_cell(strided):
     """The numba gate pass against torch's own GRUCell (same gate order, same weights)."""
-    from seqrec.train.gru_kernels import gru_cell_forward
+    from seqrec.kernels.gru import gru_cell_forward
 
     torch.manual_seed(0)
     B, D, H = 9, 5, 11
@@ -297,14 +302,14 @@ def test_gru_cell_forward_matches_torch_gru_cell(strided):
 _KERNEL_DIGEST = """
 import hashlib, torch
 from seqrec.layers.activation import FinalActivation
-from seqrec.losses.fused import bpr_max_from_scores
+from seqrec.kernels.bpr_max import bpr_max_from_scores
 torch.set_num_threads(2)
 for name in ("elu-1", "tanh"):
     act = FinalActivation(name)
     s = torch.randn(80, 2128, generator=torch.Generator().manual_seed(0)) * 2.0
     loss, grad = bpr_max_from_scores(s, act, 1.0)
     print(name, repr(loss), hashlib.sha256(grad.numpy().tobytes()).hexdigest())
-from seqrec.train.gru_kernels import gru_cell_forward
+from seqrec.kernels.gru import gru_cell_forward
 g = torch.Generator().manual_seed(1)
 gx, gh, h = torch.randn(80, 672, generator=g), torch.randn(80, 672, generator=g), torch.randn(80, 224, generator=g)
 rz, n, hn = torch.empty(80, 448), torch.empty(80, 224), torch.empty(80, 224)
@@ -331,7 +336,7 @@ def test_kernel_bits_do_not_depend_on_the_numba_cache(tmp_path):
 @pytest.mark.parametrize("with_mask,strided", [(True, False), (False, False), (True, True)])
 def test_gru_cell_backward_matches_torch_bitwise(with_mask, strided):
     """The numba pass replaces 12 torch ops; it must round exactly as they did."""
-    from seqrec.train.gru_kernels import gru_cell_backward
+    from seqrec.kernels.gru import gru_cell_backward
 
     g = torch.Generator().manual_seed(0)
     B, H = 7, 13

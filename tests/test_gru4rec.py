@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from seqrec.config import load_run_config
+from seqrec.config import LossConfig, load_run_config
 from seqrec.data.events import SessionArrays
 from seqrec.evaluate.ranking import evaluate_sessions
 from seqrec.losses.sampled import LOSSES, sampled_loss
@@ -34,17 +34,23 @@ MEMO = [
 ]
 
 
-def _model(embedding="constrained", loss="bpr-max", layers=(16,), seed=0, **kw) -> GRU4Rec:
+def _model(embedding="constrained", layers=(16,), seed=0, **kw) -> GRU4Rec:
     torch.manual_seed(seed)
-    cfg = GRU4RecConfig(layers=layers, embedding=embedding, loss=loss, n_sample=8, **kw)
+    cfg = GRU4RecConfig(layers=layers, embedding=embedding, **kw)
     return GRU4Rec(cfg, N_ITEMS)
 
 
-def _run_cfg(epochs=1, lr=0.1, momentum=0.0, batch_size=4, seed=1, **model):
-    model = {"name": "gru4rec", "layers": [16], "n_sample": 2, "sample_cache": 2000, **model}
+LOSS_KEYS = ("n_sample", "sample_alpha", "bpreg", "logq", "sample_cache")  # [loss] keys besides name
+
+
+def _run_cfg(epochs=1, lr=0.1, momentum=0.0, batch_size=4, seed=1, loss="bpr-max", **model):
+    loss_section = {"name": loss, "n_sample": 2, "sample_cache": 2000,
+                    **{k: model.pop(k) for k in LOSS_KEYS if k in model}}
+    model = {"name": "gru4rec", "layers": [16], **model}
     return load_run_config(
         raw={
             "model": model,
+            "loss": loss_section,
             "train": {
                 "epochs": epochs,
                 "batch_size": batch_size,
@@ -70,7 +76,7 @@ OUT_ITEMS = torch.tensor([3, 6, 8, 9, 4, 17, 29, 2, 3, 11, 12, 25])  # 4 targets
 
 @pytest.mark.parametrize(("embedding", "loss"), COMBOS)
 def test_shapes_special_rows_and_loss(embedding, loss):
-    model = _model(embedding, loss)
+    model = _model(embedding)
     H = 16
     assert model.item_out.shape == (N_ITEMS, H) and model.item_bias.shape == (N_ITEMS,)
     if embedding == "onehot":
@@ -114,18 +120,18 @@ def test_forward_on_gathered_rows_equals_full_table():
     torch.testing.assert_close(full, torch.nn.functional.elu(raw, 0.5))
 
 
-@pytest.mark.parametrize(("embedding", "loss"), COMBOS)
-def test_seeded_determinism_and_checkpoint_round_trip(embedding, loss, tmp_path):
-    a, b = _model(embedding, loss, seed=0), _model(embedding, loss, seed=0)
+@pytest.mark.parametrize("embedding", EMBEDDINGS)
+def test_seeded_determinism_and_checkpoint_round_trip(embedding, tmp_path):
+    a, b = _model(embedding, seed=0), _model(embedding, seed=0)
     for (na, pa), (nb, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert na == nb and torch.equal(pa, pb)
     out_a, _ = a.eval().step(INPUTS, a.init_hidden(4))
     out_b, _ = b.eval().step(INPUTS, b.init_hidden(4))
     assert torch.equal(a.score_all(out_a), b.score_all(out_b))
-    assert not torch.equal(_model(embedding, loss, seed=1).item_out, a.item_out)
+    assert not torch.equal(_model(embedding, seed=1).item_out, a.item_out)
     # round trip through the checkpoint writer into a model built from another seed
     save_tensors(tmp_path / "model.pt", a.state_dict())
-    c = _model(embedding, loss, seed=123)
+    c = _model(embedding, seed=123)
     c.load_state_dict(load_tensors(tmp_path / "model.pt"))
     c.eval()
     h = [torch.randn(4, 16, generator=torch.Generator().manual_seed(5))]
@@ -191,7 +197,7 @@ def test_row_wise_training_step_equals_dense_step(embedding):
 
     opt = AdagradM(m2.parameters(), lr=0.2, momentum=0.5)
     scores, h2 = _forward(m2, inputs, torch.cat([targets, samples]), hidden=h0)
-    loss = sampled_loss("bpr-max", scores, bpreg=cfg.model.bpreg)
+    loss = sampled_loss("bpr-max", scores, bpreg=cfg.loss.bpreg)
     (loss * 3 / cfg.train.batch_size).backward()
     opt.step()
     assert lv == pytest.approx(loss.item(), rel=1e-6)  # the reported loss is the lanes' mean
@@ -347,8 +353,10 @@ def test_config_validation():
         GRU4RecConfig(layers=(16, 0))
     with pytest.raises(ValueError, match="final_act"):
         GRU4RecConfig(final_act="elu-x")
-    with pytest.raises(ValueError, match="loss"):
-        GRU4RecConfig(loss="hinge")
+    with pytest.raises(ValueError, match="name must be one of"):
+        LossConfig(name="hinge")
+    with pytest.raises(TypeError):  # the loss settings are the run's [loss] section, not the model's
+        GRU4RecConfig(loss="bpr-max")
     with pytest.raises(ValueError, match="extra input"):
         GRU4Rec(GRU4RecConfig(layers=(8,), embedding="onehot"), 10, extra_input=4)
 

@@ -21,7 +21,7 @@ from seqrec.models.hrnn import HRNN, HRNNConfig
 def _hrnn(layers=(8,), user_size=4, user_to_input=False, n_items=20) -> HRNN:
     torch.manual_seed(0)
     cfg = HRNNConfig(
-        session=GRU4RecConfig(layers=layers, n_sample=4),
+        session=GRU4RecConfig(layers=layers),
         user_size=user_size,
         user_to_input=user_to_input,
     )
@@ -109,13 +109,9 @@ def hrnn_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory):
             "model": {
                 "name": "hrnn",
                 "user_size": 16,
-                "session": {
-                    "layers": [32],
-                    "n_sample": 64,
-                    "sample_cache": 20_000,
-                    "loss": "bpr-max",
-                },
+                "session": {"layers": [32]},
             },
+            "loss": {"name": "bpr-max", "n_sample": 64, "sample_cache": 20_000},
             "train": {"epochs": 1, "batch_size": 32, "progress": False},
         }
     )

@@ -85,3 +85,10 @@ def test_models_do_not_import_data_train_or_drivers():
     bad = sorted((m, d) for m, deps in graph.items() if m.startswith("seqrec.models.") for d in deps
                  if d.startswith(("seqrec.data", "seqrec.train", "seqrec.experiment")))
     assert bad == []
+
+
+def test_numba_only_in_the_kernels_package():
+    """Every compiled kernel lives in ``seqrec.kernels`` (issue #21): no other module mentions numba."""
+    outside = sorted(str(p.relative_to(SRC)) for p in (SRC / "seqrec").rglob("*.py")
+                     if "numba" in p.read_text() and p.parent.name != "kernels")
+    assert outside == []

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seqrec.errors import ConfigError
-from seqrec.train.optim import AdagradM, LazyAdam, build_optimizer
+from seqrec.train.optim import Adagrad, AdagradM, LazyAdam, build_optimizer
 from seqrec.train.rows import GatheredRows
 
 # the kernels run in float32 with fastmath: compare to a float64 reference with a float32 margin
@@ -111,6 +111,78 @@ def test_adagrad_without_momentum_equals_torch_adagrad():
         ours.step()
         ref.step()
         torch.testing.assert_close(w_ours, w_torch.detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("path", ["dense", "rows", "scatter"])
+def test_plain_adagrad_is_torch_adagrad_on_every_path(path):
+    """``adagrad`` (Adagrad) == torch.optim.Adagrad with its defaults (eps 1e-10 after the root),
+    also when only the used rows are updated: a zero-gradient row does not move in either."""
+    from seqrec.kernels.optim import ScatterScratch
+
+    w_ours = _table(6, 5, seed=3)
+    w_torch = w_ours.clone().requires_grad_()
+    ours = build_optimizer("adagrad", [w_ours], 0.2)
+    ref = torch.optim.Adagrad([w_torch], lr=0.2)
+    g = torch.Generator().manual_seed(4)
+    for step in range(5):
+        rows = torch.tensor([[0, 2, 5], [1, 2], [0, 3, 4, 5], [2], [0, 1, 2, 3, 4, 5]][step])
+        grad = torch.zeros(6, 5)
+        grad[rows] = torch.randn(len(rows), 5, generator=g) * (10.0 ** (step - 3))  # tiny to large
+        if path == "dense":
+            w_ours.grad = grad.clone()
+            ours.step()
+        elif path == "rows":
+            ours.step_rows(w_ours, rows, grad[rows])
+        else:
+            ours.step_scatter(w_ours, rows, grad[rows].contiguous(), ScatterScratch(6))
+        w_torch.grad = grad.clone()
+        ref.step()
+        torch.testing.assert_close(w_ours, w_torch.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_sparse_gradients_update_only_their_rows():
+    """``step`` takes an nn.Embedding(sparse=True) gradient: its rows (duplicates summed) go through
+    the row update; rows the batch did not use keep their value and velocity."""
+    emb = torch.nn.Embedding(7, 3, sparse=True)
+    ref = emb.weight.detach().clone()
+    opt = AdagradM(emb.parameters(), lr=0.1, momentum=0.5)
+    ref_opt = AdagradM([ref], lr=0.1, momentum=0.5)
+    for ids in ([1, 4, 4], [2, 4]):
+        opt.zero_grad()
+        (emb(torch.tensor(ids)) * torch.arange(3.0)).sum().backward()
+        assert emb.weight.grad.is_sparse
+        opt.step()
+        uniq = torch.tensor(sorted(set(ids)))
+        counts = torch.tensor([ids.count(i) for i in uniq.tolist()], dtype=torch.float32)
+        ref_opt.step_rows(ref, uniq, counts[:, None] * torch.arange(3.0))
+        torch.testing.assert_close(emb.weight.detach(), ref)
+    assert torch.equal(opt.state[emb.weight]["vel"][[0, 3, 5, 6]], torch.zeros(4, 3))
+
+
+def test_ctr_optimizer_names_mean_the_same():
+    from seqrec.train.ctr_trainer import build_torch_optimizer
+
+    m = torch.nn.Sequential(torch.nn.Embedding(5, 2, sparse=True), torch.nn.Linear(2, 1))
+    assert type(build_torch_optimizer("adagrad", m, 0.1).opts[0]) is torch.optim.Adagrad
+    (opt,) = build_torch_optimizer("adagrad-momentum", m, 0.1, momentum=0.3).opts
+    assert type(opt) is AdagradM and opt.param_groups[0]["momentum"] == 0.3
+    with pytest.raises(ConfigError, match="applies to optimizer 'adagrad-momentum' only, not 'adam'"):
+        build_torch_optimizer("adam", m, 0.1, momentum=0.3)
+    with pytest.raises(ConfigError, match="unknown optimizer 'adamw'"):
+        build_torch_optimizer("adamw", m, 0.1)
+
+
+def test_train_config_optimizer_names_and_momentum():
+    from seqrec.config import TrainConfig, load_run_config
+
+    assert TrainConfig().optimizer == "adagrad-momentum"  # the default model's (GRU4Rec's) optimiser
+    for model in ("gru4rec", "din"):
+        cfg = load_run_config(raw={"model": {"name": model}, "train": {"optimizer": "adagrad"}})
+        assert cfg.train.optimizer == "adagrad"
+        with pytest.raises(ConfigError, match=r"\[train\]: momentum = 0.2 applies to optimizer 'adagrad-momentum'"):
+            load_run_config(raw={"model": {"name": model}, "train": {"optimizer": "adagrad", "momentum": 0.2}})
+    with pytest.raises(ConfigError, match=r"\[train\].optimizer: 'adagradm' is not one of"):
+        load_run_config(raw={"model": {"name": "gru4rec"}, "train": {"optimizer": "adagradm"}})
 
 
 def test_step_rows_equals_dense_step_on_touched_rows():
@@ -241,9 +313,14 @@ def test_optimizer_validation():
         AdagradM([w], lr=0.1, momentum=1.0)
     with pytest.raises(ValueError, match="lr"):
         LazyAdam([w], lr=-1.0)
-    with pytest.raises(ConfigError, match="unknown optimizer"):
+    with pytest.raises(ConfigError, match="'sgd' is not implemented for the session models"):
         build_optimizer("sgd", [w], 0.1)
-    assert isinstance(build_optimizer("adagrad", [w], 0.1, 0.2), AdagradM)
+    with pytest.raises(ConfigError, match="unknown optimizer 'adamw'"):
+        build_optimizer("adamw", [w], 0.1)
+    with pytest.raises(ConfigError, match="applies to optimizer 'adagrad-momentum' only, not 'adagrad'"):
+        build_optimizer("adagrad", [w], 0.1, 0.2)
+    assert type(build_optimizer("adagrad-momentum", [w], 0.1, 0.2)) is AdagradM
+    assert type(build_optimizer("adagrad", [w], 0.1)) is Adagrad
     assert isinstance(build_optimizer("adam", [w], 0.1), LazyAdam)
     with pytest.raises(KeyError):
         AdagradM([w], lr=0.1).step_rows(torch.zeros(3, 2), torch.tensor([0]), torch.ones(1, 2))
@@ -287,7 +364,7 @@ def test_bound_dense_step_equals_step_dense_and_rebinds_after_load_state_dict(ma
 def test_bound_scatter_sums_duplicate_uses_and_follows_the_formula():
     """step_scatter_bound (the fused step's row update) against the float64 AdagradM formula, with
     the uses of a row summed first; rows not in ``idx`` do not move."""
-    from seqrec.train.kernels import ScatterScratch
+    from seqrec.kernels.optim import ScatterScratch
 
     w, b = torch.nn.Parameter(_table(9, 3, seed=5)), torch.nn.Parameter(_table(1, 9, seed=6)[0])
     w0, b0 = w.detach().double().numpy().copy(), b.detach().double().numpy().copy()
@@ -320,17 +397,17 @@ def test_bound_scatter_sums_duplicate_uses_and_follows_the_formula():
     assert torch.equal(w2, w) and torch.equal(b2, b)
 
 
-@pytest.mark.parametrize("opt_name", ["adagrad", "adam"])
+@pytest.mark.parametrize("opt_name", ["adagrad-momentum", "adagrad", "adam"])
 def test_bound_scatter_bias_gradient_covers_only_the_first_uses(opt_name):
     """A bias gradient shorter than ``idx`` belongs to its first K_b uses (the scored items); a
     row used only after them (an input row of a shared table) keeps its bias and bias state,
     even with a velocity from an earlier step (the reference's sparse bias gradient has no
     such row), while its table row is updated as usual."""
-    from seqrec.train.kernels import ScatterScratch
+    from seqrec.kernels.optim import ScatterScratch
 
     def run(bias_split: bool):
         w, b = torch.nn.Parameter(_table(9, 3, seed=5)), torch.nn.Parameter(_table(1, 9, seed=6)[0])
-        opt = build_optimizer(opt_name, [w, b], lr=0.1, momentum=0.5)
+        opt = build_optimizer(opt_name, [w, b], lr=0.1, momentum=0.5 if opt_name == "adagrad-momentum" else 0.0)
         bound = opt.bind([w, b])
         # step 1: row 6 is scored (bias gradient, so a bias velocity / moments)
         opt.step_scatter_bound(bound, torch.tensor([6, 4]), _table(2, 3, seed=7), ScatterScratch(9),
@@ -353,7 +430,10 @@ def test_bound_scatter_bias_gradient_covers_only_the_first_uses(opt_name):
     assert b[6] == b1[6]  # input-only row: bias and its state untouched
     for k in st:
         assert torch.equal(st[k][6], st1[k][6]), k
-    assert b_full[6] != b1[6]  # (the zero-gradient update would have moved it by momentum)
+    if opt_name == "adagrad":  # no momentum: a zero gradient does not move a row (lazy == dense)
+        assert b_full[6] == b1[6]
+    else:
+        assert b_full[6] != b1[6]  # (the zero-gradient update would have moved it by momentum)
     for r in (1, 4, 8):  # scored rows: the same update either way
         assert b[r] == b_full[r], r
 

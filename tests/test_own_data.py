@@ -22,6 +22,9 @@ GRU = """
 name = "gru4rec"
 layers = [32]
 
+[loss]
+n_sample = 128
+
 [train]
 epochs = 1
 batch_size = 64

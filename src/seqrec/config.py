@@ -1,7 +1,8 @@
 """Typed, frozen configs loaded from TOML; unknown keys are rejected by name.
 
-A run config has four sections: ``[data]``, ``[model]`` (``name`` picks the
-model; the other keys fill that model's config dataclass), ``[train]`` and
+A run config has the sections ``[data]``, ``[model]`` (``name`` picks the
+model; the other keys fill that model's config dataclass), ``[loss]`` (the session
+models' sampled loss and negatives: gru4rec and hrnn only), ``[train]`` and
 ``[eval]``. ``--set section.key=value`` overrides are parsed as TOML values
 (``--set train.lr=0.1``, ``--set model.layers=[224]``).
 """
@@ -140,26 +141,60 @@ class DataConfig:
         return self.dataset or Path(self.path).stem
 
 
+LOSS_MODELS = ("gru4rec", "hrnn")  # the models trained with a [loss] section
+# the [loss] defaults that differ by family: HRNN is trained with TOP1 in Quadrana et al. (2017)
+_LOSS_DEFAULTS: dict[str, dict[str, Any]] = {"hrnn": {"name": "top1"}}
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """``[loss]``: the sampled loss of the session models and its extra negatives.
+
+    Hidasi & Karatzoglou, "Recurrent neural networks with top-k gains for session-based
+    recommendations", CIKM 2018: the scores of a mini-batch's B targets against the B
+    targets plus ``n_sample`` items drawn once for the whole batch from supp^``sample_alpha``
+    go to one of the losses of :mod:`seqrec.losses.sampled`.
+    """
+
+    name: str = "bpr-max"  # cross-entropy | bpr | top1 | bpr-max | top1-max
+    n_sample: int = 2048  # extra negatives shared by the mini-batch
+    sample_alpha: float = 0.75  # popularity exponent of the extra-sample distribution
+    bpreg: float = 1.0  # score regularisation of BPR-max
+    logq: float = 0.0  # logQ correction strength for cross-entropy
+    sample_cache: int = 10_000_000  # number of negatives drawn ahead at once
+
+    def __post_init__(self) -> None:
+        from seqrec.losses.sampled import LOSSES
+
+        if self.name not in LOSSES:
+            raise ValueError(f"name must be one of {list(LOSSES)}, got {self.name!r}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 10
     batch_size: int = 80
-    optimizer: str = "adagrad"  # adagrad (with momentum) | adam
+    # adagrad-momentum (GRU4Rec's Adagrad with momentum) | adagrad (torch's plain Adagrad) | adam
+    # | sgd (not for session models); the same meaning in every family (seqrec.train.optim)
+    optimizer: str = "adagrad-momentum"
     lr: float = 0.05
-    momentum: float = 0.0
+    momentum: float = 0.0  # adagrad-momentum only
     lr_schedule: str = "constant"  # constant | linear | cosine
     seed: int = 42
     threads: int = 0  # 0 = torch default
     patience: int = 0  # early stopping on valid recall@20 (0 = off)
     shuffle_sessions: bool = False  # GRU4Rec trains sessions in time order
     log_every: int = 200  # steps between log.csv rows
-    fused: bool = True  # GRU4Rec: hand-written backward (see train/fused_step.py); False = autograd
+    fused: bool = True  # GRU4Rec: hand-written backward (see kernels/gru4rec_step.py); False = autograd
     # GRU4Rec fused step: dtype of the output layer's three matrix products (float32 | bfloat16;
-    # bfloat16 = inputs rounded to bf16, see train/fused_step.py; parameters stay float32)
+    # bfloat16 = inputs rounded to bf16, see kernels/gru4rec_step.py; parameters stay float32)
     matmul_dtype: str = "float32"
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.momentum and self.optimizer != "adagrad-momentum":
+            raise ValueError(f"momentum = {self.momentum} applies to optimizer 'adagrad-momentum' only, "
+                             f"not {self.optimizer!r}")
         if self.matmul_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"matmul_dtype must be 'float32' or 'bfloat16', got {self.matmul_dtype!r}")
 
@@ -176,6 +211,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: Any = None  # the model's own frozen config dataclass
     model_name: str = "gru4rec"
+    loss: LossConfig | None = None  # session models (gru4rec, hrnn) only; None for the others
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -193,10 +229,12 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         model = dataclasses.asdict(self.model) if self.model is not None else {}
+        loss = {"loss": dataclasses.asdict(self.loss)} if self.loss is not None else {}
         return {
             "family": self.family,
             "data": dataclasses.asdict(self.data),
             "model": {"name": self.model_name, **model},
+            **loss,
             "train": dataclasses.asdict(self.train),
             "eval": dataclasses.asdict(self.eval),
         }
@@ -246,7 +284,7 @@ def load_run_config(
             raise ConfigError(f"--set {ov!r}: {section}.{'.'.join(parents)} is not a table")
         node[leaf] = value
     family = raw.pop("family", None)  # written into config.json by every run
-    allowed = {"data", "model", "train", "eval"}
+    allowed = {"data", "model", "loss", "train", "eval"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {unknown}; allowed: {sorted(allowed)}")
@@ -257,6 +295,16 @@ def load_run_config(
     entry = get_model_entry(name)
     if family is not None and family != entry.family:
         raise ConfigError(f"{where}: family = {family!r}, but model {name!r} belongs to family {entry.family!r}")
+    loss_raw = raw.get("loss", {})
+    if name in LOSS_MODELS:
+        if not isinstance(loss_raw, dict):
+            raise ConfigError(f"{where} [loss]: expected a table, got {type(loss_raw).__name__}")
+        loss = from_dict(LossConfig, {**_LOSS_DEFAULTS.get(name, {}), **loss_raw}, f"{where} [loss]")
+    elif loss_raw:
+        raise ConfigError(f"{where} [loss]: the [loss] section applies to the session models "
+                          f"({', '.join(LOSS_MODELS)}) only; {name!r} has its own objective")
+    else:
+        loss = None
     train = from_dict(TrainConfig, raw.get("train", {}), f"{where} [train]")
     if train.matmul_dtype != "float32" and name != "gru4rec":
         raise ConfigError(f"{where} [train]: matmul_dtype = {train.matmul_dtype!r} applies to GRU4Rec's fused "
@@ -269,6 +317,7 @@ def load_run_config(
         data=from_dict(DataConfig, data_raw, f"{where} [data]"),
         model=from_dict(entry.config_cls, model_raw, f"{where} [model]"),
         model_name=name,
+        loss=loss,
         train=train,
         eval=from_dict(EvalConfig, raw.get("eval", {}), f"{where} [eval]"),
     )

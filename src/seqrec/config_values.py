@@ -49,7 +49,9 @@ _BOUNDS: dict[str, tuple] = {
     "aux_hidden": (1, True, None, False),
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "optimizer": ("adagrad", "adam", "sgd"),
+    # the same meaning in every family: adagrad = torch's Adagrad, adagrad-momentum = GRU4Rec's
+    # Adagrad with momentum, adam (lazy on embedding rows), sgd (CTR / purchase models only)
+    "optimizer": ("adagrad", "adagrad-momentum", "adam", "sgd"),
     "lr_schedule": ("constant", "linear", "cosine"),
     "ties": ("optimistic", "pessimistic"),
     "train_split": ("train", "train_full"),
@@ -96,6 +98,9 @@ def from_dict(cls: type, values: dict, where: str) -> Any:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
     hints = typing.get_type_hints(cls)
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    for k, v in kwargs.items():  # enums first: a cross-field check in __post_init__ must not mask them
+        if k in _CHOICES and v not in _CHOICES[k]:
+            raise ConfigError(f"{where}.{k}: {v!r} is not one of {list(_CHOICES[k])}")
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as exc:

@@ -37,6 +37,8 @@ def train_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False,
 def run_family(run_dir: str | os.PathLike) -> Family:
     """The family a run directory was trained as (``family`` in its ``config.json``)."""
     path = Path(run_dir) / "config.json"
+    if not Path(run_dir).is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist")
     if not path.is_file():
         raise CheckpointError(f"{run_dir} is not a run directory: config.json is missing")
     raw = load_json(path)

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import torch
+
+from seqrec.kernels.session_parallel import advance, events
 
 
 @dataclass
@@ -27,36 +28,6 @@ class SessionStep:
     lanes: np.ndarray  # (B,) session index each lane is walking (for user-level models)
 
 
-@numba.njit(cache=True)
-def _advance(offsets, order, nxt, pos, end, lane_sess, reset, done):  # pragma: no cover - compiled
-    """Move every lane one event on; lanes whose session ran out take the next sessions of
-    ``order`` from ``nxt`` (reset set). Returns (new nxt, lanes that ran out, of them refilled);
-    the lanes that ran out are ``done[:n_done]`` in lane order."""
-    n_done = 0
-    for b in range(pos.shape[0]):
-        pos[b] += 1
-        reset[b] = False
-        if pos[b] + 1 >= end[b]:
-            done[n_done] = b
-            n_done += 1
-    n_new = min(n_done, order.shape[0] - nxt)
-    for k in range(n_new):
-        b = done[k]
-        sess = order[nxt + k]
-        lane_sess[b] = sess
-        pos[b] = offsets[sess]
-        end[b] = offsets[sess + 1]
-        reset[b] = True
-    return nxt + n_new, n_done, n_new
-
-
-@numba.njit(cache=True)
-def _events(items, pos, inputs, targets):  # pragma: no cover - compiled
-    for b in range(pos.shape[0]):
-        inputs[b] = items[pos[b]]
-        targets[b] = items[pos[b] + 1]
-
-
 def session_parallel_batches(
     items: np.ndarray,
     offsets: np.ndarray,
@@ -66,9 +37,9 @@ def session_parallel_batches(
     """Yield one :class:`SessionStep` per step over sessions ``order`` (default: all, in order).
 
     Sessions shorter than 2 events are skipped (they have nothing to predict). The per-step
-    bookkeeping is two numba calls instead of ~20 small numpy operations: on diginetica
-    (batch 80) 10.7 -> 5.6 us a step in a tight loop, and 100 -> 54 us between real
-    training steps, where the caches are cold (scratch timings; same steps, checked
+    bookkeeping is two compiled calls (:mod:`seqrec.kernels.session_parallel`) instead of ~20
+    small numpy operations: on diginetica (batch 80) 10.7 -> 5.6 us a step in a tight loop,
+    and 100 -> 54 us between real training steps, where the caches are cold (scratch timings; same steps, checked
     equal over 830k steps).
     """
     if order is None:
@@ -89,7 +60,7 @@ def session_parallel_batches(
     keep = None
     while len(pos):
         inputs, targets = np.empty(len(pos), dtype=items.dtype), np.empty(len(pos), dtype=items.dtype)
-        _events(items, pos, inputs, targets)
+        events(items, pos, inputs, targets)
         yield SessionStep(
             inputs=torch.from_numpy(inputs),
             targets=torch.from_numpy(targets),
@@ -98,7 +69,7 @@ def session_parallel_batches(
             lanes=lane_sess.copy(),
         )
         keep = None
-        nxt, n_done, n_new = _advance(offsets, order, nxt, pos, end, lane_sess, reset, done)
+        nxt, n_done, n_new = advance(offsets, order, nxt, pos, end, lane_sess, reset, done)
         if n_new < n_done:  # no session left for some lanes: drop them (the batch shrinks)
             alive = np.ones(len(pos), dtype=bool)
             alive[done[n_new:n_done]] = False

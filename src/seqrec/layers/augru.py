@@ -12,7 +12,7 @@ u_t is the update gate and h̃_t the candidate state of a standard GRU cell (tor
 order r, z, n; torch writes h_t = (1 - z) n + z h_{t-1}, so its z is DIEN's 1 - u). The
 final state is the state at each sequence's last real behaviour.
 
-Both run the recurrence in :mod:`seqrec.layers.rnn_kernels` (each row over its own real
+Both run the recurrence in :mod:`seqrec.kernels.gru` (each row over its own real
 steps, rows in parallel, hand-written backward); the input projections of all steps are
 one matmul here, and so is the hidden-to-hidden weight gradient.
 """
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqrec.layers import rnn_kernels as K
+from seqrec.kernels import gru as K
 
 MODES = ("augru", "agru", "aigru")
 _KERNEL_MODE = {"gru": K.GRU, "aigru": K.GRU, "augru": K.AUGRU, "agru": K.AGRU}

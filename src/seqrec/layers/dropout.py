@@ -9,28 +9,18 @@ ordinary dropout: every mask element is an independent uniform draw compared
 with ``p``.
 
 :meth:`PooledDropout.apply` (used by the fused GRU4Rec step, which needs no
-autograd) makes the mask and the masked activation in one numba pass: the same
-numbers as ``x * mask(x.shape, p)``, without four torch dispatches.
+autograd) makes the mask and the masked activation in one compiled pass
+(:func:`seqrec.kernels.dropout.mask_and_apply`): the same numbers as
+``x * mask(x.shape, p)``, without four torch dispatches.
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
 from torch import nn
 
-
-@numba.njit(cache=True)
-def _mask_and_apply(x, u, p, scale, out, mask):  # pragma: no cover - compiled
-    """mask = scale where u >= p else 0; out = x * mask (x, out, mask (B, D); u flat (B*D,))."""
-    b, d = x.shape
-    zero = np.float32(0.0)
-    for i in range(b):
-        for j in range(d):
-            mk = scale if u[i * d + j] >= p else zero
-            mask[i, j] = mk
-            out[i, j] = x[i, j] * mk
+from seqrec.kernels.dropout import mask_and_apply
 
 
 class PooledDropout(nn.Module):
@@ -83,6 +73,6 @@ class PooledDropout(nn.Module):
             raise ValueError(f"PooledDropout.apply needs a contiguous 2-d float32 tensor, got {x.dtype} "
                              f"{tuple(x.shape)}")
         out, mask = torch.empty(x.shape), torch.empty(x.shape)
-        _mask_and_apply(x.detach().numpy(), self._uniforms(x.numel()), np.float32(p),
+        mask_and_apply(x.detach().numpy(), self._uniforms(x.numel()), np.float32(p),
                         np.float32(1.0 / (1.0 - p)), out.numpy(), mask.numpy())
         return out, mask

@@ -10,7 +10,9 @@ Implements
     mini-batch (sampled from supp^alpha), BPR-max / TOP1-max losses, the
     constrained embedding (output weights reused as input embedding) and the
     final activations (elu-a, linear, tanh, ...). The losses live in
-    :mod:`seqrec.losses.sampled`; batching in :mod:`seqrec.data.session_parallel`.
+    :mod:`seqrec.losses.sampled` (configured by the run's ``[loss]`` section,
+    :class:`seqrec.config.LossConfig`); batching in :mod:`seqrec.data.session_parallel`;
+    the training step without autograd in :mod:`seqrec.kernels.gru4rec_step`.
 
 Equations (one GRU layer; torch's gate convention):
   r_t = σ(W_r x_t + U_r h_{t-1} + b_r),  z_t = σ(W_z x_t + U_z h_{t-1} + b_z)
@@ -57,14 +59,7 @@ class GRU4RecConfig:
     embedding_dim: int = 0  # for embedding="separate" (0 = layers[0])
     dropout_embed: float = 0.0
     dropout_hidden: float = 0.0
-    final_act: str = "linear"  # linear | elu-<a> | tanh | relu | leaky-<a>
-    # training recipe (used by the loss and sampler, kept with the model's config)
-    loss: str = "bpr-max"  # cross-entropy | bpr | top1 | bpr-max | top1-max
-    n_sample: int = 2048  # extra negatives shared by the mini-batch
-    sample_alpha: float = 0.75  # popularity exponent of the extra-sample distribution
-    bpreg: float = 1.0  # score regularisation of BPR-max
-    logq: float = 0.0  # logQ correction strength for cross-entropy
-    sample_cache: int = 10_000_000  # number of negatives drawn ahead at once
+    final_act: str = "linear"  # linear | elu-<a> | tanh | relu | leaky-<a> (applied by forward())
 
     def __post_init__(self) -> None:
         if self.embedding not in EMBEDDINGS:
@@ -72,10 +67,30 @@ class GRU4RecConfig:
         if not self.layers or min(self.layers) <= 0:
             raise ValueError(f"layers must be positive sizes, got {self.layers}")
         FinalActivation(self.final_act)  # validates the name
-        from seqrec.losses.sampled import LOSSES
 
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+
+@dataclass(frozen=True)
+class GRU4RecFastPath:
+    """What GRU4Rec's fused training step (:mod:`seqrec.kernels.gru4rec_step`) uses of the model.
+
+    The parameters themselves (the step reads them and the optimiser updates them in place),
+    the modules it applies and the two dropout rates; see :meth:`GRU4Rec.fast_path_params`.
+    """
+
+    item_out: nn.Parameter  # Wy (N, H_L): output rows, and the input rows when constrained
+    item_bias: nn.Parameter  # by (N,)
+    item_in: nn.Parameter | None  # (N, D) or one-hot (N, 3H); None = constrained (inputs are Wy rows)
+    layers: tuple[tuple[nn.Parameter, nn.Parameter, nn.Parameter, nn.Parameter], ...]  # (w_in, b_in,
+    # w_hh, b_hh) per GRU layer; w_in is empty (numel 0) for a one-hot first layer
+    dropout: PooledDropout
+    dropout_embed: float
+    dropout_hidden: float
+    final_act: FinalActivation
+
+    @property
+    def input_table(self) -> nn.Parameter:
+        """The table input items are looked up in (``item_out`` when constrained)."""
+        return self.item_out if self.item_in is None else self.item_in
 
 
 def _gru_cell_gates(
@@ -171,6 +186,20 @@ class GRU4Rec(nn.Module):
     def input_table(self) -> torch.Tensor:
         """The table input items are looked up in (``item_out`` when constrained)."""
         return self.item_out if self.item_in is None else self.item_in
+
+    def fast_path_params(self) -> GRU4RecFastPath:
+        """The parameters and pieces the fused training step needs (the step uses nothing else).
+
+        Only a model without extra inputs has a fast path (HRNN's session GRU trains through
+        autograd).
+        """
+        if self.extra_input:
+            raise ValueError("the fused step does not take extra inputs (HRNN uses autograd)")
+        cfg = self.config
+        layers = tuple((self.w_in[i], self.b_in[i], self.w_hh[i], self.b_hh[i]) for i in range(len(self.w_hh)))
+        return GRU4RecFastPath(item_out=self.item_out, item_bias=self.item_bias, item_in=self.item_in,
+                               layers=layers, dropout=self.dropout, dropout_embed=cfg.dropout_embed,
+                               dropout_hidden=cfg.dropout_hidden, final_act=self.final_act)
 
     def step(
         self,

@@ -9,7 +9,7 @@ Implements (m = session index of a user, s_m = final state of session m):
   session level:  s_{m+1,n} = GRU_ses(i_{m+1,n}, s_{m+1,n-1})        (eq. 5)
   "HRNN All":     ``user_to_input`` also feeds c_m to every step of the session GRU.
 The session level is a :class:`~seqrec.models.gru4rec.GRU4Rec` (same scoring,
-losses and sampling). Dropout on the user state and on the initialisation as
+losses and sampling: the run's ``[loss]`` section, TOP1 by default as in the paper). Dropout on the user state and on the initialisation as
 in the paper. Deviation: with one-step truncated backpropagation (as GRU4Rec),
 the user GRU and W_init learn through the first step of each session; the
 state fed to every step in "All" mode is treated as a constant input.
@@ -28,7 +28,7 @@ from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig, _init_uniform
 @dataclass(frozen=True)
 class HRNNConfig:
     session: GRU4RecConfig = field(
-        default_factory=lambda: GRU4RecConfig(layers=(100,), loss="top1", final_act="linear")
+        default_factory=lambda: GRU4RecConfig(layers=(100,), final_act="linear")
     )
     user_size: int = 100
     user_to_input: bool = False  # "HRNN All": user state is an extra input at every step

@@ -28,8 +28,8 @@ from seqrec.train.session_trainer import TrainState, fit_epochs, lr_factor
 
 class _Optimizers:
     """A dense optimiser plus, for embedding tables with sparse gradients, its lazy twin
-    (``SparseAdam`` for Adam: moments of the rows a batch uses only; Adagrad and SGD take
-    sparse gradients themselves). Behaves like one optimiser for the trainer."""
+    (``SparseAdam`` for Adam: moments of the rows a batch uses only; Adagrad, SGD and
+    AdagradM take sparse gradients themselves). Behaves like one optimiser for the trainer."""
 
     def __init__(self, opts: list[torch.optim.Optimizer]) -> None:
         self.opts = opts
@@ -51,7 +51,15 @@ class _Optimizers:
             o.load_state_dict(s)
 
 
-def build_torch_optimizer(name: str, model: torch.nn.Module, lr: float) -> _Optimizers:
+def build_torch_optimizer(name: str, model: torch.nn.Module, lr: float, momentum: float = 0.0) -> _Optimizers:
+    """``train.optimizer`` for the CTR and purchase models, the same names as the session models':
+    ``adagrad`` torch's Adagrad, ``adagrad-momentum`` GRU4Rec's Adagrad with momentum
+    (:class:`seqrec.train.optim.AdagradM`; embedding rows a batch does not use keep their
+    velocity and do not move), ``adam`` (dense Adam, ``SparseAdam`` for sparse embeddings),
+    ``sgd``. ``momentum`` is used by ``adagrad-momentum`` only."""
+    if momentum and name != "adagrad-momentum":
+        raise ConfigError(f"train.momentum = {momentum} applies to optimizer 'adagrad-momentum' only, "
+                          f"not {name!r}")
     sparse = [m.weight for m in model.modules() if isinstance(m, torch.nn.Embedding) and m.sparse]
     ids = {id(p) for p in sparse}
     dense = [p for p in model.parameters() if id(p) not in ids]
@@ -59,10 +67,15 @@ def build_torch_optimizer(name: str, model: torch.nn.Module, lr: float) -> _Opti
         opts = [torch.optim.Adam(dense, lr=lr)] + ([torch.optim.SparseAdam(sparse, lr=lr)] if sparse else [])
     elif name == "adagrad":
         opts = [torch.optim.Adagrad(dense + sparse, lr=lr)]
+    elif name == "adagrad-momentum":
+        from seqrec.train.optim import AdagradM
+
+        opts = [AdagradM(dense + sparse, lr=lr, momentum=momentum)]
     elif name == "sgd":
         opts = [torch.optim.SGD(dense + sparse, lr=lr)]
     else:
-        raise ConfigError(f"unknown optimizer {name!r} for CTR models; choose adam, adagrad or sgd")
+        raise ConfigError(f"unknown optimizer {name!r} for CTR models; choose adagrad, adagrad-momentum, "
+                          "adam or sgd")
     return _Optimizers(opts)
 
 
@@ -90,7 +103,7 @@ class CTRTrainer:
     def __init__(self, model: torch.nn.Module, cfg: RunConfig, train: CTRData, log: RunLog | None = None):
         self.model, self.cfg, self.train_data, self.log = model, cfg, train, log
         tc = cfg.train
-        self.opt = build_torch_optimizer(tc.optimizer, model, tc.lr)
+        self.opt = build_torch_optimizer(tc.optimizer, model, tc.lr, tc.momentum)
         self.mba = float(getattr(model.config, "mba_reg", 0.0))
         self.aux_weight = float(getattr(model.config, "aux_weight", 0.0))
         if self.mba > 0:

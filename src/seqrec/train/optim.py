@@ -6,20 +6,32 @@ those rows (see :mod:`seqrec.train.rows`) and hands their gradients to
 ``step_rows``, which updates just those rows and their optimiser state, so a
 step costs O(rows used), not O(catalogue). Dense parameters go through
 ``step`` as usual (parameters without ``.grad`` are skipped). Both paths run
-the fused kernels of :mod:`seqrec.train.kernels` (one pass per row).
+the fused kernels of :mod:`seqrec.kernels.optim` (one pass per row).
 
-* :class:`AdagradM` — Adagrad with momentum, the optimiser of the GRU4Rec
-  reference settings: acc += g²;  v = μ v + lr g / sqrt(acc + ε);  w -= v.
-* :class:`LazyAdam` — Adam (Kingma & Ba 2015); row updates touch moments only at
+The names are those of ``train.optimizer``, with the same meaning in every model family
+(the CTR trainer builds the same optimisers, see :mod:`seqrec.train.ctr_trainer`):
+
+* ``adagrad-momentum``, :class:`AdagradM` — Adagrad with momentum, the optimiser of the
+  GRU4Rec reference settings: acc += g²;  v = μ v + lr g / sqrt(acc + ε);  w -= v
+  (ε = 1e-6 inside the root). Rows a step does not use keep their velocity and do not move.
+* ``adagrad``, :class:`Adagrad` — plain Adagrad (Duchi, Hazan & Singer, JMLR 2011) with
+  torch's semantics: acc += g²;  w -= lr g / (sqrt(acc) + ε), ε = 1e-10 outside the root,
+  no momentum. Updating only the used rows is exact here: a row with a zero gradient would
+  not move in a dense step either. (The same kernels as AdagradM with momentum 0; they keep
+  a velocity table that this rule multiplies by 0.)
+* ``adam``, :class:`LazyAdam` — Adam (Kingma & Ba 2015); row updates touch moments only at
   the used rows (like ``torch.optim.SparseAdam``); bias correction uses the
   optimiser's global step count.
+
+``step`` also takes sparse gradients (``nn.Embedding(sparse=True)`` in the CTR models): their
+rows go through the row update.
 
 The fused GRU4Rec step calls the kernels every ~6 ms, so it binds its
 parameters once (:meth:`_RowOptimizer.bind`): numpy views of each parameter,
 its state and a fixed gradient buffer, and the parameter's group, rebuilt only
 after ``load_state_dict`` replaces the state. Looking them up per step
 (``_group_of``, ``detach().numpy()`` of four arrays per parameter) was a
-measurable share of the step (see :mod:`seqrec.train.fused_step`).
+measurable share of the step (see :mod:`seqrec.kernels.gru4rec_step`).
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ import math
 import numpy as np
 import torch
 
-from seqrec.train.kernels import (
+from seqrec.kernels.optim import (
     ScatterScratch,
     adagradm_dense,
     adagradm_rows,
@@ -99,8 +111,12 @@ class _RowOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: D102
-        self.step_dense([(p, p.grad) for g in self.param_groups for p in g["params"]
-                         if p.grad is not None])
+        with_grad = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+        self.step_dense([(p, p.grad) for p in with_grad if not p.grad.is_sparse])
+        for p in with_grad:
+            if p.grad.is_sparse:  # the rows the batch used, each once (coalesced)
+                g = p.grad.coalesce()
+                self.step_rows(p, g.indices()[0], g.values())
 
     @torch.no_grad()
     def step_dense(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -157,7 +173,8 @@ class AdagradM(_RowOptimizer):
         super().__init__(params, {"lr": lr, "momentum": momentum, "eps": eps})
 
     def _scalars(self, group) -> tuple:
-        return _f32(group["lr"], group["momentum"], group["eps"])
+        """(lr, momentum, ε inside the root, ε outside it)."""
+        return _f32(group["lr"], group["momentum"], group["eps"], 0.0)
 
     def _update(self, p, group, idx, g) -> None:
         st = self._state(p)
@@ -168,6 +185,16 @@ class AdagradM(_RowOptimizer):
     def _scatter(self, p, acc, vel, pb, accb, velb, idx, g, bg, sc, group) -> int:
         return adagradm_scatter(p, acc, vel, pb, accb, velb, idx, g, bg, sc.slot, sc.uniq,
                                 sc.first, sc.last, sc.nxt, sc.buf, sc.bsum, *self._scalars(group))
+
+
+class Adagrad(AdagradM):
+    """Plain Adagrad with torch's rule, w -= lr g / (sqrt(acc) + ε) (see the module docstring)."""
+
+    def __init__(self, params, lr: float = 0.01, eps: float = 1e-10) -> None:
+        super().__init__(params, lr=lr, momentum=0.0, eps=eps)
+
+    def _scalars(self, group) -> tuple:
+        return _f32(group["lr"], 0.0, 0.0, group["eps"])
 
 
 class LazyAdam(_RowOptimizer):
@@ -258,15 +285,24 @@ def _f32(*xs: float) -> tuple:
     return tuple(np.float32(x) for x in xs)
 
 
-OPTIMIZERS = ("adagrad", "adam")
+OPTIMIZERS = ("adagrad", "adagrad-momentum", "adam")  # the session models' choices of train.optimizer
 
 
 def build_optimizer(name: str, params, lr: float, momentum: float = 0.0) -> torch.optim.Optimizer:
-    """``adagrad`` (with ``momentum``) or ``adam``; both support ``step_rows``."""
-    if name == "adagrad":
-        return AdagradM(params, lr=lr, momentum=momentum)
-    if name == "adam":
-        return LazyAdam(params, lr=lr)
+    """A row-wise optimiser by its ``train.optimizer`` name (see the module docstring); all of
+    them support ``step_rows`` and the bound steps of the fused GRU4Rec step."""
     from seqrec.errors import ConfigError
 
+    if momentum and name != "adagrad-momentum":
+        raise ConfigError(f"train.momentum = {momentum} applies to optimizer 'adagrad-momentum' only, "
+                          f"not {name!r}")
+    if name == "adagrad-momentum":
+        return AdagradM(params, lr=lr, momentum=momentum)
+    if name == "adagrad":
+        return Adagrad(params, lr=lr)
+    if name == "adam":
+        return LazyAdam(params, lr=lr)
+    if name == "sgd":
+        raise ConfigError("optimizer 'sgd' is not implemented for the session models (GRU4Rec, HRNN); "
+                          f"choose one of {list(OPTIMIZERS)}")
     raise ConfigError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")

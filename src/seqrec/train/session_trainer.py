@@ -10,7 +10,7 @@ One step (Hidasi & Karatzoglou CIKM 2018):
      steps move the weights in proportion to their lanes), and the optimiser
      updates exactly the item rows the step used (biases: the scored rows only)
      plus the dense GRU weights:
-     by default with :class:`~seqrec.train.fused_step.FusedGRU4RecStep`
+     by default with :class:`~seqrec.kernels.gru4rec_step.FusedGRU4RecStep`
      (hand-written backward), with ``train.fused = false`` or for HRNN through
      autograd on the gathered distinct rows (``GatheredRows``);
   4. the hidden state (after hidden dropout, as the reference carries it) goes
@@ -35,9 +35,9 @@ from seqrec.data.events import SessionArrays
 from seqrec.data.sampling import PopularitySampler
 from seqrec.data.session_parallel import session_parallel_batches
 from seqrec.evaluate.ranking import evaluate_sessions
+from seqrec.kernels.gru4rec_step import FusedGRU4RecStep
 from seqrec.losses.sampled import sampled_loss
 from seqrec.models.gru4rec import GRU4Rec, GRU4RecScorer
-from seqrec.train.fused_step import FusedGRU4RecStep
 from seqrec.train.logs import RunLog
 from seqrec.train.optim import build_optimizer
 from seqrec.train.rows import GatheredRows
@@ -123,11 +123,15 @@ class GRU4RecTrainer:
         # samples follow the sampling distribution (∝ count^alpha).
         self.log_q_data: torch.Tensor | None = None
         self.log_q_sample: torch.Tensor | None = None
-        mc = cfg.model_session
-        if mc.loss == "cross-entropy" and mc.logq > 0:
+        if cfg.loss is None:
+            from seqrec.errors import ConfigError
+
+            raise ConfigError("session models need the run config's [loss] settings (load_run_config sets them)")
+        lc = self.lc = cfg.loss  # the sampled loss and its negatives
+        if lc.name == "cross-entropy" and lc.logq > 0:
             with np.errstate(divide="ignore"):
                 p_data = self.counts / self.counts.sum()
-                w = np.where(self.counts > 0, self.counts**mc.sample_alpha, 0.0)
+                w = np.where(self.counts > 0, self.counts**lc.sample_alpha, 0.0)
                 p_sample = w / w.sum()
             self.log_q_data = torch.from_numpy(np.log(np.maximum(p_data, 1e-12))).float()  # (N,)
             self.log_q_sample = torch.from_numpy(np.log(np.maximum(p_sample, 1e-12))).float()
@@ -135,7 +139,8 @@ class GRU4RecTrainer:
         self.opt = build_optimizer(tc.optimizer, model.parameters(), tc.lr, tc.momentum)
         # GRU4Rec trains with the fused step; HRNN (a user GRU feeds the session start) and
         # ``train.fused = false`` go through autograd on gathered rows
-        self.fused = (FusedGRU4RecStep(model, self.opt, bf16=tc.matmul_dtype == "bfloat16",
+        self.fused = (FusedGRU4RecStep(model.fast_path_params(), self.opt, loss=lc.name, bpreg=lc.bpreg,
+                                       logq=lc.logq, bf16=tc.matmul_dtype == "bfloat16",
                                        batch_size=tc.batch_size)
                       if tc.fused and isinstance(model, GRU4Rec) else None)
         if self.fused is None and tc.matmul_dtype != "float32":
@@ -163,7 +168,7 @@ class GRU4RecTrainer:
 
                 raise SeqrecError(
                     f"training diverged at epoch {epoch + 1}, step {steps}: loss is {lv}; "
-                    "lower train.lr or model.bpreg"
+                    "lower train.lr or loss.bpreg"
                 )
             loss_sum += lv * B
             n_ev += B
@@ -199,14 +204,14 @@ class GRU4RecTrainer:
 
     def _begin_epoch(self, epoch: int):
         """Seed RNGs for the epoch (reproducible also on resume), set the lr; -> (sampler, lr factor)."""
-        mc, tc = self.cfg.model_session, self.cfg.train
+        lc, tc = self.lc, self.cfg.train
         torch.manual_seed(tc.seed + epoch)
         self.net.dropout.reset()
         # draw at most one epoch's worth of samples at a time (small data needs far fewer
         # than the default 10M-item cache)
         steps = int((self.train_data.lengths.clip(min=1) - 1).sum()) // max(tc.batch_size, 1) + 1
-        cache = min(mc.sample_cache, max(steps, 1) * max(mc.n_sample, 1))
-        sampler = PopularitySampler(self.counts, mc.sample_alpha, mc.n_sample, cache, seed=tc.seed + epoch)
+        cache = min(lc.sample_cache, max(steps, 1) * max(lc.n_sample, 1))
+        sampler = PopularitySampler(self.counts, lc.sample_alpha, lc.n_sample, cache, seed=tc.seed + epoch)
         factor = lr_factor(tc.lr_schedule, epoch, tc.epochs)
         for g in self.opt.param_groups:
             g["lr"] = tc.lr * factor
@@ -214,7 +219,7 @@ class GRU4RecTrainer:
 
     def _step(self, sampler, inputs, targets, hidden, extra=None):
         """One optimisation step; returns (loss value, detached new hidden)."""
-        net, mc = self.net, self.cfg.model_session
+        net, lc = self.net, self.lc
         B = len(inputs)
         samples = sampler.next()
         log_q = None
@@ -236,7 +241,7 @@ class GRU4RecTrainer:
             x = in_rows.leaves[0].index_select(0, in_rows.inverse)  # (B, D)
             cols = rows.inverse
         scores, hidden = net(x, hidden, rows.leaves[0], rows.leaves[1], cols, extra)  # (B, M)
-        loss = sampled_loss(mc.loss, scores, bpreg=mc.bpreg, logq=mc.logq, log_q=log_q)
+        loss = sampled_loss(lc.name, scores, bpreg=lc.bpreg, logq=lc.logq, log_q=log_q)
         self.opt.zero_grad(set_to_none=True)
         # the gradient of the lanes' sum over the configured batch size (see loss_and_grad)
         (loss * (B / self.cfg.train.batch_size)).backward()

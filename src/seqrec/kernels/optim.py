@@ -1,5 +1,9 @@
 """Fused row-wise optimiser updates (numba), one pass over the touched rows.
 
+The Adagrad kernels take two epsilons, lr·g / (sqrt(acc + eps) + eps_out): GRU4Rec's
+Adagrad with momentum puts its ε inside the root (eps_out = 0), torch's plain Adagrad adds
+it outside (eps = 0); see :mod:`seqrec.train.optim`.
+
 With eager PyTorch an Adagrad-with-momentum update of ~2,000 rows of a 224-wide
 table is a dozen full passes (gather state, square, add, sqrt, divide, scale,
 scatter back ...) and cost more than the forward and backward pass together
@@ -43,12 +47,13 @@ def set_threads(n: int) -> None:
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def adagradm_rows(p, acc, vel, idx, grad, lr, mom, eps):  # pragma: no cover - compiled
-    """acc += g²; v = mom·v + lr·g/sqrt(acc + eps); p -= v  (rows ``idx`` only).
+def adagradm_rows(p, acc, vel, idx, grad, lr, mom, eps, eps_out):  # pragma: no cover - compiled
+    """acc += g²; v = mom·v + lr·g/(sqrt(acc + eps) + eps_out); p -= v  (rows ``idx`` only).
 
     Scalars arrive as float32 so the loops stay in single precision. (Measured:
     the prange version with 2-D indexing vectorises; row views or a serial
-    loop ran ~10x slower.) With mom = 0 the velocity stays 0 and v = update.
+    loop ran ~10x slower.) With mom = 0, v is the plain Adagrad update (its old value is
+    multiplied by 0).
     """
     n, d = grad.shape
     for k in numba.prange(n):
@@ -57,7 +62,7 @@ def adagradm_rows(p, acc, vel, idx, grad, lr, mom, eps):  # pragma: no cover - c
             g = grad[k, j]
             a = acc[r, j] + g * g
             acc[r, j] = a
-            u = mom * vel[r, j] + lr * g / math.sqrt(a + eps)
+            u = mom * vel[r, j] + lr * g / (math.sqrt(a + eps) + eps_out)
             vel[r, j] = u
             p[r, j] -= u
 
@@ -85,13 +90,13 @@ def as_2d(t) -> np.ndarray:
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def adagradm_dense(p, acc, vel, grad, lr, mom, eps):  # pragma: no cover - compiled
+def adagradm_dense(p, acc, vel, grad, lr, mom, eps, eps_out):  # pragma: no cover - compiled
     """AdagradM on every element of flat (n,) arrays."""
     for i in numba.prange(p.shape[0]):
         g = grad[i]
         a = acc[i] + g * g
         acc[i] = a
-        u = mom * vel[i] + lr * g / math.sqrt(a + eps)
+        u = mom * vel[i] + lr * g / (math.sqrt(a + eps) + eps_out)
         vel[i] = u
         p[i] -= u
 
@@ -180,7 +185,7 @@ def _sum_multi_uses(grad, bgrad, uniq_n, first, nxt, buf, bsum):  # pragma: no c
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def adagradm_scatter(p, acc, vel, pb, accb, velb, idx, grad, bgrad,
-                     slot, uniq, first, last, nxt, buf, bsum, lr, mom, eps):  # pragma: no cover
+                     slot, uniq, first, last, nxt, buf, bsum, lr, mom, eps, eps_out):  # pragma: no cover
     """AdagradM on the distinct rows of ``idx``, each with the sum of its uses' gradients.
 
     p/acc/vel (N, D) and grad (K, D); the bias pb/accb/velb (N,) with bgrad (K_b,), K_b <= K:
@@ -198,7 +203,7 @@ def adagradm_scatter(p, acc, vel, pb, accb, velb, idx, grad, bgrad,
                 g = grad[k, j]
                 a = acc[r, j] + g * g
                 acc[r, j] = a
-                v = mom * vel[r, j] + lr * g / math.sqrt(a + eps)
+                v = mom * vel[r, j] + lr * g / (math.sqrt(a + eps) + eps_out)
                 vel[r, j] = v
                 p[r, j] -= v
         else:
@@ -206,7 +211,7 @@ def adagradm_scatter(p, acc, vel, pb, accb, velb, idx, grad, bgrad,
                 g = buf[u, j]
                 a = acc[r, j] + g * g
                 acc[r, j] = a
-                v = mom * vel[r, j] + lr * g / math.sqrt(a + eps)
+                v = mom * vel[r, j] + lr * g / (math.sqrt(a + eps) + eps_out)
                 vel[r, j] = v
                 p[r, j] -= v
     if pb.shape[0]:
@@ -218,7 +223,7 @@ def adagradm_scatter(p, acc, vel, pb, accb, velb, idx, grad, bgrad,
             gb = bsum[u]
             a = accb[r] + gb * gb
             accb[r] = a
-            v = mom * velb[r] + lr * gb / math.sqrt(a + eps)
+            v = mom * velb[r] + lr * gb / (math.sqrt(a + eps) + eps_out)
             velb[r] = v
             pb[r] -= v
     return n_u

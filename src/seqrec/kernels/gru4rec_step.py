@@ -9,17 +9,17 @@ of which the matmuls took ~2 ms). Here the same step is written out:
 forward (per GRU layer, torch's gate order r, z, n; one-step truncated BPTT)
     gx = W x + b,  gh = U h + c,  r = σ(gx_r + gh_r),  z = σ(gx_z + gh_z)
     n = tanh(gx_n + r ⊙ gh_n),   h' = n + z ⊙ (h - n)
-    (the gate math in one numba pass with float32 sigmoid / tanh: :mod:`seqrec.train.gru_kernels`)
+    (the gate math in one numba pass with float32 sigmoid / tanh: :mod:`seqrec.kernels.gru`)
     o = dropout(h') is the layer's output and also the state carried to the next step
     S = o Wyᵀ + by  over the M = B + n_sample output rows,  A = final_act(S)
 backward (closed forms of :func:`seqrec.losses.sampled.loss_and_grad`; BPR-max
-with the activation and its backward in one numba pass, :mod:`seqrec.losses.fused`;
+with the activation and its backward in one numba pass, :mod:`seqrec.kernels.bpr_max`;
 L = the lanes' summed loss / ``batch_size``, the configured one, not the live lanes)
     dS = dL/dA ⊙ final_act'(S);  do = dS Wy;  dWy = dSᵀ o;  dby = Σ_b dS
     dn = dh' ⊙ (1 - z),  dz = dh' ⊙ (h - n),  dn̂ = dn ⊙ (1 - n²)
     dr̂ = dn̂ ⊙ gh_n ⊙ r(1 - r),  dẑ = dz ⊙ z(1 - z)
     dgx = [dr̂, dẑ, dn̂],  dgh = [dr̂, dẑ, dn̂ ⊙ r],  dW = dgxᵀ x,  dU = dghᵀ h,  dx = dgx W
-    (dgx and dgh in one numba pass, bit-identical to the torch ops: :mod:`seqrec.train.gru_kernels`)
+    (dgx and dgh in one numba pass, bit-identical to the torch ops: :mod:`seqrec.kernels.gru`)
 update
     the item-table gradients, one row per use (output rows, and the input rows
     where the table is shared), go to the optimiser's ``step_scatter_bound``: a numba
@@ -28,7 +28,11 @@ update
     has no bias term); the dense GRU weights go through ``step_bound``.
 
 glue
-    the step binds its parameters to the optimiser once (numpy views of the
+    the step sees the model only through ``GRU4Rec.fast_path_params()`` (a
+    :class:`~seqrec.models.gru4rec.GRU4RecFastPath`: the item tables, the GRU
+    layers' parameters, the dropout pool and rates, the final activation), taken
+    once by the trainer; the loss settings come from the run's ``[loss]`` section.
+    It binds its parameters to the optimiser once (numpy views of the
     parameters, their state and fixed dense-gradient buffers, rebuilt after a
     resume loads new state), keeps the GRU layers' parameters in a list, makes
     each dropout mask and the masked activation in one numba pass
@@ -62,45 +66,49 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from seqrec.losses.fused import BprMaxWork, bpr_max_from_scores
+from seqrec.kernels.bpr_max import BprMaxWork, bpr_max_from_scores
+from seqrec.kernels.gru import gru_cell_backward, gru_cell_forward
+from seqrec.kernels.optim import ScatterScratch
 from seqrec.losses.sampled import loss_and_grad
-from seqrec.models.gru4rec import GRU4Rec
-from seqrec.train.gru_kernels import gru_cell_backward, gru_cell_forward
-from seqrec.train.kernels import ScatterScratch
+from seqrec.models.gru4rec import GRU4RecFastPath
 
 _EMPTY = np.empty((0, 0), dtype=np.float32)
 
 
 class FusedGRU4RecStep:
-    """Callable ``(inputs, targets, samples, hidden, log_q) -> (loss, new hidden)``."""
+    """Callable ``(inputs, targets, samples, hidden, log_q) -> (loss, new hidden)``.
 
-    def __init__(self, model: GRU4Rec, optimizer: torch.optim.Optimizer, bf16: bool = False,
+    A training step: dropout is applied at the configured rates (the trainer keeps the model in
+    training mode while it calls the step).
+    """
+
+    def __init__(self, params: GRU4RecFastPath, optimizer: torch.optim.Optimizer, loss: str,
+                 bpreg: float = 0.0, logq: float = 0.0, bf16: bool = False,
                  batch_size: int | None = None) -> None:
-        """``batch_size``: the loss gradient is the rows' sum over it (None: over the live lanes)."""
-        if model.extra_input:
-            raise ValueError("the fused step does not take extra inputs (HRNN uses autograd)")
-        self.model = model
+        """``params``: ``GRU4Rec.fast_path_params()``, the only view of the model the step has;
+        ``loss``, ``bpreg``, ``logq``: the ``[loss]`` settings; ``batch_size``: the loss gradient
+        is the rows' sum over it (None: over the live lanes)."""
+        self.p = params
         self.opt = optimizer
-        cfg = model.config
-        self.loss = cfg.loss
-        self.bpreg = cfg.bpreg
-        self.logq = cfg.logq
+        self.loss = loss
+        self.bpreg = bpreg
+        self.logq = logq
         self.bf16 = bf16  # the bfloat16 output layer (train.matmul_dtype, validated by TrainConfig)
         self.norm = batch_size
-        self._scratch_out = ScatterScratch(model.n_items)
-        self._scratch_in = ScatterScratch(model.n_items)
+        n_items = params.item_out.shape[0]
+        self._scratch_out = ScatterScratch(n_items)
+        self._scratch_in = ScatterScratch(n_items)
         self._grad = torch.empty(0)  # (K, H_L) per-use gradients of item_out rows
         self._bgrad = torch.empty(0)  # (K,) per-use gradients of item_bias rows
         self._bpr_work = BprMaxWork()
         # per GRU layer (w_in, b_in, w_hh, b_hh), looked up once (nn.Module attribute access per step
         # was measurable); the dense gradients are written into fixed buffers the optimiser is bound to
-        self._layers = [(model.w_in[i], model.b_in[i], model.w_hh[i], model.b_hh[i])
-                        for i in range(len(model.w_hh))]
+        self._layers = list(params.layers)
         dense = [p for layer in self._layers for p in layer]
         self._dgrad = {p: torch.zeros_like(p) for p in dense}
         self._dense = optimizer.bind(dense, [self._dgrad[p] for p in dense])
-        self._rows_out = optimizer.bind([model.item_out, model.item_bias])
-        self._rows_in = optimizer.bind([model.item_in]) if model.item_in is not None else None
+        self._rows_out = optimizer.bind([params.item_out, params.item_bias])
+        self._rows_in = optimizer.bind([params.item_in]) if params.item_in is not None else None
 
     def _buffers(self, k: int, d: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self._grad.shape[0] < k:
@@ -117,10 +125,8 @@ class FusedGRU4RecStep:
         hidden: list[torch.Tensor],
         log_q: torch.Tensor | None = None,
     ) -> tuple[float, list[torch.Tensor]]:
-        m = self.model
-        cfg = m.config
+        m = self.p
         drop = m.dropout
-        training = m.training
         shared = m.item_in is None  # constrained: the inputs' rows are output rows too
         # (M,) targets first, then shared samples; with a shared table the inputs follow, for the update
         idx = torch.cat([targets, samples, inputs] if shared else [targets, samples])
@@ -128,10 +134,10 @@ class FusedGRU4RecStep:
         out_items = idx[:M]
         w_out = m.item_out.index_select(0, out_items)  # (M, H_L)
         b_out = m.item_bias.index_select(0, out_items)  # (M,)
-        x = m.input_table().index_select(0, inputs)  # (B, D) or (B, 3H) for one-hot
+        x = m.input_table.index_select(0, inputs)  # (B, D) or (B, 3H) for one-hot
         mask_e = None
-        if training and cfg.dropout_embed > 0:
-            x, mask_e = drop.apply(x, cfg.dropout_embed)
+        if m.dropout_embed > 0:
+            x, mask_e = drop.apply(x, m.dropout_embed)
         saved = []  # per layer: (layer input, h, [r, z], n, gh, hidden-dropout mask)
         new_hidden = []
         for i, h in enumerate(hidden):
@@ -145,8 +151,8 @@ class FusedGRU4RecStep:
             gru_cell_forward(gx.numpy(), gh.numpy(), h.numpy(), rz.numpy(), n.numpy(), h_new.numpy())
             mask_h = None
             out = h_new
-            if training and cfg.dropout_hidden > 0:
-                out, mask_h = drop.apply(h_new, cfg.dropout_hidden)
+            if m.dropout_hidden > 0:
+                out, mask_h = drop.apply(h_new, m.dropout_hidden)
             new_hidden.append(out)  # the dropped-out output is the carried state (as the reference)
             saved.append((x, h, rz, n, gh, mask_h))
             x = out

@@ -6,7 +6,7 @@ a ~6 ms step at B = 80, M = 2,128); an earlier version of this module still
 left the activation, ``exp``, ``sigmoid`` and the row max to torch (~12 passes,
 0.9 ms a step measured inside the training step, against 0.54 ms now). Here one parallel numba
 kernel does a row at a time while it sits in L1, with the vectorisable
-:func:`seqrec.mathf.expf`:
+:func:`seqrec.kernels.mathf.expf`:
 
 1. ``a = act(s)`` (linear, relu, leaky-α, elu-α in the kernel; tanh is applied
    by torch before it, in place), with the row maximum taken on the raw scores
@@ -37,8 +37,8 @@ import numba
 import numpy as np
 import torch
 
+from seqrec.kernels.mathf import expf
 from seqrec.layers.activation import FinalActivation
-from seqrec.mathf import expf
 
 _EPS = 1e-24
 _ACT_CODES = {"linear": 0, "tanh": 1, "relu": 2, "leaky": 3, "elu": 4}
