@@ -84,7 +84,7 @@ def test_train_writes_the_run_directory(gru_run):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"]["name"] == "gru4rec" and cfg["model"]["layers"] == [32]
     assert cfg["loss"]["n_sample"] == 128 and cfg["train"]["epochs"] == 1
-    assert cfg["model"]["loss"] == "bpr-max"  # from the TOML, not overridden
+    assert cfg["loss"]["name"] == "bpr-max"  # from the TOML, not overridden
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 1 and metrics["test"]["n_events"] > 1000
     assert metrics["best_epoch"] == -1  # trained on train_full: no validation split, no best epoch
