@@ -192,7 +192,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.momentum and self.optimizer != "adagrad-momentum":
+        if self.momentum and self.optimizer in ("adagrad", "adam", "sgd"):  # (unknown names: the choices' error)
             raise ValueError(f"momentum = {self.momentum} applies to optimizer 'adagrad-momentum' only, "
                              f"not {self.optimizer!r}")
         if self.matmul_dtype not in ("float32", "bfloat16"):
