@@ -7,6 +7,8 @@ histories, config validation, and the masked pooling against hand-computed value
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -217,14 +219,16 @@ def test_ids_only_schema(name):
 ])
 @pytest.mark.parametrize("cls", [CNNLSTMConfig, LSTMClassifierConfig, GRUClassifierConfig])
 def test_bad_config_values(cls, bad):
-    with pytest.raises(ValueError):
+    (key, value), = bad.items()
+    with pytest.raises(ValueError, match=rf"{key}.*got .*{re.escape(str(value))}"):  # names the field and value
         cls(**bad)
 
 
 @pytest.mark.parametrize("bad", [{"kernel_sizes": ()}, {"kernel_sizes": (3, 0)},
                                  {"conv_channels": 0}, {"pool": 0}])
 def test_bad_cnn_config_values(bad):
-    with pytest.raises(ValueError):
+    (key, value), = bad.items()
+    with pytest.raises(ValueError, match=rf"{key}.*got .*{re.escape(str(value))}"):
         CNNLSTMConfig(**bad)
 
 
@@ -257,7 +261,7 @@ def test_masked_max_pool_hand_computed():
     assert m3.tolist() == [[True, False], [True, False]]
     out1, m1 = masked_max_pool(x, mask, 1)
     assert torch.equal(m1, mask) and torch.equal(out1, x * mask.unsqueeze(-1))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="pool must be >= 1, got 0"):
         masked_max_pool(x, mask, 0)
 
 
