@@ -33,6 +33,7 @@ def test_reconfigured_copy_shares_the_fit_and_changes_only_the_config():
         Pop().reconfigured(tiebreak="none")
 
 
+@pytest.mark.slow
 def test_script_on_a_real_item_knn_run(bench_script, data_root, tmp_path, monkeypatch, capsys):
     from seqrec.cli import main
 

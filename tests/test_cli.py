@@ -174,6 +174,7 @@ def test_resume_finishes_an_interrupted_run_with_the_same_weights(shared_data, t
         assert ma["test"][key] == mb["test"][key], key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["pop", "item-knn"])
 def test_baseline_through_the_cli(model, tmp_path, shared_data, capsys):
     cfg = tmp_path / f"{model}.toml"

@@ -72,7 +72,9 @@ def test_score_users_on_a_missing_run_is_one_line(tmp_path):
     assert_one_line_error(rc, err, "config.json")
 
 
-# -- rule baselines under the deployment protocol (fast: nothing to train but a logistic regression)
+# -- rule baselines under the deployment protocol (a few seconds: nothing to train but a logistic
+# regression; marked slow all the same, as it fits on the real Instacart log)
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["bought_before", "rfm_logreg"])
 def test_rule_baseline_deployment_train_evaluate_score(data_root, tmp_path, model):
     cfg = write_config(tmp_path / "c.toml", data_root, model)

@@ -119,6 +119,7 @@ def hrnn_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory):
     return out, train_run(cfg, out)
 
 
+@pytest.mark.slow
 def test_hrnn_train_run_on_real_users(hrnn_run):
     out, metrics = hrnn_run
     for name in (
@@ -140,6 +141,7 @@ def test_hrnn_train_run_on_real_users(hrnn_run):
     assert math.isfinite(saved["train_events_per_s"])
 
 
+@pytest.mark.slow
 def test_hrnn_evaluate_run_reproduces_test_metrics(hrnn_run):
     out, metrics = hrnn_run
     again = evaluate_run(out)

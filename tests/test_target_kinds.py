@@ -88,6 +88,7 @@ def taobao_runs(data_root, tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 def test_script_splits_a_gru4rec_run_by_user_history(bench_script, taobao_runs, data_root, monkeypatch, capsys):
     tk = bench_script("target_kinds")
     monkeypatch.setenv("SEQREC_DATA", str(data_root))
@@ -101,6 +102,7 @@ def test_script_splits_a_gru4rec_run_by_user_history(bench_script, taobao_runs, 
     assert counts["new/pair"] + counts["new/item"] + counts["new/other"] == counts["new"]
 
 
+@pytest.mark.slow
 def test_script_refuses_an_hrnn_run(bench_script, taobao_runs, data_root, monkeypatch):
     tk = bench_script("target_kinds")
     monkeypatch.setenv("SEQREC_DATA", str(data_root))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import time
 from pathlib import Path
 
@@ -90,6 +89,7 @@ def test_tie_order_is_one_strict_order_by_popularity_then_fixed():
     assert scores.dtype == torch.float64 and len(set(scores[0].tolist())) == 8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [Pop, ItemKNN, SKNN])
 def test_default_baselines_rank_the_same_under_both_tie_rules(cls, yoochoose):
     """notes/pitfalls.md: optimistic and pessimistic ranks must agree; kNN scores tie a lot
@@ -263,14 +263,6 @@ def test_save_load_round_trip(name, tmp_path):
 # -- real data: yoochoose_100k ---------------------------------------------------------------
 
 
-def _data_root() -> Path:
-    env = os.environ.get("SEQREC_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
-YC = _data_root() / "session" / "yoochoose_100k"
-
-
 def _read_gru4rec_tsv(path: Path) -> pl.DataFrame:
     df = pl.read_csv(path, separator="\t").rename(
         {"SessionId": "session_id", "ItemId": "item_id", "Time": "timestamp"}
@@ -282,13 +274,11 @@ def _read_gru4rec_tsv(path: Path) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def yoochoose():
-    if not YC.is_dir():
-        pytest.skip(
-            f"yoochoose_100k not found at {YC} (set SEQREC_DATA to the shared data directory)"
-        )
-    train = _read_gru4rec_tsv(YC / "yoochoose-clicks-100k_train_full.txt")
-    test = _read_gru4rec_tsv(YC / "yoochoose-clicks-100k_test.txt")
+def yoochoose(data_root: Path):
+    """The real data from the shared data root (tests/conftest.py; skipped when it is absent)."""
+    yc = data_root / "session" / "yoochoose_100k"
+    train = _read_gru4rec_tsv(yc / "yoochoose-clicks-100k_train_full.txt")
+    test = _read_gru4rec_tsv(yc / "yoochoose-clicks-100k_test.txt")
     vocab = Vocab(train["item_id"])
     return (
         SessionArrays.from_events(train, vocab),
@@ -318,6 +308,7 @@ def yoochoose_results(yoochoose):
     return out
 
 
+@pytest.mark.slow
 def test_yoochoose_pop(yoochoose_results):
     res = yoochoose_results["pop"]
     assert res["n_events"] == 13568 - 3416  # every position of every test session
@@ -326,6 +317,7 @@ def test_yoochoose_pop(yoochoose_results):
     assert res["mrr@20"] == pytest.approx(0.0263507, abs=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["item-knn", "sknn"])
 def test_yoochoose_knn_beats_pop(yoochoose_results, name):
     assert yoochoose_results[name]["recall@20"] > yoochoose_results["pop"]["recall@20"]

@@ -386,5 +386,5 @@ def test_dsin_bad_label_and_lengths(tmp_path):
     sl = load_data_pickle(src / "sample_session_length.pkl")
     sl[0] = 4  # sample 0 has 5 non-empty sessions
     (tmp_path / "sample_session_length.pkl").write_bytes(pickle.dumps(sl, protocol=4))
-    with pytest.raises(DataValidationError, match=r"sess_input.pkl: sample 0: session_length"):
+    with pytest.raises(DataValidationError, match=r"sess_input.pkl: sample 0: its session_length in sample_session_length.pkl"):
         read_dsin_pickles(tmp_path)

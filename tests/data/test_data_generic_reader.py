@@ -84,8 +84,10 @@ def test_session_gap_sessionizes_users(tmp_path):
 
 def test_sort_fixes_unsorted_sessions(tmp_path):
     path = _write(tmp_path, "u.csv", "sid,item,t\n7,1,10\n7,2,5\n8,3,1\n7,4,20\n")
-    with pytest.raises(DataValidationError, match=r"session 7 at row 1"):
+    with pytest.raises(DataValidationError, match=r"u.csv: column 't' row 2: time 5.0 is before .* 10.0 in session 7"):
         read_events(path, columns=COLS)
+    with pytest.raises(DataValidationError, match=r"g.csv: column 'sid' row 4: session 7 started on an earlier row"):
+        read_events(_write(tmp_path, "g.csv", "sid,item,t\n7,1,1\n7,2,5\n8,3,6\n7,4,20\n"), columns=COLS)
     df = read_events(path, columns=COLS, sort=True)
     assert df.rows() == [(8, 3, 1.0), (7, 2, 5.0), (7, 1, 10.0), (7, 4, 20.0)]
 
@@ -121,29 +123,80 @@ def test_missing_mapped_column_names_file_column_and_available(tmp_path):
 
 def test_float_item_id(tmp_path):
     path = _write(tmp_path, "f.csv", "sid,item,t\n1,2,3\n1,1.5,4\n")
-    with pytest.raises(SchemaError, match=r"f.csv.*'item_id'.*row 1 has 1.5"):
+    with pytest.raises(SchemaError, match=r"f.csv: column 'item' row 2: '1.5' is not an integer id"):
         read_events(path, columns=COLS)
 
 
 def test_unparseable_values_name_file_column_row(tmp_path):
     path = _write(tmp_path, "s.csv", "sid,item,t\n1,2,3\n1,3,4\n1,4,soon\n")
-    with pytest.raises(SchemaError, match=r"s.csv.*'timestamp'.*row 2 has 'soon'"):
+    with pytest.raises(SchemaError, match=r"s.csv: column 't' row 3: cannot parse 'soon' as a time"):
         read_events(path, columns=COLS)
     path = _write(tmp_path, "d.csv", "sid,item,t\n1,2,2020-01-01\n1,3,yesterday\n")
-    with pytest.raises(SchemaError, match=r"d.csv.*'timestamp'.*row 1 has 'yesterday'"):
+    with pytest.raises(SchemaError, match=r"d.csv: column 't' row 2: cannot parse 'yesterday' as a time"):
         read_events(path, columns=COLS)
     path = _write(tmp_path, "i.csv", "sid,item,t\n1,12,3\n1,abc,4\n")
-    with pytest.raises(SchemaError, match=r"i.csv.*'item_id'.*row 1 has 'abc'"):
+    with pytest.raises(SchemaError, match=r"i.csv: column 'item' row 2: holds numeric ids but 'abc' is not a number"):
         read_events(path, columns=COLS)
 
 
 def test_empty_and_nan_ids(tmp_path):
     path = _write(tmp_path, "e.csv", "sid,item,t\n1,2,3\n1,,4\n")
-    with pytest.raises(DataValidationError, match=r"e.csv.*'item_id'.*row 1"):
+    with pytest.raises(DataValidationError, match=r"e.csv: column 'item' row 2: is empty"):
         read_events(path, columns=COLS)
     path = _write(tmp_path, "n.csv", "sid,item,t\n1,2,3\nnan,3,4\n")
-    with pytest.raises(SchemaError, match=r"n.csv.*'session_id'.*row 1 has nan"):
+    with pytest.raises(SchemaError, match=r"n.csv: column 'sid' row 2: 'nan' is not an integer id"):
         read_events(path, columns=COLS)
+
+
+# ------------------------------------------- regressions from issue #21 (item 5)
+
+
+def test_regression_unparseable_time_names_file_column_row(tmp_path):
+    """Was a raw polars ComputeError ("could not find an appropriate format to parse dates")
+    naming neither the file nor the row."""
+    rows = "".join(f"1,{i},2014-04-01T10:{i:02d}:00\n" for i in range(16))
+    path = _write(tmp_path, "clicks.csv", "SessionId,ItemId,Time\n" + rows + "1,99,2014-13-45\n")
+    with pytest.raises(SchemaError, match=r"clicks.csv: column 'Time' row 17: cannot parse '2014-13-45' as a time"):
+        read_events(path)
+    first = _write(tmp_path, "first.csv", "SessionId,ItemId,Time\n1,2,2014-13-45\n1,3,2014-04-01\n")
+    with pytest.raises(SchemaError, match=r"first.csv: column 'Time' row 1: cannot parse '2014-13-45' as a time"):
+        read_events(first)  # the first value is where polars infers the layout from
+    words = _write(tmp_path, "words.tsv", "SessionId\tItemId\tTime\n1\t2\thello\n1\t3\tworld\n")
+    with pytest.raises(SchemaError, match=r"words.tsv: column 'Time' row 1: cannot parse 'hello' as a time"):
+        read_events(words)
+    pq = tmp_path / "t.parquet"
+    pl.DataFrame({"SessionId": [1, 1], "ItemId": [2, 3], "Time": ["2014-04-01", "2014-13-45"]}).write_parquet(pq)
+    with pytest.raises(SchemaError, match=r"t.parquet: column 'Time' row 2: cannot parse '2014-13-45' as a time"):
+        read_events(pq)
+
+
+def test_regression_item_id_beyond_int64_names_file_column_row(tmp_path):
+    """Was a raw polars InvalidOperationError ("conversion from f64 to i64 failed")."""
+    path = _write(tmp_path, "big.csv", "SessionId,ItemId,Time\n1,10,1\n1,99999999999999999999999,2\n")
+    with pytest.raises(SchemaError, match=r"big.csv: column 'ItemId' row 2: '99999999999999999999999' is outside the 64-bit integer range"):
+        read_events(path)
+    edge = _write(tmp_path, "edge.csv", f"SessionId,ItemId,Time\n1,{2**63 - 1},1\n1,{-(2**63)},2\n")
+    assert read_events(edge)["item_id"].to_list() == [2**63 - 1, -(2**63)]  # the range's ends read
+    pq = tmp_path / "big.parquet"
+    pl.DataFrame({"SessionId": [1, 1], "ItemId": pl.Series([3, 2**63], dtype=pl.UInt64), "Time": [1.0, 2.0]}).write_parquet(pq)
+    with pytest.raises(SchemaError, match=r"big.parquet: column 'ItemId' row 2: '9223372036854775808' is outside the 64-bit integer range"):
+        read_events(pq)
+
+
+def test_non_utf8_bytes_and_ragged_rows_name_the_row(tmp_path):
+    path = tmp_path / "bytes.csv"
+    path.write_bytes(b"SessionId,ItemId,Time\n1,2,3\n1,\xff\xfe,4\n")
+    with pytest.raises(SchemaError, match=r"bytes.csv: column 'ItemId' row 2: holds bytes that are not valid UTF-8"):
+        read_events(path)
+    path = _write(tmp_path, "wide.csv", "SessionId,ItemId,Time\n1,2,3\n1,3,4\n1,4,5,6\n")
+    with pytest.raises(SchemaError, match=r"wide.csv: row 3 has 4 fields, expected 3"):
+        read_events(path)
+    path = _write(tmp_path, "short.csv", "SessionId,ItemId,Time\n1,2,3\n1,3\n")
+    with pytest.raises(DataValidationError, match=r"short.csv: column 'Time' row 2: is empty"):
+        read_events(path)
+    path = _write(tmp_path, "inf.csv", "SessionId,ItemId,Time\n1,2,3\n1,3,inf\n")
+    with pytest.raises(SchemaError, match=r"inf.csv: column 'Time' row 2: cannot parse 'inf' as a time"):
+        read_events(path)
 
 
 # --------------------------------------------------- validate_events directly

@@ -44,7 +44,7 @@ def test_unknown_dataset_lists_known_names():
     with pytest.raises(ConfigError) as err:
         get_dataset("movielens")
     assert "movielens" in str(err.value) and "yoochoose_100k" in str(err.value)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="unknown dataset 'movielens'"):
         load_dataset("movielens")
     with pytest.raises(ConfigError, match="has no session recipe.*ctr"):
         load_dataset("amazon_beauty")

@@ -68,8 +68,9 @@ HEADER = "customer_id date number_of_cds dollar_value\n"
 
 @pytest.mark.parametrize(("lines", "match"), [
     (" 00002 19970112  5\n", r"line 4 has 3 fields"),
-    (" 00002 19971312  5   77.00\n", r"line 4: unreadable date"),
-    (" 00002 19970112  x   77.00\n", r"line 4: unreadable cds"),
+    (" 00002 19971312  5   77.00\n", r"line 4, column 'date': cannot parse '19971312' as a date"),
+    (" 00002 19970112  x   77.00\n", r"line 4, column 'number_of_cds': cannot parse 'x'"),
+    (" 00002 19970112  1   inf\n", r"line 4, column 'dollar_value': cannot parse 'inf'"),
 ])
 def test_malformed_cdnow_line(tmp_path, lines, match):
     good = " 00001 19970101  1   11.77\n 00002 19970112  1   12.00\n"

@@ -20,6 +20,7 @@ from seqrec.train.checkpoint import load_tensors, save_tensors
 from seqrec.train.ctr_trainer import CTRTrainer
 
 CTR_MODELS = model_names("ctr")
+CONTRACT_MODELS = set(CTR_MODELS)  # read by tests/models/test_contract_coverage.py
 T = 8
 
 

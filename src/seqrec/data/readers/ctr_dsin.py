@@ -104,8 +104,8 @@ def load_data_pickle(path: Path) -> object:
     try:
         with open(path, "rb") as fh:
             return _DataUnpickler(io.BytesIO(fh.read())).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError) as exc:
-        raise DataValidationError(f"{path}: not a readable data pickle ({exc})") from exc
+    except Exception as exc:  # truncated or corrupt bytes fail in many ways, all meaning this
+        raise DataValidationError(f"{path}: not a readable data pickle ({type(exc).__name__}: {exc})") from exc
 
 
 def frame_columns(obj: object, path: Path) -> dict[str, np.ndarray]:
@@ -123,6 +123,8 @@ def frame_columns(obj: object, path: Path) -> dict[str, np.ndarray]:
                 cols[names[j]] = row
     except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise DataValidationError(f"{path}: not a pandas DataFrame pickle ({exc!r})") from exc
+    if not cols:
+        raise DataValidationError(f"{path}: the DataFrame has no columns")
     if len(cols) != len(names) or any(len(c) != n for c in cols.values()):
         msg = f"the DataFrame blocks do not cover its {len(names)} columns x {n} rows"
         raise DataValidationError(f"{path}: {msg}")
@@ -137,10 +139,25 @@ def _array(obj: object, path: Path, ndim: int) -> np.ndarray:
 
 
 def _ids(a: np.ndarray, path: Path, name: str) -> np.ndarray:
+    what = f"column {name!r}" if name else "the array"
     if a.dtype.kind not in "iu":
-        what = f"column {name!r}" if name else "the array"
         raise DataValidationError(f"{path}: {what} must hold integer ids, got {a.dtype}")
+    if a.dtype.kind == "u" and a.size and a.max() > np.iinfo(np.int64).max:
+        i = np.unravel_index(int(np.argmax(a > np.iinfo(np.int64).max)), a.shape)
+        raise DataValidationError(f"{path}: {what} element {tuple(map(int, i))} is {a[i]}, "
+                                  "outside the 64-bit integer range")
     return a.astype(np.int64)
+
+
+def _numbers(a: np.ndarray, path: Path, what: str) -> np.ndarray:
+    """A real-valued array with finite values (errors name the element)."""
+    if a.dtype.kind not in "biuf":
+        raise DataValidationError(f"{path}: {what} must hold numbers, got {a.dtype}")
+    bad = ~np.isfinite(a.astype(np.float64))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataValidationError(f"{path}: {what} sample {i} is {a[i]!r}, not a finite number")
+    return a
 
 
 def read_dsin_pickles(directory: str | Path, *, dim: int = DIM) -> CTRSamples:
@@ -153,7 +170,7 @@ def read_dsin_pickles(directory: str | Path, *, dim: int = DIM) -> CTRSamples:
     sess = _ids(_array(load_data_pickle(p["sess_input"]), p["sess_input"], 3), p["sess_input"], "")
     slen = _array(load_data_pickle(p["session_length"]), p["session_length"], 1)
     slen = _ids(slen, p["session_length"], "session_length")
-    y = _array(load_data_pickle(p["label"]), p["label"], 1)
+    y = _numbers(_array(load_data_pickle(p["label"]), p["label"], 1), p["label"], "label")
     n, rows, _ = sess.shape
     if n == 0:
         raise DataValidationError(f"{p['sess_input']}: no samples")
@@ -167,6 +184,7 @@ def read_dsin_pickles(directory: str | Path, *, dim: int = DIM) -> CTRSamples:
         if c not in feat:
             msg = f"no column {c!r}; columns: {sorted(feat)}"
             raise DataValidationError(f"{p['feat_input']}: {msg}")
+    _numbers(np.asarray(feat["price"]), p["feat_input"], "column 'price'")
     bad = np.flatnonzero(~np.isin(y, (0, 1)))
     if bad.size:
         msg = f"label must be 0 or 1; sample {bad[0]} has {y[bad[0]]!r}"
@@ -180,7 +198,8 @@ def read_dsin_pickles(directory: str | Path, *, dim: int = DIM) -> CTRSamples:
     checks = (
         (((brands != 0) != real).any((1, 2)), "a behaviour has a cate but no brand or the reverse"),
         ((real.any(2) != (np.arange(rows // 2) < slen[:, None])).any(1),
-         "session_length is not its number of non-empty sessions (which must come first)"),
+         f"its session_length in {p['session_length'].name} is not its number of non-empty "
+         "sessions (which must come first)"),
     )  # fmt: skip
     for bad, what in checks:
         if bad.any():

@@ -53,7 +53,7 @@ Per-format decisions:
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -100,26 +100,50 @@ def no_samples(path: Path) -> DataValidationError:
     return DataValidationError(f"{path}: no samples (the file is empty)")
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open(path, encoding="utf-8") as fh:
-        for no, line in enumerate(fh, 1):
-            if line.strip():
-                yield no, line.strip()
+def _decode(raw: bytes, path: Path, no: int, field_of: Callable[[bytes], str | None]) -> str:
+    """One line as text; bytes that are not UTF-8 raise an error naming the line and the field
+    (``field_of(bytes before the bad byte)``)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad_line(path, no, "holds bytes that are not valid UTF-8", field_of(raw[: exc.start])) from None
+
+
+def _field_by_separator(sep: bytes, names: Callable[[int], str]) -> Callable[[bytes], str]:
+    return lambda before: names(before.count(sep))
+
+
+def _lines(path: Path, field_of: Callable[[bytes], str | None]) -> Iterator[tuple[int, str]]:
+    """Non-blank lines (1-based numbers, stripped) of a UTF-8 text file."""
+    with open(path, "rb") as fh:
+        for no, raw in enumerate(fh, 1):
+            line = _decode(raw, path, no, field_of).strip()
+            if line:
+                yield no, line
+
+
+INT64 = (-(2**63), 2**63 - 1)
 
 
 def _int(tok: str, path: Path, no: int, field: str) -> int:
     try:
-        return int(tok)
+        value = int(tok)
     except ValueError:
         raise bad_line(path, no, f"not an integer id: {tok!r}", field) from None
+    if not INT64[0] <= value <= INT64[1]:
+        raise bad_line(path, no, f"id {tok.strip()!r} is outside the 64-bit integer range", field)
+    return value
 
 
 def _ints(toks: Iterable[str], path: Path, no: int, field: str) -> list[int]:
     toks = list(toks)
     try:
-        return [int(t) for t in toks]
+        out = [int(t) for t in toks]
     except ValueError:
+        out = None
+    if out is None or any(not INT64[0] <= v <= INT64[1] for v in out):
         return [_int(t, path, no, field) for t in toks]  # raises, naming the bad token
+    return out
 
 
 def _float(tok: str, path: Path, no: int, field: str) -> float:
@@ -204,11 +228,14 @@ class Builder:
 
 
 # -- PaddleRec text formats ---------------------------------------------------------------------
+_DIN_FIELDS = ("hist_items", "hist_cates", "target_item", "target_cate", "label")
+
+
 def read_paddle_din(path: str | Path, max_len: int = 50, *, dim: int = DIM) -> CTRSamples:
     """PaddleRec DIN/DIEN ``hist_items ; hist_cates ; target_item ; target_cate ; label``."""
     path = existing(path)
     hist_i, hist_c, item, cate, y = [], [], [], [], []
-    for no, line in _lines(path):
+    for no, line in _lines(path, _field_by_separator(b";", lambda k: _DIN_FIELDS[min(k, 4)])):
         f = line.split(";")
         if len(f) != 5:
             raise bad_line(
@@ -241,12 +268,17 @@ _BST_ONE = ("userid", "target", "target_cate", "target_position", "label")
 _BST_KEYS = ", ".join(_BST_SEQ + _BST_ONE)
 
 
+def _bst_key(before: bytes) -> str:
+    """The key of the ``key:value`` token that holds the byte after ``before``."""
+    return before.split(b" ")[-1].partition(b":")[0].decode("utf-8", "replace") or "token"
+
+
 def read_paddle_bst(path: str | Path, max_len: int = 50, *, dim: int = DIM) -> CTRSamples:
     """PaddleRec BST: ``userid:U history:i.. cate:c.. position:p.. target:T target_cate:C
     target_position:P label:L`` (space-separated ``key:value`` tokens)."""
     path = existing(path)
     rows: dict[str, list] = {k: [] for k in (*_BST_SEQ, *_BST_ONE)}
-    for no, line in _lines(path):
+    for no, line in _lines(path, _bst_key):
         seq: dict[str, list[int]] = {k: [] for k in _BST_SEQ}
         one: dict[str, float] = {}
         for tok in line.split():
@@ -302,7 +334,7 @@ def read_dmr_alimama(path: str | Path, max_len: int = 50, *, dim: int = DIM) -> 
     hist: dict[str, list] = {"btag": [], "cate": [], "brand": []}
     tail: list[list[int]] = []
     price, match, y = [], [], []
-    for no, line in _lines(path):
+    for no, line in _lines(path, _field_by_separator(b",", lambda k: _dmr_field(min(k, 266)))):
         f = line.split(",")
         if len(f) != 267:
             raise bad_line(path, no, f"expected 267 comma-separated fields, got {len(f)}")
@@ -310,8 +342,9 @@ def read_dmr_alimama(path: str | Path, max_len: int = 50, *, dim: int = DIM) -> 
         try:
             v = [int(t) for t in v]
         except ValueError:
-            for j in (*range(264), 265):
-                _int(f[j], path, no, _dmr_field(j))
+            v = None
+        if v is None or any(not INT64[0] <= x <= INT64[1] for x in v):
+            v = [_int(f[j], path, no, _dmr_field(j)) if j != 264 else 0 for j in range(266)]
         bad = [j for j in range(150, 250) if v[j] not in (0, 1)]
         if bad:
             raise bad_line(path, no, f"mask must be 0 or 1, got {f[bad[0]]!r}", _dmr_field(bad[0]))
@@ -345,8 +378,19 @@ def _read_csv(path: str | Path, columns: Sequence[str]) -> tuple[Path, dict[str,
     path = existing(path)
     cols: dict[str, list] = {c: [] for c in columns}
     lines: list[int] = []
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh)
+    header: list[str] = []
+
+    def column_of(before: bytes) -> str | None:  # the header name of the field a byte is in
+        k = before.count(b",")
+        return header[k] if k < len(header) else None
+
+    def text() -> Iterator[str]:
+        with open(path, "rb") as fh:
+            for no, raw in enumerate(fh, 1):
+                yield _decode(raw, path, no, column_of if no > 1 else lambda _: None)
+
+    reader = csv.reader(text())
+    try:
         header = next(reader, None)
         if header is None:
             raise no_samples(path)
@@ -363,6 +407,8 @@ def _read_csv(path: str | Path, columns: Sequence[str]) -> tuple[Path, dict[str,
             lines.append(reader.line_num)
             for c, p in pos:
                 cols[c].append(row[p])
+    except csv.Error as exc:  # an unterminated quote, a NUL byte, an oversized field
+        raise bad_line(path, reader.line_num, f"not valid CSV ({exc})") from None
     if not lines:
         raise no_samples(path)
     return path, cols, lines

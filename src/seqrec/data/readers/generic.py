@@ -9,17 +9,30 @@ Id columns are read as text and become Int64 when every value is an integer,
 stay text ids when the first value is not a number, and otherwise raise an
 error naming the row (a column is all numbers or all text: "12" next to "abc"
 is a typo, not an id). Rows are never dropped silently.
+
+An error about a cell names the file, the file's column and the row, counted from 1 over
+the data rows (the header is not counted), e.g. ``clicks.csv: column 'Time' row 17: cannot
+parse '2014-13-45' as a time``; ids beyond the 64-bit range, empty cells, times that go back
+inside a session and a session whose rows are not contiguous are reported the same way.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 import polars as pl
 
 from seqrec.data.events import ID_COLUMNS, OPTIONAL, REQUIRED, validate_events
-from seqrec.data.readers.common import order_sessions
+from seqrec.data.readers.common import (
+    INT64_MAX,
+    blank_cells,
+    cell_error,
+    first_row,
+    order_sessions,
+    read_delimited,
+)
 from seqrec.data.sessionize import sessionize
 from seqrec.errors import ConfigError, DataNotFoundError, DataValidationError, SchemaError
 
@@ -58,58 +71,105 @@ def _auto_columns(file_cols: list[str]) -> dict[str, str]:
     return out
 
 
-def _bad_row(source: str, col: str, s: pl.Series, bad: pl.Series, what: str) -> SchemaError:
-    row = int(bad.arg_max())
-    return SchemaError(
-        f"{source}: column '{col}' {what}; row {row} has {s[row]!r} ({int(bad.sum())} such rows)"
-    )
+_TIME_HINT = "expected Unix seconds or an ISO 8601 date-time; pass time_format= for other layouts"
+
+
+def _id_cell_error(s: pl.Series, as_float: pl.Series, bad: pl.Series, source: str, col: str) -> SchemaError:
+    row = first_row(bad)
+    value, f = s[row - 1], as_float[row - 1]
+    if f is None:
+        why = f"holds numeric ids but {value!r} is not a number"
+    elif math.isfinite(f) and f == round(f) and abs(f) >= 2**63:
+        why = f"{value!r} is outside the 64-bit integer range"
+    else:
+        why = f"{value!r} is not an integer id"
+    return cell_error(source, col, row, why)
 
 
 def _parse_ids(s: pl.Series, source: str, col: str) -> pl.Series:
-    if s.dtype != pl.Utf8:
-        return s
-    stripped = s.str.strip_chars()
-    as_int = stripped.cast(pl.Int64, strict=False)
-    if as_int.null_count() == s.null_count():
-        return as_int
-    as_float = stripped.cast(pl.Float64, strict=False)
-    first = s.drop_nulls()
-    numeric = first.len() > 0 and as_float[int(s.is_not_null().arg_max())] is not None
-    if not numeric:
-        return s  # text ids (validate_events rejects empty strings)
-    bad = as_float.is_null() & s.is_not_null()
-    if bad.any():
-        raise _bad_row(source, col, s, bad, "holds numeric ids but a value is not a number")
-    return as_float  # validate_events names the row if a value is not integral (e.g. 1.5)
+    """Ids of file column ``col``: Int64 when every value is an integer, else text ids when
+    the first value is not a number; errors name the file, the column and the row."""
+    if s.dtype == pl.Utf8:
+        empty = blank_cells(s)
+        if empty.any():
+            raise cell_error(source, col, first_row(empty), "is empty (every event needs this id)",
+                             DataValidationError)
+        stripped = s.str.strip_chars()
+        as_int = stripped.cast(pl.Int64, strict=False)
+        if as_int.null_count() == 0:
+            return as_int
+        as_float = stripped.cast(pl.Float64, strict=False)
+        if as_float[0] is None:
+            return s  # text ids: the first value is not a number
+        whole = as_float.is_finite() & (as_float == as_float.round(0)) & (as_float.abs() < 2.0**63)
+        bad = as_int.is_null() & ~whole.fill_null(False)
+        if bad.any():
+            raise _id_cell_error(s, as_float, bad, source, col)
+        return as_int.fill_null(as_float.cast(pl.Int64, strict=False))  # "3.0" is id 3
+    if s.dtype.is_integer() or s.dtype.is_float():
+        if s.null_count():
+            raise cell_error(source, col, first_row(s.is_null()), "is empty (every event needs this id)",
+                             DataValidationError)
+        if s.dtype.is_integer():
+            bad = s > INT64_MAX if s.dtype == pl.UInt64 else pl.Series([False] * s.len())
+            as_float = s.cast(pl.Float64)
+        else:
+            as_float = s.cast(pl.Float64)
+            bad = ~(as_float.is_finite() & (as_float == as_float.round(0)) & (as_float.abs() < 2.0**63))
+        if bad.any():
+            raise _id_cell_error(s.cast(pl.Utf8), as_float, bad, source, col)
+        return s.cast(pl.Int64)
+    raise SchemaError(f"{source}: column {col!r} has type {s.dtype}; expected integer or text ids")
 
 
-def _parse_time(s: pl.Series, source: str, time_format: str | None) -> pl.Series:
-    col = "timestamp"
+def _parse_time(s: pl.Series, source: str, col: str, time_format: str | None) -> pl.Series:
+    """Times of file column ``col`` as Unix seconds (Float64); errors name file, column, row."""
+    if s.null_count():
+        raise cell_error(source, col, first_row(s.is_null()), "is empty (every event needs a time)",
+                         DataValidationError)
     if isinstance(s.dtype, pl.Datetime):
         return (s.dt.epoch("us") / 1e6).cast(pl.Float64)
     if s.dtype == pl.Date:
         return (s.cast(pl.Int64) * 86400).cast(pl.Float64)
     if s.dtype.is_numeric():
-        return s.cast(pl.Float64)
+        out = s.cast(pl.Float64)
+        bad = ~out.is_finite()
+        if bad.any():
+            row = first_row(bad)
+            raise cell_error(source, col, row, f"{s[row - 1]!r} is not a finite time")
+        return out
     if s.dtype != pl.Utf8:
-        raise SchemaError(f"{source}: column '{col}' has type {s.dtype}; expected time values")
+        raise SchemaError(f"{source}: column {col!r} has type {s.dtype}; expected time values")
+    empty = blank_cells(s)
+    if empty.any():
+        raise cell_error(source, col, first_row(empty), "is empty (every event needs a time)",
+                         DataValidationError)
     stripped = s.str.strip_chars()
     if time_format is None:
         as_float = stripped.cast(pl.Float64, strict=False)
-        if as_float.null_count() == s.null_count():
+        if as_float[0] is not None:  # numeric times: every value must be a finite number
+            bad = ~as_float.is_finite().fill_null(False)
+            if bad.any():
+                row = first_row(bad)
+                raise cell_error(source, col, row, f"cannot parse {s[row - 1]!r} as a time: the "
+                                 "column holds Unix seconds but this is not a finite number")
             return as_float
-        first = int(s.is_not_null().arg_max()) if s.null_count() < s.len() else 0
-        if as_float[first] is not None:
-            bad = as_float.is_null() & s.is_not_null()
-            raise _bad_row(source, col, s, bad, "holds numeric times but a value is not a number")
-        parsed = stripped.str.to_datetime(strict=False, time_unit="us")
-        what = "holds date-times but a value is not ISO 8601 (pass time_format=)"
+        try:
+            parsed = stripped.str.to_datetime(strict=False, time_unit="us")
+        except pl.exceptions.PolarsError:  # no date-time layout fits the first value
+            raise cell_error(source, col, 1, f"cannot parse {s[0]!r} as a time ({_TIME_HINT})") from None
+        hint = _TIME_HINT
     else:
-        parsed = stripped.str.strptime(pl.Datetime("us"), time_format, strict=False)
-        what = f"does not match time_format {time_format!r}"
-    bad = parsed.is_null() & s.is_not_null()
+        try:
+            parsed = stripped.str.strptime(pl.Datetime("us"), time_format, strict=False)
+        except pl.exceptions.PolarsError as exc:
+            raise ConfigError(f"time_format {time_format!r} is not a valid strptime format: "
+                              f"{str(exc).splitlines()[0]}") from None
+        hint = f"expected time_format {time_format!r}"
+    bad = parsed.is_null()
     if bad.any():
-        raise _bad_row(source, col, s, bad, what)
+        row = first_row(bad)
+        raise cell_error(source, col, row, f"cannot parse {s[row - 1]!r} as a time ({hint})")
     return (parsed.dt.epoch("us") / 1e6).cast(pl.Float64)
 
 
@@ -121,17 +181,31 @@ def _read_raw(path: Path, sep: str | None, has_header: bool) -> pl.DataFrame:
             raise DataValidationError(f"{path}: not a readable Parquet file ({exc})") from exc
     if sep is None:
         sep = detect_separator(path)
-    try:
-        df = pl.read_csv(path, separator=sep, has_header=has_header, infer_schema=False)
-    except pl.exceptions.NoDataError as exc:
-        raise DataValidationError(f"{path}: file is empty (no header, no rows)") from exc
-    except (pl.exceptions.ComputeError, pl.exceptions.ShapeError) as exc:
-        raise SchemaError(
-            f"{path}: cannot parse as delimited text (separator {sep!r}): {exc}"
-        ) from exc
-    if not has_header:  # fixed 1-based names, whatever the polars version calls them
-        df.columns = [f"column_{i + 1}" for i in range(df.width)]
-    return df
+    return read_delimited(path, separator=sep, has_header=has_header)  # no header: column_1, ...
+
+
+def _check_order(df: pl.DataFrame, source: str, mapping: dict[str, str]) -> None:
+    """File order: time never goes back inside a session, and a session's rows are contiguous."""
+    sid, t = df["session_id"], df["timestamp"]
+    same = (sid == sid.shift(1)).fill_null(False)
+    back = same & (t < t.shift(1)).fill_null(False)
+    if back.any():
+        row = first_row(back)
+        raise cell_error(
+            source, mapping.get("timestamp", "timestamp"), row,
+            f"time {t[row - 1]} is before the previous event's {t[row - 2]} in session "
+            f"{sid[row - 1]!r}; sort events by time within each session (or pass sort=True)",
+            DataValidationError,
+        )  # fmt: skip
+    again = ~same & ~sid.is_first_distinct()
+    if again.any():
+        row = first_row(again)
+        raise cell_error(
+            source, mapping["session_id"], row,
+            f"session {sid[row - 1]!r} started on an earlier row but other sessions' rows came "
+            "in between; group rows by session (or pass sort=True)",
+            DataValidationError,
+        )  # fmt: skip
 
 
 def read_events(
@@ -191,9 +265,9 @@ def read_events(
     conv = {}
     for col in df.columns:
         if col in ID_COLUMNS:
-            conv[col] = _parse_ids(df[col], source, col)
+            conv[col] = _parse_ids(df[col], source, mapping[col])
         elif col == "timestamp":
-            conv[col] = _parse_time(df[col], source, time_format)
+            conv[col] = _parse_time(df[col], source, mapping[col], time_format)
         elif col == "event_type":
             conv[col] = df[col].cast(pl.Utf8)
     df = df.with_columns(**conv)
@@ -223,6 +297,7 @@ def read_events(
         )
     df = df.select([c for c in CANONICAL if c in df.columns])
     if not sort:
-        df = validate_events(df, source=source)  # row numbers refer to file rows
+        _check_order(df, source, mapping)
+        df = validate_events(df, source=source)
     df = order_sessions(df, sort_within=sort)
     return validate_events(df, source=source)

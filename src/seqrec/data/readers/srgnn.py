@@ -6,7 +6,9 @@ the samples ``(s[:-i], s[-i])`` for i = 1..len(s)-1, longest prefix first. The
 sessions are rebuilt from it exactly (see :func:`rebuild_test_sessions`). The
 pickles carry no time, so ``timestamp`` is a global ordinal (train, then test).
 Pickles are loaded with an unpickler that refuses every class, so only plain
-lists / tuples / ints / strings can come out of them.
+lists / tuples / ints / strings can come out of them. A pickle has no rows, so errors name
+the file and the index of the element at fault (``element 3, position 1: 'x' is not a
+64-bit integer item id``); unreadable bytes of any kind are one DataValidationError.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import polars as pl
 
 from seqrec.data.readers.common import ordinal_time, sessions_frame
 from seqrec.data.split import GivenSplit
-from seqrec.errors import DataValidationError
+from seqrec.errors import DataNotFoundError, DataValidationError
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -29,20 +31,30 @@ class _PlainUnpickler(pickle.Unpickler):
 
 def load_pickle(path: Path) -> object:
     """Load a data-only pickle (lists, tuples, numbers); anything else is an error."""
+    if not Path(path).is_file():
+        raise DataNotFoundError(f"{path}: file not found")
     try:
         with open(path, "rb") as fh:
             return _PlainUnpickler(io.BytesIO(fh.read())).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-        raise DataValidationError(f"{path}: not a readable data pickle ({exc})") from exc
+    except Exception as exc:  # truncated or corrupt bytes fail in many ways, all meaning this
+        raise DataValidationError(f"{path}: not a readable data pickle ({type(exc).__name__}: {exc})") from exc
+
+
+def _id_ok(x: object) -> bool:
+    return type(x) is int and -(2**63) <= x < 2**63
 
 
 def _check_sessions(obj, path: Path, what: str) -> list[list[int]]:
+    """A non-empty list of non-empty lists of 64-bit ints; errors name the element index."""
     if not isinstance(obj, list) or not obj:
-        raise DataValidationError(f"{path}: expected a non-empty list of {what}, got {type(obj)}")
+        raise DataValidationError(f"{path}: expected a non-empty list of {what}, got {type(obj).__name__}")
     for i, s in enumerate(obj):
-        if not isinstance(s, list) or not s or not all(type(x) is int for x in s):
+        if not isinstance(s, list) or not s:
+            raise DataValidationError(f"{path}: element {i} is not a non-empty list of item ids: {s!r:.80}")
+        j = next((j for j, x in enumerate(s) if not _id_ok(x)), None)
+        if j is not None:
             raise DataValidationError(
-                f"{path}: entry {i} is not a non-empty list of ints: {s!r:.80}"
+                f"{path}: element {i}, position {j}: {s[j]!r:.40} is not a 64-bit integer item id"
             )
     return obj
 
@@ -55,12 +67,14 @@ def read_train_sessions(path: Path) -> list[list[int]]:
 def read_test_samples(path: Path) -> tuple[list[list[int]], list[int]]:
     """SR-GNN ``test.txt``: ``(prefixes, labels)`` (extra fields, as in CGENet, are rejected)."""
     obj = load_pickle(path)
-    if not (isinstance(obj, tuple | list) and len(obj) == 2 and len(obj[0]) == len(obj[1])):
-        raise DataValidationError(f"{path}: expected (prefixes, labels) of equal length")
+    if not (isinstance(obj, tuple | list) and len(obj) == 2
+            and all(isinstance(o, list) for o in obj) and len(obj[0]) == len(obj[1])):
+        raise DataValidationError(f"{path}: expected (prefixes, labels): two lists of equal length")
     prefixes = _check_sessions(obj[0], path, "prefixes")
     labels = obj[1]
-    if not all(type(x) is int for x in labels):
-        raise DataValidationError(f"{path}: labels must be ints")
+    bad = next((i for i, x in enumerate(labels) if not _id_ok(x)), None)
+    if bad is not None:
+        raise DataValidationError(f"{path}: label {bad}: {labels[bad]!r:.40} is not a 64-bit integer item id")
     return prefixes, labels
 
 
@@ -107,20 +121,16 @@ def read_test_seq_time(path: Path) -> list[list[tuple[int, int]]]:
     """retailrocket ``all_test_seq_time.txt``: sessions of ``(item_id, unix_seconds)``."""
     obj = load_pickle(path)
     if not isinstance(obj, list) or not obj:
-        raise DataValidationError(f"{path}: expected a non-empty list of sessions")
+        raise DataValidationError(f"{path}: expected a non-empty list of sessions, got {type(obj).__name__}")
     for i, s in enumerate(obj):
-        ok = (
-            isinstance(s, list)
-            and s
-            and all(
-                isinstance(e, tuple) and len(e) == 2 and type(e[0]) is int and type(e[1]) is int
-                for e in s
-            )
-        )
-        if not ok:
-            raise DataValidationError(
-                f"{path}: session {i} is not a list of (item_id, time) int pairs: {s!r:.80}"
-            )
+        if not isinstance(s, list) or not s:
+            raise DataValidationError(f"{path}: session {i} is not a non-empty list: {s!r:.80}")
+        for j, e in enumerate(s):
+            if not (isinstance(e, tuple) and len(e) == 2 and _id_ok(e[0]) and _id_ok(e[1])):
+                raise DataValidationError(
+                    f"{path}: session {i}, event {j}: {e!r:.60} is not an (item_id, time) "
+                    "pair of 64-bit ints"
+                )
     return obj
 
 
