@@ -2,7 +2,7 @@
 
 :func:`train_eval_deepctr` maps a :class:`~seqrec.schema.Schema` onto DeepCTR-Torch feature
 columns, trains the peer with its own ``fit`` (as its users run it) on exactly the
-:class:`~seqrec.data.ctr.CTRData` seqrec's models get, and measures it the same way:
+:class:`~seqrec.data.samples.LabeledSamples` seqrec's models get, and measures it the same way:
 training time is the sum of the epochs' wall clock, from ``fit``'s ``on_epoch_begin`` to
 ``on_epoch_end`` callback (its batch assembly by the DataLoader, forward, backward and
 step; not the one-off concatenation of the input columns before the first epoch), which is
@@ -53,7 +53,7 @@ from importlib import metadata
 import numpy as np
 import torch
 
-from seqrec.data.ctr import CTRData
+from seqrec.data.samples import LabeledSamples
 from seqrec.evaluate.classification import classification_metrics
 from seqrec.schema import Feature, Schema
 
@@ -172,7 +172,7 @@ class _Plan:
         if dims:
             self.notes.append(f"every embedding is {emb_dim} wide (schema table dims {dims} ignored)")
 
-    def inputs(self, data: CTRData, negatives: bool = False) -> dict:
+    def inputs(self, data: LabeledSamples, negatives: bool = False) -> dict:
         """DeepCTR's input dict; ``negatives``: DIEN's sampled histories from the data's
         ``neg_<history column>`` columns (else zeros: the peer computes its auxiliary net in
         ``predict`` too, on whatever it is given)."""
@@ -196,7 +196,7 @@ class _Plan:
                 )
         return x
 
-    def lengths(self, data: CTRData) -> np.ndarray:
+    def lengths(self, data: LabeledSamples) -> np.ndarray:
         """Histories are left-aligned and 0-padded, so the length is the count of non-zero ids."""
         return (data.columns[self.hist_src] != 0).sum(1).astype(np.int64)
 
@@ -249,9 +249,9 @@ class _EpochClock:
 
 def train_eval_deepctr(
     model: str,
-    train: CTRData,
-    valid: CTRData | None,
-    test: CTRData,
+    train: LabeledSamples,
+    valid: LabeledSamples | None,
+    test: LabeledSamples,
     *,
     emb_dim: int,
     batch_size: int,

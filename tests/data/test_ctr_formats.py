@@ -12,10 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from seqrec.data.ctr import CTRData, ctr_batches, validate
-from seqrec.data.readers.ctr_dsin import load_data_pickle, read_dsin_pickles
-from seqrec.data.readers.ctr_formats import (
+from _ctr_dsin import load_data_pickle, read_dsin_pickles
+from _ctr_formats import (
     read_deepctr_avazu,
     read_deepctr_criteo,
     read_deepctr_movielens,
@@ -23,7 +21,9 @@ from seqrec.data.readers.ctr_formats import (
     read_paddle_bst,
     read_paddle_din,
 )
+
 from seqrec.data.registry import data_dir
+from seqrec.data.samples import LabeledSamples, sample_batches, validate
 from seqrec.errors import DataNotFoundError, DataValidationError, SchemaError
 from seqrec.layers.sessions import session_layout, to_sessions
 
@@ -43,20 +43,20 @@ def staged(rel: str) -> Path:
     return path
 
 
-def lengths(data: CTRData, name: str) -> np.ndarray:
+def lengths(data: LabeledSamples, name: str) -> np.ndarray:
     return (data.columns[name] > 0).sum(1)
 
 
-def check(data: CTRData) -> None:
+def check(data: LabeledSamples) -> None:
     """Validation passes, tables are sized distinct + 2, one batch of every column."""
     validate(data)
-    CTRData(data.schema, data.columns, data.name)
+    LabeledSamples(data.schema, data.columns, data.name)
     for t in data.schema.tables:
         assert t.rows == len(data.vocabs[t.name]) + 2 and t.dim == 16
         assert sorted(data.vocabs[t.name].values()) == list(range(2, t.rows))
     part = data.subset(np.arange(3))
     assert len(part) == 3 and part.vocabs is data.vocabs
-    batch = next(ctr_batches(data, 7))
+    batch = next(sample_batches(data, 7))
     assert set(batch) == set(data.columns) and len(batch[data.schema.label]) == 7
 
 

@@ -29,11 +29,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from seqrec.data.readers.ctr_dsin import read_dsin_pickles
-from seqrec.data.readers.ctr_formats import (
+from _ctr_dsin import read_dsin_pickles
+from _ctr_formats import (
     read_deepctr_avazu,
     read_deepctr_criteo,
     read_deepctr_movielens,
@@ -41,6 +38,9 @@ from seqrec.data.readers.ctr_formats import (
     read_paddle_bst,
     read_paddle_din,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from seqrec.data.readers.generic import read_events
 from seqrec.data.readers.gru4rec_tsv import read_gru4rec_tsv
 from seqrec.data.readers.purchase import read_cdnow, read_instacart, read_tafeng, read_taobao

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from seqrec.config import load_run_config
-from seqrec.data.ctr import CTRData, SampleBatch, to_tensors
+from seqrec.data.samples import LabeledSamples, SampleBatch, to_tensors
 from seqrec.errors import DataValidationError, SchemaError
 from seqrec.families.ctr import build_ctr_model
 from seqrec.registry import model_names
@@ -110,7 +110,7 @@ def test_overfits_one_batch(name):
     torch.manual_seed(0)
     m = build_ctr_model(cfg, schema()).train()
     cols = columns(n=32, seed=1)
-    tr = CTRTrainer(m, cfg, CTRData(schema(), cols))
+    tr = CTRTrainer(m, cfg, LabeledSamples(schema(), cols))
     batch = SampleBatch.of(schema(), cols)
     losses = []
     for _ in range(150):
@@ -141,16 +141,16 @@ def test_bad_input_errors():
                features=(Feature("hist_brand", "sequence", "brand", max_len=4),))
     cols = columns()
     with pytest.raises(DataValidationError, match="longer than the configured maximum 4"):
-        CTRData(schema(max_len=4), cols)
+        LabeledSamples(schema(max_len=4), cols)
     bad = dict(cols, label=cols["label"].copy())
     bad["label"][5] = 2.0
     with pytest.raises(DataValidationError, match="row 5 has 2.0"):
-        CTRData(schema(), bad)
+        LabeledSamples(schema(), bad)
     gap = dict(cols, hist_item=cols["hist_item"].copy())
     gap["hist_item"][2, 0] = 0  # row 2 is a full history: a hole at its start
     with pytest.raises(DataValidationError, match="'hist_item' row 2 has a behaviour after padding"):
-        CTRData(schema(), gap)
+        LabeledSamples(schema(), gap)
     oov = dict(cols, item=cols["item"].copy())
     oov["item"][7] = 40
     with pytest.raises(DataValidationError, match="'item' row 7 has ids outside table 'item'"):
-        CTRData(schema(), oov)
+        LabeledSamples(schema(), oov)

@@ -7,7 +7,7 @@ import torch
 from test_ctr_contract import columns, model_for
 
 from seqrec.config import load_run_config
-from seqrec.data.ctr import to_tensors
+from seqrec.data.samples import to_tensors
 from seqrec.layers.mlp import MLP
 from seqrec.models.ctr_base import normal_weights_
 from seqrec.train.ctr_trainer import build_torch_optimizer

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from seqrec.config import load_run_config
-from seqrec.data.ctr import CTRData, ctr_batches, to_tensors
+from seqrec.data.samples import LabeledSamples, SampleBatch, sample_batches, to_tensors
 from seqrec.errors import SchemaError
 from seqrec.layers.events import EventEncoder, masked_max_pool
 from seqrec.models.cnn_lstm import CNNLSTMConfig
@@ -71,8 +71,8 @@ def columns(n: int = N, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def data(**kw) -> CTRData:
-    return CTRData(schema(), columns(**kw))
+def data(**kw) -> LabeledSamples:
+    return LabeledSamples(schema(), columns(**kw))
 
 
 def model_for(name: str, seed: int = 0, sch: Schema | None = None, **cfg):
@@ -99,9 +99,9 @@ def test_registered_as_purchase_family():
 def test_shapes_finite_and_padding_invariance(name):
     m = model_for(name)
     cols = columns()
-    a = m(to_tensors(CTRData(schema(), cols).columns)).logits
+    a = m(to_tensors(LabeledSamples(schema(), cols).columns)).logits
     assert a.shape == (N,) and torch.isfinite(a).all()
-    padded = CTRData(schema(max_len=T + 5), pad_more(cols))  # validates the padded columns
+    padded = LabeledSamples(schema(max_len=T + 5), pad_more(cols))  # validates the padded columns
     b = m(to_tensors(padded.columns)).logits
     torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
@@ -165,7 +165,7 @@ def test_one_trainer_step_lowers_the_loss(name):
     m = entry.model_cls(cfg.model, schema()).train()
     d = data(seed=2)
     tr = CTRTrainer(m, cfg, d)
-    batch = to_tensors(d.columns)
+    batch = SampleBatch.of(d.schema, d.columns)
     before = tr.loss(batch)
     tr.opt.zero_grad(set_to_none=True)
     before.backward()
@@ -181,7 +181,7 @@ def test_sparse_gradients_and_minibatch_l2(name):
     d = data()
     m.inp.emb.fit_counts(d.columns)  # what the CTR trainer does when mba_reg > 0
     opt = build_torch_optimizer("adam", m, 1e-2)
-    batch = next(ctr_batches(d, 16, shuffle=True))
+    batch = next(sample_batches(d, 16, shuffle=True))
     loss = F.binary_cross_entropy_with_logits(m(batch).logits, batch["label"])
     loss = loss + m.config.mba_reg * m.inp.emb.minibatch_l2(batch)
     opt.zero_grad()
@@ -198,7 +198,7 @@ def test_length_one_histories(name):
     one = {k: v.copy() for k, v in cols.items()}
     for k in ("hist_cate", "hist_product", "hist_dow", "hist_num", "hist_time"):
         one[k][:, 1:] = 0
-    out = m(to_tensors(CTRData(schema(), one).columns)).logits
+    out = m(to_tensors(LabeledSamples(schema(), one).columns)).logits
     assert torch.isfinite(out).all()
     single = {k: v[:1] for k, v in one.items()}  # batch of one sample, one event
     torch.testing.assert_close(m(to_tensors(single)).logits, out[:1], rtol=0, atol=1e-6)
@@ -210,7 +210,7 @@ def test_ids_only_schema(name):
     cols = {k: v for k, v in columns().items() if k != "hist_num"}
     m = model_for(name, sch=sch)
     assert m.inp.out_dim == 3 * 8
-    assert torch.isfinite(m(to_tensors(CTRData(sch, cols).columns)).logits).all()
+    assert torch.isfinite(m(to_tensors(LabeledSamples(sch, cols).columns)).logits).all()
 
 
 @pytest.mark.parametrize("bad", [
@@ -284,14 +284,14 @@ def test_excluded_features_are_not_read(name):
     cols = columns()
     other = dict(cols, hist_cate=np.where(cols["hist_cate"] > 0, 9, 0),
                  hist_product=np.where(cols["hist_product"] > 0, 2, 0))
-    a = m(to_tensors(CTRData(schema(), cols).columns)).logits
-    b = m(to_tensors(CTRData(schema(), other).columns)).logits
+    a = m(to_tensors(LabeledSamples(schema(), cols).columns)).logits
+    b = m(to_tensors(LabeledSamples(schema(), other).columns)).logits
     torch.testing.assert_close(a, b, rtol=0, atol=0)
-    padded = CTRData(schema(max_len=T + 5), pad_more(cols))  # still padding-invariant
+    padded = LabeledSamples(schema(max_len=T + 5), pad_more(cols))  # still padding-invariant
     torch.testing.assert_close(a, m(to_tensors(padded.columns)).logits, rtol=0, atol=1e-6)
     numbers_only = model_for(name, exclude=("hist_cate", "hist_product", "hist_dow"))
     assert numbers_only.inp.out_dim == 3
-    assert torch.isfinite(numbers_only(to_tensors(CTRData(schema(), cols).columns)).logits).all()
+    assert torch.isfinite(numbers_only(to_tensors(LabeledSamples(schema(), cols).columns)).logits).all()
     with pytest.raises(SchemaError, match="unknown feature"):
         model_for(name, exclude=("hist_nosuch",))
     with pytest.raises(SchemaError, match="leaves no event feature"):

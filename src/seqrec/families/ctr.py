@@ -21,7 +21,7 @@ import torch
 
 from seqrec.config import RunConfig, load_run_config
 from seqrec.data.cache import cache_dir
-from seqrec.data.ctr import CTRData
+from seqrec.data.samples import LabeledSamples
 from seqrec.data.tasks.ctr import CTRTask
 from seqrec.data.vocab import Vocab
 from seqrec.errors import CheckpointError, ConfigError
@@ -112,7 +112,7 @@ def _read_task(path: Path) -> CTRTask:
                  for s in ("train", "valid", "test")}
         item_cate = z["item_cate"]
     vocabs = {k: Vocab(ids, name=k) for k, ids in meta["vocabs"].items()}
-    data = [CTRData(schema, parts[s], f"{meta['name']} {s}") for s in ("train", "valid", "test")]
+    data = [LabeledSamples(schema, parts[s], f"{meta['name']} {s}") for s in ("train", "valid", "test")]
     return CTRTask(meta["name"], *data, vocabs=vocabs, item_cate=item_cate)
 
 
@@ -175,7 +175,7 @@ def evaluate_ctr_run(run_dir: str | os.PathLike, split: str = "test", data_dir: 
     task = load_task(run.config)
     if task.schema != run.schema:
         raise CheckpointError(f"{run_dir}: the data no longer matches the schema the model was trained on")
-    data: CTRData = task.split(split)
+    data: LabeledSamples = task.split(split)
     return evaluate_ctr(run.model, data, run.config.eval.batch_size)
 
 

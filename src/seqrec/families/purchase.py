@@ -27,7 +27,7 @@ import torch
 from scipy.special import expit
 
 from seqrec.config import RunConfig, load_run_config
-from seqrec.data.ctr import CTRData
+from seqrec.data.samples import LabeledSamples
 from seqrec.data.tasks.purchase import (
     PurchaseTask,
     build_purchase_task,
@@ -94,7 +94,7 @@ def build_purchase_model(cfg: RunConfig, schema: Schema):
     return entry.model_cls(cfg.model, schema)
 
 
-def predict_probs(model, data: CTRData, batch_size: int = 4096) -> np.ndarray:
+def predict_probs(model, data: LabeledSamples, batch_size: int = 4096) -> np.ndarray:
     """Purchase probability (rules: a score in [0, 1]) of every sample, in order."""
     from seqrec.train.ctr_trainer import predict_logits
 

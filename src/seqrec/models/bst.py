@@ -27,7 +27,7 @@ from torch import nn
 from seqrec.errors import SchemaError
 from seqrec.layers.mlp import MLP
 from seqrec.layers.transformer import SelfAttentionBlock
-from seqrec.models.ctr_base import CTRConfig, CTROutput, ItemBias, add_item_bias, ctr_inputs
+from seqrec.models.ctr_base import ClassifierOutput, CTRConfig, ItemBias, add_item_bias, ctr_inputs
 from seqrec.schema import Schema
 
 
@@ -67,7 +67,7 @@ class BST(nn.Module):
             b = n - torch.arange(mask.shape[1]).unsqueeze(0)  # steps back from the candidate
         return torch.where(mask, b.clamp(1, nb - 1), 0)
 
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> ClassifierOutput:
         q = self.inp.query(batch)  # (B, D)
         k, mask = self.inp.keys(batch)  # (B, T, D)
         seq = torch.cat([k, q.unsqueeze(1)], 1)  # (B, T + 1, D)
@@ -77,4 +77,4 @@ class BST(nn.Module):
         n = mask.sum(1, keepdim=True).clamp(min=1)
         hist = (y[:, :-1] * mask.unsqueeze(-1)).sum(1) / n
         x = torch.cat([y[:, -1], hist, self.inp.other(batch)], 1)
-        return CTROutput(add_item_bias(self, self.mlp(x).squeeze(-1), batch))
+        return ClassifierOutput(add_item_bias(self, self.mlp(x).squeeze(-1), batch))

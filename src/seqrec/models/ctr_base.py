@@ -1,7 +1,7 @@
 """What every CTR model shares: the config fields, the output, field embeddings for baselines.
 
 Every CTR model is ``X(config, schema)`` and maps a batch (dict of tensors, see
-:mod:`seqrec.data.ctr`) to :class:`CTROutput`: click logits (B,) and, for DIEN, the
+:mod:`seqrec.data.samples`) to :class:`ClassifierOutput`: click logits (B,) and, for DIEN, the
 auxiliary loss. The mini-batch aware L2 (``mba_reg``, DIN sec. 4.2) is applied by the
 trainer through ``model.inp.emb.minibatch_l2`` for any model.
 
@@ -57,7 +57,10 @@ class CTRConfig:
 
 
 @dataclass
-class CTROutput:
+class ClassifierOutput:
+    """What a binary classifier (every CTR and neural purchase model) returns: the logits, and
+    an auxiliary loss when the model has one (DIEN)."""
+
     logits: torch.Tensor  # (B,)
     aux_loss: torch.Tensor | None = None
 

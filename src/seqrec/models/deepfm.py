@@ -16,8 +16,8 @@ from torch import nn
 
 from seqrec.layers.mlp import MLP
 from seqrec.models.ctr_base import (
+    ClassifierOutput,
     CTRConfig,
-    CTROutput,
     ctr_inputs,
     dense_input,
     field_embeddings,
@@ -59,11 +59,11 @@ class DeepFM(nn.Module):
                         config.mlp_hidden, config.mlp_act, config.dropout, out_dim=1)
         normal_weights_(config.dense_init_std, *self.deep.linears(output=False))
 
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> ClassifierOutput:
         e = field_embeddings(self.inp, batch)  # (B, F, D)
         parts = [e.flatten(1)]
         d = dense_input(self.inp, batch)
         if d is not None:
             parts.append(d)
         logit = self.first(batch) + fm_second_order(e) + self.deep(torch.cat(parts, 1)).squeeze(-1)
-        return CTROutput(logit)
+        return ClassifierOutput(logit)

@@ -49,8 +49,8 @@ from seqrec.layers.attention import ActivationUnit
 from seqrec.layers.augru import MODES, AttentionGRU, SequenceGRU
 from seqrec.layers.mlp import MLP
 from seqrec.models.ctr_base import (
+    ClassifierOutput,
     CTRConfig,
-    CTROutput,
     ItemBias,
     add_item_bias,
     ctr_inputs,
@@ -144,7 +144,7 @@ class DIEN(nn.Module):
         return F.binary_cross_entropy_with_logits(
             torch.cat([pos, ngt]), torch.cat([torch.ones_like(pos), torch.zeros_like(ngt)]))
 
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> ClassifierOutput:
         q = self.inp.query(batch)  # (B, D)
         k, mask = self.inp.keys(batch)  # (B, T, D), (B, T)
         h = self.extractor(k, mask)  # (B, T, H), zero at padding
@@ -161,4 +161,4 @@ class DIEN(nn.Module):
         aux = None
         if self.aux is not None and self.training:
             aux = self._aux_loss(h, k, self._negatives(batch), mask)
-        return CTROutput(add_item_bias(self, logits, batch), aux)
+        return ClassifierOutput(add_item_bias(self, logits, batch), aux)

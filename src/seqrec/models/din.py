@@ -40,8 +40,8 @@ from torch import nn
 from seqrec.layers.attention import ActivationUnit
 from seqrec.layers.mlp import MLP
 from seqrec.models.ctr_base import (
+    ClassifierOutput,
     CTRConfig,
-    CTROutput,
     ItemBias,
     add_item_bias,
     ctr_inputs,
@@ -87,7 +87,7 @@ class DIN(nn.Module):
         normal_weights_(config.dense_init_std, *self.mlp.linears(output=False),
                         *self.att.mlp.linears(output=False))
 
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> ClassifierOutput:
         q = self.inp.query(batch)  # (B, D)
         k, mask = self.inp.keys(batch)  # (B, T, D), (B, T)
         v = self.att(q, k, mask)  # (B, D)
@@ -95,4 +95,4 @@ class DIN(nn.Module):
         if self.config.sum_product:
             parts.append(sum_product(q, k, mask))
         x = torch.cat(parts, 1)
-        return CTROutput(add_item_bias(self, self.mlp(x).squeeze(-1), batch))
+        return ClassifierOutput(add_item_bias(self, self.mlp(x).squeeze(-1), batch))

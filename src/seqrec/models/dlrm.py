@@ -15,7 +15,13 @@ import torch
 from torch import nn
 
 from seqrec.layers.mlp import MLP
-from seqrec.models.ctr_base import CTRConfig, CTROutput, ctr_inputs, dense_input, field_embeddings
+from seqrec.models.ctr_base import (
+    ClassifierOutput,
+    CTRConfig,
+    ctr_inputs,
+    dense_input,
+    field_embeddings,
+)
 from seqrec.schema import Schema
 
 
@@ -45,7 +51,7 @@ class DLRM(nn.Module):
         self.top = MLP(n * (n - 1) // 2 + (D if dd else 0), config.mlp_hidden, config.mlp_act,
                        config.dropout, out_dim=1)
 
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> ClassifierOutput:
         e = field_embeddings(self.inp, batch)  # (B, F, D)
         parts = []
         d = dense_input(self.inp, batch)
@@ -54,4 +60,4 @@ class DLRM(nn.Module):
             e = torch.cat([b.unsqueeze(1), e], 1)
             parts.append(b)
         parts.append(dot_interaction(e))
-        return CTROutput(self.top(torch.cat(parts, 1)).squeeze(-1))
+        return ClassifierOutput(self.top(torch.cat(parts, 1)).squeeze(-1))

@@ -32,7 +32,7 @@ from seqrec.layers.attention import ActivationUnit
 from seqrec.layers.mlp import MLP
 from seqrec.layers.sessions import session_layout, to_sessions
 from seqrec.layers.transformer import SelfAttentionBlock
-from seqrec.models.ctr_base import CTRConfig, CTROutput, ItemBias, add_item_bias, ctr_inputs
+from seqrec.models.ctr_base import ClassifierOutput, CTRConfig, ItemBias, add_item_bias, ctr_inputs
 from seqrec.schema import Schema
 
 
@@ -86,7 +86,7 @@ class DSIN(nn.Module):
         interests = y.sum(2) / n.clamp(min=1)  # average over the session's behaviours
         return interests, n.squeeze(-1) > 0
 
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> ClassifierOutput:
         q = self.inp.query(batch)  # (B, D)
         interests, smask = self.session_interests(batch)  # (B, S, D), (B, S)
         n_sess = smask.sum(1)  # sessions are left-aligned: slots 0..n-1
@@ -100,4 +100,4 @@ class DSIN(nn.Module):
         u_i = self.att_i(q, interests, smask)
         u_h = self.att_h(q, hs, smask)
         x = torch.cat([q, u_i, u_h, self.inp.other(batch)], 1)
-        return CTROutput(add_item_bias(self, self.mlp(x).squeeze(-1), batch))
+        return ClassifierOutput(add_item_bias(self, self.mlp(x).squeeze(-1), batch))

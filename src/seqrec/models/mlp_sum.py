@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from seqrec.layers.mlp import MLP
-from seqrec.models.ctr_base import CTRConfig, CTROutput, ItemBias, add_item_bias, ctr_inputs
+from seqrec.models.ctr_base import ClassifierOutput, CTRConfig, ItemBias, add_item_bias, ctr_inputs
 from seqrec.schema import Schema
 
 
@@ -32,8 +32,8 @@ class MLPSum(nn.Module):
         self.mlp = MLP(2 * d + self.inp.other_dim, config.mlp_hidden, config.mlp_act,
                        config.dropout, out_dim=1)
 
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> ClassifierOutput:
         k, mask = self.inp.keys(batch)
         pooled = (k * mask.unsqueeze(-1)).sum(1)  # (B, D)
         x = torch.cat([self.inp.query(batch), pooled, self.inp.other(batch)], 1)
-        return CTROutput(add_item_bias(self, self.mlp(x).squeeze(-1), batch))
+        return ClassifierOutput(add_item_bias(self, self.mlp(x).squeeze(-1), batch))

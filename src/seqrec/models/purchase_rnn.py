@@ -16,7 +16,7 @@ gives one logit:
 
 :class:`PurchaseRNN` is the shared body; :mod:`seqrec.models.cnn_lstm` puts a convolution
 and pooling stage in front of it. The models follow the CTR interface (``X(config, schema)``,
-batch dict -> :class:`~seqrec.models.ctr_base.CTROutput`), so the CTR trainer trains them.
+batch dict -> :class:`~seqrec.models.ctr_base.ClassifierOutput`), so the CTR trainer trains them.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from torch import nn
 from seqrec.errors import SchemaError
 from seqrec.layers.events import EventEncoder, final_state
 from seqrec.layers.mlp import MLP
-from seqrec.models.ctr_base import CTROutput
+from seqrec.models.ctr_base import ClassifierOutput
 from seqrec.schema import Schema
 
 
@@ -95,7 +95,7 @@ class PurchaseRNN(nn.Module):
         """The stage between event vectors and the RNN, and its output width (none here)."""
         return None, in_dim
 
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> CTROutput:
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> ClassifierOutput:
         x, mask = self.inp(batch)  # (B, T, E), (B, T)
         x = self.drop(x)  # padded positions stay 0
         if self.front is not None:
@@ -103,7 +103,7 @@ class PurchaseRNN(nn.Module):
         h = final_state(self.rnn, x, mask)  # (B, H)
         if self.dense:
             h = torch.cat([h, *(batch[n].to(h.dtype) for n in self.dense)], 1)  # (B, H + F)
-        return CTROutput(self.mlp(h).squeeze(-1))  # (B,)
+        return ClassifierOutput(self.mlp(h).squeeze(-1))  # (B,)
 
 
 class LSTMClassifier(PurchaseRNN):

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from seqrec.config import RunConfig
-from seqrec.data.ctr import CTRData, SampleBatch, ctr_batches, to_tensors
+from seqrec.data.samples import LabeledSamples, SampleBatch, sample_batches, to_tensors
 from seqrec.errors import ConfigError, SeqrecError
 from seqrec.evaluate.classification import classification_metrics
 from seqrec.train.logs import RunLog
@@ -80,14 +80,14 @@ def build_torch_optimizer(name: str, model: torch.nn.Module, lr: float, momentum
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, data: CTRData, batch_size: int = 4096) -> np.ndarray:
+def predict_logits(model: torch.nn.Module, data: LabeledSamples, batch_size: int = 4096) -> np.ndarray:
     """Click logits for every sample, in order."""
     model.eval()
-    out = [model(b).logits for b in ctr_batches(data, batch_size)]
+    out = [model(b).logits for b in sample_batches(data, batch_size)]
     return torch.cat(out).numpy().astype(np.float64)
 
 
-def evaluate_ctr(model: torch.nn.Module, data: CTRData, batch_size: int = 4096) -> dict:
+def evaluate_ctr(model: torch.nn.Module, data: LabeledSamples, batch_size: int = 4096) -> dict:
     """AUC, GAUC (weighted and not), logloss on ``data``; ``predict_seconds`` (the forward
     passes, batch assembly included) and ``eval_seconds`` (with the metrics)."""
     t0 = time.perf_counter()
@@ -100,7 +100,7 @@ def evaluate_ctr(model: torch.nn.Module, data: CTRData, batch_size: int = 4096) 
 
 
 class CTRTrainer:
-    def __init__(self, model: torch.nn.Module, cfg: RunConfig, train: CTRData, log: RunLog | None = None):
+    def __init__(self, model: torch.nn.Module, cfg: RunConfig, train: LabeledSamples, log: RunLog | None = None):
         self.model, self.cfg, self.train_data, self.log = model, cfg, train, log
         tc = cfg.train
         self.opt = build_torch_optimizer(tc.optimizer, model, tc.lr, tc.momentum)
@@ -131,7 +131,7 @@ class CTRTrainer:
         bar = tqdm(total=n, desc=f"epoch {epoch + 1}/{tc.epochs}", unit="sample",
                    disable=not tc.progress, leave=False, mininterval=1.0)
         loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
-        for step, batch in enumerate(ctr_batches(self.train_data, tc.batch_size, shuffle=True,
+        for step, batch in enumerate(sample_batches(self.train_data, tc.batch_size, shuffle=True,
                                                  seed=tc.seed + epoch), 1):
             loss = self.loss(batch)
             self.opt.zero_grad(set_to_none=True)
@@ -151,7 +151,7 @@ class CTRTrainer:
         bar.close()
         return loss_sum / max(seen, 1), seen, time.perf_counter() - t0
 
-    def fit(self, valid: CTRData | None = None, on_epoch_end=None) -> TrainState:
+    def fit(self, valid: LabeledSamples | None = None, on_epoch_end=None) -> TrainState:
         def validate(v):
             auc = evaluate_ctr(self.model, v, self.cfg.eval.batch_size)["auc"]
             return {"valid_auc": auc}, auc

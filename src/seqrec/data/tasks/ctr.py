@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from seqrec.data.ctr import CTRData, SplitSamples
+from seqrec.data.samples import LabeledSamples, SplitSamples
 from seqrec.data.sessionize import sessionize
 from seqrec.data.vocab import Vocab
 from seqrec.errors import ConfigError, DataValidationError
@@ -53,9 +53,9 @@ class CTRTask(SplitSamples):
     """Train / valid / test samples of one recipe plus what models and serving need."""
 
     name: str
-    train: CTRData
-    valid: CTRData
-    test: CTRData
+    train: LabeledSamples
+    valid: LabeledSamples
+    test: LabeledSamples
     vocabs: dict[str, Vocab]
     item_cate: np.ndarray  # (item rows,) category index of every item index
 
@@ -184,7 +184,7 @@ def _task(name, schema, data, which, vocabs, item_cate) -> CTRTask:
     parts = []
     for i, split in enumerate(("train", "valid", "test")):
         idx = np.flatnonzero(which == i)
-        parts.append(CTRData(schema, {k: v[idx] for k, v in data.items()}, f"{name} {split}"))
+        parts.append(LabeledSamples(schema, {k: v[idx] for k, v in data.items()}, f"{name} {split}"))
     return CTRTask(name, *parts, vocabs=vocabs, item_cate=item_cate)
 
 

@@ -67,9 +67,9 @@ import numpy as np
 import polars as pl
 
 from seqrec.config import PurchaseTaskConfig
-from seqrec.data.ctr import CTRData, SplitSamples
 from seqrec.data.purchase_features import AGG_FEATURES, BTYPES
 from seqrec.data.readers.purchase import PurchaseDataset
+from seqrec.data.samples import LabeledSamples, SplitSamples
 from seqrec.data.vocab import Vocab
 from seqrec.errors import ConfigError, DataValidationError
 from seqrec.schema import Feature, Schema, Table
@@ -119,9 +119,9 @@ def resolve(info: PurchaseDataset, pc: PurchaseTaskConfig) -> Resolved:
 class PurchaseTask(SplitSamples):
     name: str
     spec: Resolved
-    train: CTRData
-    valid: CTRData
-    test: CTRData
+    train: LabeledSamples
+    valid: LabeledSamples
+    test: LabeledSamples
     vocabs: dict[str, Vocab]
     counts: dict = field(default_factory=dict)  # per split: positives, negatives, users, ...
     seed: int = 0  # what built it (a benchmark reuses one build for several models)
@@ -332,7 +332,7 @@ def build_schema(vocabs: dict[str, Vocab], ev: EventArrays, max_len: int) -> Sch
 
 
 def encode(ev: EventArrays, s: Samples, schema: Schema, vocabs: dict[str, Vocab], spec: Resolved,
-           name: str) -> CTRData:
+           name: str) -> LabeledSamples:
     """Model inputs of the samples: padded sequences (last max_len events), numbers, aggregates."""
     T = schema.max_len("hist")
     first = np.maximum(s.start, s.end - T)
@@ -359,7 +359,7 @@ def encode(ev: EventArrays, s: Samples, schema: Schema, vocabs: dict[str, Vocab]
     cols["cutoff"] = s.cut.astype(np.float64)
     cols["hist_time"] = np.where(valid, ev.time[idx], np.nan)
     cols["shifted"] = s.shifted
-    return CTRData(schema, cols, name)
+    return LabeledSamples(schema, cols, name)
 
 
 def aggregates(ev: EventArrays, s: Samples, spec: Resolved) -> np.ndarray:
@@ -447,7 +447,7 @@ def build_purchase_task(log: pl.DataFrame, info: PurchaseDataset, pc: PurchaseTa
 
 
 def scoring_samples(log: pl.DataFrame, info: PurchaseDataset, pc: PurchaseTaskConfig, schema: Schema,
-                    vocabs: dict[str, Vocab]) -> tuple[np.ndarray, CTRData]:
+                    vocabs: dict[str, Vocab]) -> tuple[np.ndarray, LabeledSamples]:
     """Every user with a history at the end of the data, encoded for scoring the window after it.
 
     Returns the raw user ids and their (unlabelled) inputs."""

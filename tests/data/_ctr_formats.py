@@ -1,4 +1,7 @@
-"""Readers for processed CTR samples in the layouts other projects ship, as :class:`CTRData`.
+"""Test fixture: readers for processed CTR samples in the layouts other projects ship, as
+:class:`LabeledSamples`. They live with the tests (not in the library) because they exist to check
+that other projects' published samples fit seqrec's schema and train its models; users bring
+their own data through ``[data] path`` (:mod:`seqrec.data.own`).
 
 Formats (each folder under ``shared/data/ctr/`` has a README naming the repository, commit and
 file path of the staged copies):
@@ -9,7 +12,7 @@ file path of the staged copies):
 * PaddleRec DMR Alimama CSV, 267 numeric columns in the ``lvze92/DMR`` ``model.py`` layout:
   :func:`read_dmr_alimama` (same commit, ``models/rank/dmr``);
 * PaddleRec DSIN pickles (built the ``shenweichen/DSIN`` ``code/2_gen_dsin_input.py`` way):
-  :func:`~seqrec.data.readers.ctr_dsin.read_dsin_pickles` (same commit, ``models/rank/dsin``), in
+  :func:`_ctr_dsin.read_dsin_pickles` (same commit, ``models/rank/dsin``), in
   :mod:`seqrec.data.readers.ctr_dsin`;
 * DeepCTR example CSVs: :func:`read_deepctr_criteo`, :func:`read_deepctr_avazu`,
   :func:`read_deepctr_movielens` (``shenweichen/DeepCTR`` @ ``1b5fe40``, ``examples/``).
@@ -60,7 +63,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqrec.data.ctr import CTRData
+from seqrec.data.samples import LabeledSamples
 from seqrec.errors import DataNotFoundError, DataValidationError, SchemaError
 from seqrec.schema import Feature, Schema, Table
 
@@ -68,8 +71,8 @@ DIM = 16
 
 
 @dataclass
-class CTRSamples(CTRData):
-    """CTRData plus the id mapping of every table: ``vocabs[table][raw value] -> id``."""
+class CTRSamples(LabeledSamples):
+    """LabeledSamples plus the id mapping of every table: ``vocabs[table][raw value] -> id``."""
 
     vocabs: dict[str, dict] = field(default_factory=dict)
 

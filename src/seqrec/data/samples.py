@@ -1,4 +1,5 @@
-"""CTR samples: named numpy columns checked against a :class:`~seqrec.schema.Schema`, and batches.
+"""Labelled samples (CTR, purchase, any binary task): named numpy columns checked against a
+:class:`~seqrec.schema.Schema`, and typed mini-batches of them.
 
 Columns (N = samples):
   sparse feature   (N,) int64            multihot feature (N, L) int64, 0-padded
@@ -25,7 +26,9 @@ from seqrec.schema import Schema
 
 
 @dataclass
-class CTRData:
+class LabeledSamples:
+    """Samples of a binary task (a click, a purchase): columns by name, the schema they follow."""
+
     schema: Schema
     columns: dict[str, np.ndarray]
     name: str = "samples"  # shown in error messages (file or task name)
@@ -36,8 +39,8 @@ class CTRData:
     def __len__(self) -> int:
         return len(self.columns[self.schema.label])
 
-    def subset(self, idx: np.ndarray, name: str | None = None) -> CTRData:
-        return CTRData(self.schema, {k: v[idx] for k, v in self.columns.items()}, name or self.name)
+    def subset(self, idx: np.ndarray, name: str | None = None) -> LabeledSamples:
+        return LabeledSamples(self.schema, {k: v[idx] for k, v in self.columns.items()}, name or self.name)
 
     def labels(self) -> np.ndarray:
         return self.columns[self.schema.label]
@@ -47,17 +50,17 @@ class CTRData:
 
 
 class SplitSamples:
-    """Mixin of a task with ``train`` / ``valid`` / ``test`` :class:`CTRData` attributes."""
+    """Mixin of a task with ``train`` / ``valid`` / ``test`` :class:`LabeledSamples` attributes."""
 
-    train: CTRData
-    valid: CTRData
-    test: CTRData
+    train: LabeledSamples
+    valid: LabeledSamples
+    test: LabeledSamples
 
     @property
     def schema(self) -> Schema:
         return self.train.schema
 
-    def split(self, name: str) -> CTRData:
+    def split(self, name: str) -> LabeledSamples:
         if name not in ("train", "valid", "test"):
             raise ConfigError(f"unknown split {name!r}; choose train, valid or test")
         return getattr(self, name)
@@ -67,7 +70,7 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask.reshape(len(mask), -1).any(1))[0])
 
 
-def validate(data: CTRData) -> None:
+def validate(data: LabeledSamples) -> None:
     """Shapes, dtypes, id ranges, history lengths and labels; raises on the first problem."""
     s, cols, where = data.schema, data.columns, data.name
     if s.label not in cols:
@@ -126,7 +129,7 @@ def validate(data: CTRData) -> None:
             )
 
 
-def _check_seqdense(data: CTRData, f, a: np.ndarray, n: int) -> None:
+def _check_seqdense(data: LabeledSamples, f, a: np.ndarray, n: int) -> None:
     where = data.name
     if a.dtype != np.float32 or a.ndim != 3 or a.shape[2] != f.dim or len(a) != n:
         raise SchemaError(f"{where}: seqdense {f.name!r} must be float32 (N, T, {f.dim}), got {a.dtype} {a.shape}")
@@ -178,8 +181,8 @@ class SampleBatch(Mapping):
         return cls(t, t[schema.label], t.get(schema.user) if schema.user else None)
 
 
-def ctr_batches(
-    data: CTRData, batch_size: int, *, shuffle: bool = False, seed: int = 0
+def sample_batches(
+    data: LabeledSamples, batch_size: int, *, shuffle: bool = False, seed: int = 0
 ) -> Iterator[SampleBatch]:
     """Mini-batches (one gather per column per batch, no per-sample loop)."""
     n = len(data)

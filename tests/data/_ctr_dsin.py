@@ -39,8 +39,8 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+from _ctr_formats import DIM, Builder, CTRSamples
 
-from seqrec.data.readers.ctr_formats import DIM, Builder, CTRSamples
 from seqrec.errors import DataNotFoundError, DataValidationError
 
 FILES = ("feat_input", "sess_input", "session_length", "label")
