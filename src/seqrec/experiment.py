@@ -25,6 +25,7 @@ from seqrec.data.vocab import Vocab
 from seqrec.errors import CheckpointError, ConfigError, UnknownIdError
 from seqrec.evaluate.ranking import evaluate_sessions
 from seqrec.registry import get_model_entry
+from seqrec.threads import configure_threads
 from seqrec.train.checkpoint import clear_run_dir, fit_resumable, load_json, load_tensors, save_json
 
 
@@ -34,8 +35,7 @@ def peak_rss_mb() -> float:
 
 
 def _set_threads(n: int) -> None:
-    if n > 0:
-        torch.set_num_threads(n)
+    configure_threads(n)  # train.threads: every pool (seqrec.threads)
 
 
 def _load_splits(cfg: RunConfig):
