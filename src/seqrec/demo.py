@@ -5,6 +5,11 @@ clicks): GRU4Rec with BPR-max and the constrained embedding for the configured
 epochs (progress bar with events/s), the three baselines, full-catalogue
 evaluation of every test position, then prints the comparison table and
 saves a bar chart to ``runs/demo/comparison.png``.
+
+The data come from the data directory (``$SEQREC_DATA`` or ``../shared/data``);
+files missing there are fetched first as ``seqrec download yoochoose_100k``
+would. When that fails (no network, or no public copy registered) the demo
+prints one line saying so and where to put the files, and exits with code 2.
 """
 
 from __future__ import annotations
@@ -15,10 +20,36 @@ import time
 from pathlib import Path
 
 from seqrec.config import load_run_config
-from seqrec.errors import SeqrecError
+from seqrec.errors import DownloadError, SeqrecError
 from seqrec.experiment import train_run
 
 ROOT = Path(__file__).resolve().parents[2]
+DATASET = "yoochoose_100k"
+
+
+def ensure_data(name: str = DATASET, root: str | None = None) -> Path:
+    """The folder holding dataset ``name``, fetched as ``seqrec download`` does when a file is missing.
+
+    Raises :class:`~seqrec.errors.DownloadError` (one line, naming the folder to fill by hand)
+    when it cannot be fetched."""
+    from seqrec.data import sources
+    from seqrec.data.registry import DATASETS, data_dir
+
+    info = DATASETS[name]
+    folder = data_dir(root) / info.subdir
+    if all((folder / f).is_file() for f in info.files):
+        return folder
+    put = f"put {', '.join(info.files)} in {folder}/ (or set SEQREC_DATA to a data root that has them)"
+    if name not in sources.SOURCES:
+        raise DownloadError(f"{name} is not in {folder}/ and has no registered public copy to download "
+                            f"(source: {info.source}); {put}")
+    try:
+        sources.download_dataset(name, root)
+    except DownloadError as exc:
+        raise DownloadError(f"{name} is not in {folder}/ and could not be downloaded (no network?): "
+                            f"{exc}; {put}") from None
+    print(f"downloaded {name} into {folder}/", flush=True)
+    return folder
 
 
 def _plot(rows: list[tuple[str, dict]], path: Path) -> None:
@@ -48,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
     ap.add_argument("--out", default="runs/demo")
     args = ap.parse_args(argv)
+    try:
+        ensure_data()
+    except SeqrecError as exc:
+        print(f"seqrec demo: error: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     overrides = [f"train.epochs={args.epochs}"] if args.epochs else []
     runs = [

@@ -15,14 +15,12 @@ from seqrec.config import RunConfig
 from seqrec.errors import CheckpointError, ConfigError
 from seqrec.families import get_family
 from seqrec.families.base import Family
+from seqrec.threads import configure_threads
 from seqrec.train.checkpoint import load_json
 
 
 def _set_threads(n: int) -> None:
-    if n > 0:
-        import torch
-
-        torch.set_num_threads(n)
+    configure_threads(n)  # train.threads: every pool (seqrec.threads)
 
 
 def train_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False,

@@ -1,0 +1,97 @@
+"""seqrec.threads: environment defaults at import, a user's settings kept, train.threads = N everywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
+import pytest
+import torch
+
+from seqrec import threads
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def _python(code: str, **env: str) -> dict:
+    """Run ``code`` in a fresh interpreter (no thread variables inherited); its last stdout line as JSON."""
+    base = {k: v for k, v in os.environ.items() if k not in threads.ENV_DEFAULTS and k != "POLARS_MAX_THREADS"}
+    r = subprocess.run([sys.executable, "-c", code], env={**base, "PYTHONPATH": SRC, **env},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def restore_pools():
+    t, nb = torch.get_num_threads(), numba.get_num_threads()
+    yield
+    torch.set_num_threads(t)
+    numba.set_num_threads(nb)
+
+
+def test_env_defaults_fill_only_what_is_unset():
+    env: dict[str, str] = {}
+    assert threads.set_env_defaults(env) == threads.ENV_DEFAULTS
+    assert env == threads.ENV_DEFAULTS
+    user = {"OMP_WAIT_POLICY": "ACTIVE"}
+    applied = threads.set_env_defaults(user)
+    assert user["OMP_WAIT_POLICY"] == "ACTIVE" and "OMP_WAIT_POLICY" not in applied
+
+
+def test_import_seqrec_sets_the_defaults_before_torch_is_loaded():
+    got = _python("import json, os, sys; import seqrec; "
+                  "print(json.dumps({'env': {k: os.environ.get(k) for k in seqrec.threads.ENV_DEFAULTS}, "
+                  "'torch': 'torch' in sys.modules, 'numba': 'numba' in sys.modules}))")
+    assert got == {"env": threads.ENV_DEFAULTS, "torch": False, "numba": False}
+
+
+def test_a_users_environment_is_respected():
+    got = _python("import json, os; import seqrec; print(json.dumps(os.environ.get('OMP_WAIT_POLICY')))",
+                  OMP_WAIT_POLICY="active")
+    assert got == "active"
+
+
+def test_explicit_threads_set_every_pool(restore_pools):
+    assert threads.configure_threads(1) == 1
+    assert torch.get_num_threads() == 1
+    assert numba.get_num_threads() == 1
+
+
+def test_explicit_threads_reach_polars_and_interop_in_a_fresh_process():
+    got = _python("import json; from seqrec.threads import configure_threads; import torch, numba; "
+                  "n = configure_threads(1); import polars; "
+                  "print(json.dumps([n, torch.get_num_threads(), torch.get_num_interop_threads(), "
+                  "numba.get_num_threads(), polars.thread_pool_size()]))")
+    assert got == [1, 1, 1, 1, 1]
+
+
+def test_numba_starting_its_pool_does_not_undo_torchs_count():
+    """numba's omp pool, started on first use, sets the OpenMP thread count to NUMBA_NUM_THREADS
+    in torch's runtime too: torch.set_num_threads(1), any torch call, then numba -> torch on 2
+    threads. configure_threads starts numba's pool first."""
+    trap = _python("import json, torch, numba; torch.set_num_threads(1); torch.get_num_threads(); "
+                   "numba.set_num_threads(1); "
+                   "print(json.dumps([torch.get_num_threads(), numba.threading_layer()]))")
+    if trap[1] == "omp":
+        assert trap[0] == numba.config.NUMBA_NUM_THREADS
+    fixed = _python("import json, torch, numba; from seqrec.threads import configure_threads; "
+                    "torch.get_num_threads(); configure_threads(1); numba.set_num_threads(1); "
+                    "print(json.dumps(torch.get_num_threads()))")
+    assert fixed == 1
+
+
+def test_default_path_keeps_torch_and_gives_numba_the_same(restore_pools):
+    torch.set_num_threads(1)
+    n = threads.configure_threads(0)
+    assert n == torch.get_num_threads() == 1  # 0 leaves torch's count alone
+    assert numba.get_num_threads() == min(1, numba.config.NUMBA_NUM_THREADS)
+
+
+def test_negative_threads_are_refused():
+    with pytest.raises(ValueError, match="threads"):
+        threads.configure_threads(-1)
