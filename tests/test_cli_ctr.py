@@ -51,4 +51,4 @@ def test_unknown_ctr_dataset(tmp_path, capsys):
     cfg = tmp_path / "din.toml"
     cfg.write_text('[data]\ndataset = "criteo_full"\n[model]\nname = "din"\n')
     rc, _, se = _cli(capsys, ["train", cfg, "--out", tmp_path / "run"])
-    assert rc == 2 and "unknown CTR dataset 'criteo_full'" in se
+    assert rc == 2 and "unknown dataset 'criteo_full'" in se and "amazon_beauty" in se and len(se.strip().splitlines()) == 1
