@@ -263,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         "before_rev": rev_id(before_rev), "after_rev": rev_id("HEAD"), "after_dirty": after_dirty,
         "data_root": data_root, "load_before": os.getloadavg(),
     }
+    if meta["load_before"][0] > 1.0:
+        print(f"warning: load average {meta['load_before'][0]:.1f} before starting: the machine is not quiet, "
+              "so 'quiet' will not be")
     dropped = sorted(k for k in os.environ if THREAD_ENV.match(k))
     if dropped:
         print(f"note: not passed to the runs: {', '.join(dropped)}")

@@ -19,7 +19,8 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 def _python(code: str, **env: str) -> dict:
     """Run ``code`` in a fresh interpreter (no thread variables inherited); its last stdout line as JSON."""
-    base = {k: v for k, v in os.environ.items() if k not in threads.ENV_DEFAULTS and k != "POLARS_MAX_THREADS"}
+    drop = {*threads.ENV_DEFAULTS, *threads.USER_WAIT_SETTINGS, "POLARS_MAX_THREADS"}
+    base = {k: v for k, v in os.environ.items() if k not in drop}
     r = subprocess.run([sys.executable, "-c", code], env={**base, "PYTHONPATH": SRC, **env},
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -41,6 +42,8 @@ def test_env_defaults_fill_only_what_is_unset():
     user = {"OMP_WAIT_POLICY": "ACTIVE"}
     applied = threads.set_env_defaults(user)
     assert user["OMP_WAIT_POLICY"] == "ACTIVE" and "OMP_WAIT_POLICY" not in applied
+    spin = {"GOMP_SPINCOUNT": "1000"}  # the user tunes the waiting: no policy on top
+    assert "OMP_WAIT_POLICY" not in threads.set_env_defaults(spin) and "OMP_WAIT_POLICY" not in spin
 
 
 def test_import_seqrec_sets_the_defaults_before_torch_is_loaded():

@@ -1,6 +1,6 @@
 """Thread pools of a seqrec process, and the settings that let it share the CPU.
 
-The pools of a training process (torch 2.13 CPU wheel, numba 0.61, polars):
+The pools of a training process (torch 2.13 CPU wheel, numba 0.68, polars 2.1):
 
 * OpenMP: torch's intra-op threads run on GNU OpenMP, the ``libgomp.so.1``
   bundled with torch (``torch.__config__.parallel_info()``: "ATen parallel
@@ -36,10 +36,25 @@ DIEN: the amazon_beauty configs, the first 150 / 80 batches, samples/s):
   against 5,356 / 5,284; DIN 327 / 691 against 8,437 / 14,695; DIEN 345 /
   642 against 5,335 / 3,414. Results do not change (one epoch of GRU4Rec
   and of DIN gave the same test metrics before and after).
-* Not ``GOMP_SPINCOUNT`` (a short spin, libgomp's counterpart of Intel
-  OpenMP's ``KMP_BLOCKTIME``; the ``KMP_*`` variables do nothing here, no
-  Intel OpenMP is loaded): ``GOMP_SPINCOUNT=10000`` gave GRU4Rec 2,402 /
-  1,549 against 5,356 / 5,284 with no spinning at all.
+* Not a short spin instead (``GOMP_SPINCOUNT``, libgomp's counterpart of
+  Intel OpenMP's ``KMP_BLOCKTIME``; the ``KMP_*`` variables do nothing here,
+  no Intel OpenMP is loaded). A spin iteration is a ``pause`` of ~25 ns on
+  this CPU, so the default 300,000 is ~7.5 ms. ``GOMP_SPINCOUNT=10000`` gave
+  GRU4Rec 2,402 / 1,549 events/s against 5,356 / 5,284 without spinning; for
+  DIEN (5th percentile of 400 steps' times, load ~3.6) 1,000 and 3,000 spins
+  took 40.2 and 64.9 ms a step, no spinning 27.9, the previous defaults 38.5
+  (and ``train.threads = 1`` 25.4).
+* The cost: a thread that sleeps must be woken for the next parallel region.
+  Every torch matmul opens one (4 context switches per product, even a
+  (256 x 18) x (18 x 54) one whose work stays on one thread), and DIEN runs
+  hundreds of such small products a step (~25,000 sleeps per thread over
+  100 training steps and the evaluation).
+  In the one lightly loaded moment available (load ~1.7), 150 DIEN steps ran
+  at 9,098 (5,529-10,797) samples/s with the previous defaults against 7,489
+  (7,429-7,740) without spinning; the other models' quiet figures were all
+  taken under load. ``benchmarks/cpu_sharing.py`` on a quiet machine settles
+  it; to spin again on a machine of your own, set ``OMP_WAIT_POLICY=ACTIVE``
+  or ``GOMP_SPINCOUNT`` (either one stops seqrec from setting the policy).
 * numba's threads follow torch's, and its pool is started *before* torch's
   count is set: starting it calls ``omp_set_num_threads(NUMBA_NUM_THREADS)``
   in torch's runtime, so ``torch.set_num_threads(1)`` followed by the first
@@ -53,15 +68,14 @@ DIEN: the amazon_beauty configs, the first 150 / 80 batches, samples/s):
   18,411 against 8,437 / 14,695, DIEN 7,053 / 3,803 against 5,335 / 3,414,
   GRU4Rec 5,373 / 4,133 against 5,356 / 5,284) but cost about a quarter
   alone (GRU4Rec: 10,472 events/s on 1 thread on an idle machine in
-  benchmarks/README.md; ``seqrec train`` on 2 threads, 3 epochs, 13,791 here in
-  a quiet moment), and choosing the count
-  from the load at start would make a run's numbers depend on the machine's
-  load (DIN's test AUC differs in the 7th digit between 1 and 2 threads;
-  GRU4Rec's metrics are the same). Sharing a machine for long, set
+  benchmarks/README.md; ``seqrec train`` on 2 threads, 3 epochs, 13,791 here
+  in a quiet moment), and a count chosen from the load at start would make a
+  run's numbers depend on the machine's load (DIN's test AUC differs in the
+  7th digit between 1 and 2 threads; GRU4Rec's metrics are the same). Sharing a machine for long, set
   ``train.threads`` to the free cores.
 * Inter-op and polars pools: left alone by default (idle; see above).
 
-A user's own value of ``OMP_WAIT_POLICY`` is kept (``os.environ.setdefault``);
+A user's own ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is kept (no policy is set then);
 ``train.threads = N > 0`` gives every pool N threads (polars only if it is not
 imported yet: its pool size is fixed at import). libgomp reads the environment
 when it is loaded, so :func:`set_env_defaults` runs from ``seqrec/__init__.py``,
@@ -79,16 +93,23 @@ import sys
 
 #: Environment defaults applied at ``import seqrec`` (a value already in the environment wins).
 ENV_DEFAULTS: dict[str, str] = {
-    # libgomp (torch's copy and numba's): waiting threads sleep instead of spinning
+    # libgomp (torch's copy, which numba's kernels use too): waiting threads sleep, not spin
     "OMP_WAIT_POLICY": "PASSIVE",
 }
 
 
+#: Variables by which a user already chose how OpenMP threads wait: then no policy is set.
+USER_WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
+
 def set_env_defaults(environ: dict | None = None) -> dict[str, str]:
-    """Put :data:`ENV_DEFAULTS` into ``environ`` (``os.environ``) where not set; returns what was set."""
+    """Put :data:`ENV_DEFAULTS` into ``environ`` (``os.environ``) unless the user chose already;
+    returns what was set."""
     environ = os.environ if environ is None else environ
     applied = {}
     for key, value in ENV_DEFAULTS.items():
+        if key == "OMP_WAIT_POLICY" and any(k in environ for k in USER_WAIT_SETTINGS):
+            continue
         if key not in environ:
             environ[key] = value
             applied[key] = value
