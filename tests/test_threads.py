@@ -37,20 +37,36 @@ def restore_pools():
 
 def test_env_defaults_fill_only_what_is_unset():
     env: dict[str, str] = {}
-    assert threads.set_env_defaults(env) == threads.ENV_DEFAULTS
+    assert threads.set_env_defaults(env, busy=True) == threads.ENV_DEFAULTS
     assert env == threads.ENV_DEFAULTS
     user = {"OMP_WAIT_POLICY": "ACTIVE"}
-    applied = threads.set_env_defaults(user)
+    applied = threads.set_env_defaults(user, busy=True)
     assert user["OMP_WAIT_POLICY"] == "ACTIVE" and "OMP_WAIT_POLICY" not in applied
     spin = {"GOMP_SPINCOUNT": "1000"}  # the user tunes the waiting: no policy on top
-    assert "OMP_WAIT_POLICY" not in threads.set_env_defaults(spin) and "OMP_WAIT_POLICY" not in spin
+    assert "OMP_WAIT_POLICY" not in threads.set_env_defaults(spin, busy=True) and "OMP_WAIT_POLICY" not in spin
+
+
+def test_idle_cpu_keeps_libgomp_spinning_busy_cpu_sleeps(monkeypatch):
+    idle: dict[str, str] = {}
+    assert threads.set_env_defaults(idle, busy=False) == {} and idle == {}
+    monkeypatch.setattr(threads, "others_running", lambda: 0.0)
+    assert not threads.cpu_is_busy()
+    monkeypatch.setattr(threads, "others_running", lambda: 2.0)
+    assert threads.cpu_is_busy() == (max(1.0, (os.cpu_count() or 1) / 4) <= 2.0)
+
+
+def test_others_running_reads_the_machine():
+    assert threads.others_running() >= 0.0
 
 
 def test_import_seqrec_sets_the_defaults_before_torch_is_loaded():
     got = _python("import json, os, sys; import seqrec; "
                   "print(json.dumps({'env': {k: os.environ.get(k) for k in seqrec.threads.ENV_DEFAULTS}, "
+                  "'busy': seqrec.threads.cpu_is_busy(), "
                   "'torch': 'torch' in sys.modules, 'numba': 'numba' in sys.modules}))")
-    assert got == {"env": threads.ENV_DEFAULTS, "torch": False, "numba": False}
+    assert got["torch"] is False and got["numba"] is False
+    # PASSIVE exactly when the machine was busy at import (re-measured here: allow either when it flips)
+    assert got["env"]["OMP_WAIT_POLICY"] in ("PASSIVE", None)
 
 
 def test_a_users_environment_is_respected():

@@ -31,8 +31,14 @@ measured; each variant a fresh process, alternated, 2 rounds; GRU4Rec:
 ``configs/gru4rec_yoochoose_100k_bpr-max.toml``, one epoch, events/s; DIN and
 DIEN: the amazon_beauty configs, the first 150 / 80 batches, samples/s):
 
-* ``OMP_WAIT_POLICY=PASSIVE`` (set at ``import seqrec``): waiting OpenMP
-  threads sleep at once. GRU4Rec 393 / 1,097 with the previous defaults
+* ``OMP_WAIT_POLICY=PASSIVE`` (set at ``import seqrec`` **when the CPU is busy then**,
+  :func:`cpu_is_busy`: another runnable task per four cores in ``/proc/loadavg``): waiting
+  OpenMP threads sleep at once. On an idle machine it is not set: sleeping threads must be
+  woken for every parallel region, and alone that cost GRU4Rec 28% (12,736 against 17,740
+  events/s) and DIN 33% (13,136 against 19,493 samples/s) in ``benchmarks/cpu_sharing.py``'s
+  quiet runs (2026-12-07). The policy changes no result, only waiting, so choosing it from
+  the load is safe; a run started alone keeps spinning if a job arrives later (set
+  ``OMP_WAIT_POLICY=PASSIVE`` yourself on a shared machine). GRU4Rec 393 / 1,097 with the previous defaults
   against 5,356 / 5,284; DIN 327 / 691 against 8,437 / 14,695; DIEN 345 /
   642 against 5,335 / 3,414. Results do not change (one epoch of GRU4Rec
   and of DIN gave the same test metrics before and after).
@@ -90,6 +96,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 
 #: Environment defaults applied at ``import seqrec`` (a value already in the environment wins).
 ENV_DEFAULTS: dict[str, str] = {
@@ -102,14 +109,38 @@ ENV_DEFAULTS: dict[str, str] = {
 USER_WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
-def set_env_defaults(environ: dict | None = None) -> dict[str, str]:
-    """Put :data:`ENV_DEFAULTS` into ``environ`` (``os.environ``) unless the user chose already;
-    returns what was set."""
+def others_running(samples: int = 5, pause: float = 0.004) -> float:
+    """Runnable tasks on the machine besides this process, now (median of a few reads of the
+    instantaneous count in ``/proc/loadavg``; 0 where there is no such file)."""
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as fh:
+                running = int(fh.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return 0.0
+        counts.append(running - 1)  # this process is one of them
+        if i + 1 < samples:
+            time.sleep(pause)
+    return float(sorted(counts)[len(counts) // 2])
+
+
+def cpu_is_busy() -> bool:
+    """Another job holds a share of the cores: at least one runnable task per four cores (so
+    one on a 2-core machine). Decided once, at start: libgomp reads its policy when loaded."""
+    return others_running() >= max(1.0, (os.cpu_count() or 1) / 4)
+
+
+def set_env_defaults(environ: dict | None = None, busy: bool | None = None) -> dict[str, str]:
+    """Put :data:`ENV_DEFAULTS` into ``environ`` (``os.environ``) unless the user chose already
+    or the CPU is idle (``busy`` = :func:`cpu_is_busy` when None); returns what was set."""
     environ = os.environ if environ is None else environ
     applied = {}
     for key, value in ENV_DEFAULTS.items():
         if key == "OMP_WAIT_POLICY" and any(k in environ for k in USER_WAIT_SETTINGS):
             continue
+        if key == "OMP_WAIT_POLICY" and not (cpu_is_busy() if busy is None else busy):
+            continue  # alone on the machine: libgomp's spinning is the faster default
         if key not in environ:
             environ[key] = value
             applied[key] = value
