@@ -204,9 +204,9 @@ def _order(names, known) -> list:
 
 
 def render_markdown(records: list[dict], datasets=None) -> str:
-    from seqrec.data.registry import session_datasets as _sd
+    from seqrec.data.registry import datasets_of
 
-    DATASETS = _sd()
+    DATASETS = datasets_of("session")
 
     by_ds: dict[str, list[dict]] = {}
     for r in records:
@@ -301,9 +301,9 @@ def _child_env(threads: int) -> dict:
 
 
 def run_all(args) -> int:
-    from seqrec.data.registry import dataset_status, session_datasets
+    from seqrec.data.registry import dataset_status, datasets_of
 
-    DATASETS = session_datasets()
+    DATASETS = datasets_of("session")
 
     explicit_models = args.models is not None
     datasets = args.datasets or ([QUICK_DATASET] if args.quick else list(DATASETS))

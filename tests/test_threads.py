@@ -64,9 +64,9 @@ def test_import_seqrec_sets_the_defaults_before_torch_is_loaded():
                   "print(json.dumps({'env': {k: os.environ.get(k) for k in seqrec.threads.ENV_DEFAULTS}, "
                   "'busy': seqrec.threads.cpu_is_busy(), "
                   "'torch': 'torch' in sys.modules, 'numba': 'numba' in sys.modules}))")
-    assert got["torch"] is False and got["numba"] is False
-    # PASSIVE exactly when the machine was busy at import (re-measured here: allow either when it flips)
-    assert got["env"]["OMP_WAIT_POLICY"] in ("PASSIVE", None)
+    assert got["torch"] is False and got["numba"] is False  # the policy is chosen before libgomp loads
+    # which policy (PASSIVE or none) depends on the load at that instant: set_env_defaults' own tests
+    # pin both branches with busy=True / busy=False
 
 
 def test_a_users_environment_is_respected():

@@ -16,7 +16,7 @@ from seqrec.data.readers.raw_logs import (
     read_taobao_raw,
     read_taobao_userbehavior,
 )
-from seqrec.data.registry import DATASETS, session_datasets
+from seqrec.data.registry import DATASETS, datasets_of
 from seqrec.data.sessionize import sessionize
 
 SPLITS = ("train", "valid", "test", "train_full")
@@ -62,7 +62,7 @@ def _sessions(df: pl.DataFrame) -> set:
 
 
 def test_every_registered_dataset_is_covered():
-    assert set(session_datasets()) == set(EXPECTED)
+    assert set(datasets_of("session")) == set(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -31,7 +31,7 @@ from seqrec.errors import ConfigError, DataNotFoundError
 log = logging.getLogger(__name__)
 
 __all__ = ["DATASETS", "ENV_DATA", "CTRRecipe", "DatasetEntry", "SessionRecipe", "data_dir", "dataset_status",
-           "datasets_of", "get_dataset", "load_dataset", "recipe", "require_files", "session_datasets"]
+           "datasets_of", "get_dataset", "load_dataset", "recipe", "require_files"]
 
 
 @dataclass(frozen=True)
@@ -274,10 +274,6 @@ def get_dataset(name: str, family: str | None = None) -> DatasetEntry:
 def datasets_of(family: str) -> dict[str, DatasetEntry]:
     """The entries with a recipe for ``family``, in registry order."""
     return {n: e for n, e in DATASETS.items() if family in e.recipes}
-
-
-def session_datasets() -> dict[str, DatasetEntry]:
-    return datasets_of("session")
 
 
 def recipe(name: str, family: str) -> Any:

@@ -18,7 +18,30 @@ import resource
 from pathlib import Path
 from typing import Any
 
-from seqrec.errors import ConfigError
+from seqrec.errors import CheckpointError, ConfigError
+
+
+def read_run_files(run_dir: str | os.PathLike, required: tuple[str, ...], what: str,
+                   data_dir: str | None = None):
+    """(path, config, schema, vocabularies) of a run directory holding a ``schema.json`` (the CTR
+    and purchase families); CheckpointError naming the first missing file."""
+    import dataclasses
+
+    from seqrec.config import load_run_config
+    from seqrec.data.vocab import Vocab
+    from seqrec.schema import Schema
+    from seqrec.train.checkpoint import load_json
+
+    path = Path(run_dir)
+    for f in required:
+        if not (path / f).is_file():
+            raise CheckpointError(f"{path} is not a finished {what} run: {f} is missing")
+    cfg = load_run_config(raw=load_json(path / "config.json"))
+    if data_dir:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=data_dir))
+    schema = Schema.from_dict(load_json(path / "schema.json"))
+    vocabs = {p.stem.removeprefix("vocab_"): Vocab.load(p) for p in sorted(path.glob("vocab_*.json"))}
+    return path, cfg, schema, vocabs
 
 
 def peak_rss_mb() -> float:

@@ -19,20 +19,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqrec.config import RunConfig, load_run_config
+from seqrec.config import RunConfig
 from seqrec.data.cache import cache_dir
 from seqrec.data.samples import LabeledSamples
 from seqrec.data.tasks.ctr import CTRTask
 from seqrec.data.vocab import Vocab
 from seqrec.errors import CheckpointError, ConfigError
-from seqrec.families.base import Family, peak_rss_mb
+from seqrec.families.base import Family, peak_rss_mb, read_run_files
 from seqrec.io import atomic_write
 from seqrec.registry import get_model_entry
 from seqrec.schema import Schema
 from seqrec.train.checkpoint import (
     clear_run_dir,
     fit_resumable,
-    load_json,
     load_tensors,
     save_json,
     save_task_files,
@@ -154,17 +153,9 @@ class CTRRun:
     """A finished CTR run: config, schema, vocabularies and the model ready to score."""
 
     def __init__(self, run_dir: str | os.PathLike, data_dir: str | None = None) -> None:
-        self.dir = Path(run_dir)
-        for f in ("config.json", "schema.json", "model.pt"):
-            if not (self.dir / f).is_file():
-                raise CheckpointError(f"{self.dir} is not a finished CTR run: {f} is missing")
-        cfg = load_run_config(raw=load_json(self.dir / "config.json"))
-        if data_dir:
-            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=data_dir))
-        self.config = cfg
-        self.schema = Schema.from_dict(load_json(self.dir / "schema.json"))
-        self.vocabs = {p.stem.removeprefix("vocab_"): Vocab.load(p) for p in sorted(self.dir.glob("vocab_*.json"))}
-        self.model = build_ctr_model(cfg, self.schema)
+        self.dir, self.config, self.schema, self.vocabs = read_run_files(
+            run_dir, ("config.json", "schema.json", "model.pt"), "CTR", data_dir)
+        self.model = build_ctr_model(self.config, self.schema)
         self.model.load_state_dict(load_tensors(self.dir / "model.pt"))
         self.model.eval()
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy.special import expit
 
-from seqrec.config import RunConfig, load_run_config
+from seqrec.config import RunConfig
 from seqrec.data.samples import LabeledSamples
 from seqrec.data.tasks.purchase import (
     PurchaseTask,
@@ -37,11 +37,10 @@ from seqrec.data.tasks.purchase import (
     resolve,
     scoring_samples,
 )
-from seqrec.data.vocab import Vocab
 from seqrec.errors import CheckpointError, ConfigError
 from seqrec.evaluate.campaign import campaign_report
 from seqrec.evaluate.thresholds import best_f1_threshold, purchase_report
-from seqrec.families.base import Family, peak_rss_mb
+from seqrec.families.base import Family, peak_rss_mb, read_run_files
 from seqrec.io import atomic_write_text
 from seqrec.registry import get_model_entry
 from seqrec.schema import Schema
@@ -167,16 +166,9 @@ class PurchaseRun:
     """A finished purchase run: config, schema, vocabularies, model, chosen threshold."""
 
     def __init__(self, run_dir: str | os.PathLike, data_dir: str | None = None) -> None:
-        self.dir = Path(run_dir)
-        for f in ("config.json", "schema.json", "metrics.json"):
-            if not (self.dir / f).is_file():
-                raise CheckpointError(f"{self.dir} is not a finished purchase run: {f} is missing")
-        cfg = load_run_config(raw=load_json(self.dir / "config.json"))
-        if data_dir:
-            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=data_dir))
+        self.dir, cfg, self.schema, self.vocabs = read_run_files(
+            run_dir, ("config.json", "schema.json", "metrics.json"), "purchase", data_dir)
         self.config = cfg
-        self.schema = Schema.from_dict(load_json(self.dir / "schema.json"))
-        self.vocabs = {p.stem.removeprefix("vocab_"): Vocab.load(p) for p in sorted(self.dir.glob("vocab_*.json"))}
         self.threshold = float(load_json(self.dir / "metrics.json")["threshold"])
         if uses_aggregates(cfg):
             self.model = get_model_entry(cfg.model_name).model_cls.load(self.dir)
