@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from seqrec.errors import SeqrecError
+from seqrec.errors import ConfigError, SeqrecError
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
@@ -77,8 +77,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_recommend(args: argparse.Namespace) -> int:
     from seqrec.experiment import recommend
 
-    items = [p.strip() for p in args.items.split(",") if p.strip()]
-    res = recommend(args.run_dir, items, k=args.k, unknown=args.unknown)
+    if args.items is None and args.user is None:
+        raise ConfigError("give --items ID,ID,... (a session or history) or --user ID (retrieval models)")
+    items = [p.strip() for p in (args.items or "").split(",") if p.strip()]
+    res = recommend(args.run_dir, items, k=args.k, unknown=args.unknown, user=args.user)
     if res["unknown"]:
         print(f"note: ignored unknown item id(s) {res['unknown']}", file=sys.stderr)
     if args.json:
@@ -140,9 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=_cmd_evaluate)
 
-    r = sub.add_parser("recommend", help="top-k next items for a session (session models)")
+    r = sub.add_parser("recommend", help="top-k next items for a session (session models), or of the whole "
+                       "catalogue for a user or a history (retrieval models)")
     r.add_argument("run_dir")
-    r.add_argument("--items", required=True, help="the session's item ids in order, comma-separated")
+    r.add_argument("--items", default=None, help="the session's / history's item ids in order, comma-separated")
+    r.add_argument("--user", default=None, help="a user id of the training data (retrieval models)")
     r.add_argument("-k", type=int, default=20)
     r.add_argument("--unknown", choices=["skip", "error"], default="skip",
                    help="what to do with item ids the model has never seen")

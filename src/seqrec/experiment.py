@@ -60,11 +60,14 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "test", ties: str | No
     return fam.evaluate(run_dir, split=split, ties=ties, data_dir=data_dir)
 
 
-def recommend(run_dir: str | os.PathLike, items: list, k: int = 20, unknown: str = "skip") -> dict:
-    """Top-``k`` items for ``items`` (raw ids) from a run whose family recommends."""
+def recommend(run_dir: str | os.PathLike, items: list, k: int = 20, unknown: str = "skip",
+              user: str | None = None) -> dict:
+    """Top-``k`` items for ``items`` (raw ids), or for a known ``user``, from a run whose family recommends."""
     if k <= 0:
         raise ConfigError(f"-k must be positive, got {k}")
-    return run_family(run_dir).recommend(run_dir, items, k=k, unknown=unknown)
+    if user is None:
+        return run_family(run_dir).recommend(run_dir, items, k=k, unknown=unknown)
+    return run_family(run_dir).recommend(run_dir, items, k=k, unknown=unknown, user=user)
 
 
 def summary(cfg: RunConfig, metrics: dict, out: str) -> str:

@@ -15,10 +15,11 @@ from seqrec.errors import ConfigError
 class ModelEntry:
     name: str
     config_cls: type
-    family: str  # a module of seqrec.families: "session" | "ctr" | "purchase"
+    family: str  # a module of seqrec.families: "session" | "ctr" | "purchase" | "retrieval"
     description: str
     # session networks: X(config, n_items); session baselines: X(config);
-    # CTR and neural purchase models: X(config, schema); xgboost and the rules: X(config, seed=, threads=)
+    # CTR and neural purchase models: X(config, schema); xgboost and the rules: X(config, seed=, threads=);
+    # retrieval models: X(config, RetrievalInfo)
     model_cls: type
 
     @property
@@ -39,6 +40,7 @@ def _entries() -> dict[str, ModelEntry]:
         RFMLogRegConfig,
         RuleConfig,
     )
+    from seqrec.baselines.retrieval import ItemCF, ItemCFConfig, PopRetrieval, PopRetrievalConfig
     from seqrec.baselines.xgboost_purchase import XGBoostConfig, XGBoostPurchase
     from seqrec.models.bst import BST, BSTConfig
     from seqrec.models.cnn_lstm import CNNLSTM, CNNLSTMConfig
@@ -49,6 +51,7 @@ def _entries() -> dict[str, ModelEntry]:
     from seqrec.models.dsin import DSIN, DSINConfig
     from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig
     from seqrec.models.hrnn import HRNN, HRNNConfig
+    from seqrec.models.mf_bpr import MFBPR, MFBPRConfig
     from seqrec.models.mlp_sum import MLPSum, MLPSumConfig
     from seqrec.models.purchase_rnn import (
         GRUClassifier,
@@ -100,6 +103,13 @@ def _entries() -> dict[str, ModelEntry]:
                        Frequency),
             ModelEntry("rfm_logreg", RFMLogRegConfig, "purchase",
                        "logistic regression on recency / frequency / monetary features", RFMLogReg),
+            # retrieval (candidate generation over the whole catalogue)
+            ModelEntry("pop_retrieval", PopRetrievalConfig, "retrieval",
+                       "most popular training items for every user (the rule baseline)", PopRetrieval),
+            ModelEntry("itemcf", ItemCFConfig, "retrieval", "item-based CF, cosine, top neighbours (Sarwar et al. "
+                       "2001)", ItemCF),
+            ModelEntry("mf_bpr", MFBPRConfig, "retrieval", "matrix factorisation with BPR (Rendle et al. 2009)",
+                       MFBPR),
         )
     }
 

@@ -30,7 +30,7 @@ from seqrec.errors import ConfigError, DataNotFoundError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DATASETS", "ENV_DATA", "CTRRecipe", "DatasetEntry", "SessionRecipe", "data_dir", "dataset_status",
+__all__ = ["DATASETS", "ENV_DATA", "CTRRecipe", "DatasetEntry", "RetrievalRecipe", "SessionRecipe", "data_dir", "dataset_status",
            "datasets_of", "get_dataset", "load_dataset", "recipe", "require_files"]
 
 
@@ -68,6 +68,32 @@ class DatasetEntry:
     @property
     def families(self) -> tuple[str, ...]:
         return tuple(self.recipes)
+
+
+@dataclass(frozen=True)
+class RetrievalRecipe:
+    """User -> whole-catalogue ranking: ``build(name, folder, train_split=, seed=)`` -> a
+    RetrievalTask (seqrec.data.tasks.retrieval)."""
+
+    build: Callable[..., Any]
+    how: str
+
+
+def _retrieval_build(kind: str) -> Callable[..., Any]:
+    def build(name: str, folder: Path, **kw: Any) -> Any:
+        from seqrec.data.tasks import retrieval
+
+        return getattr(retrieval, f"{kind}_task")(name, folder, **kw)
+
+    return build
+
+
+_LOO_HOW = ("leave-one-out per user (last item test, second last validation); rank all items excluding "
+            "the user's history (S3-Rec all-item protocol)")
+_AMAZON_RETRIEVAL = RetrievalRecipe(_retrieval_build("amazon"), _LOO_HOW)
+_BARS = RetrievalRecipe(_retrieval_build("bars"), "BARS matching split: rank all items excluding the "
+                        "user's train items; validation held out from train (10% per user, seeded)")
+_BARS_SOURCE = "BARS matching benchmark (reczoo/BARS); see retrieval/README.md for the exact commits"
 
 
 def _ctr_build(kind: str) -> Callable[..., Any]:
@@ -206,6 +232,10 @@ DATASETS: dict[str, DatasetEntry] = {
                     has_users=True, has_time=True),
                 "ctr": _TAOBAO_CTR,
                 "purchase": purchase.TAOBAO,
+                "retrieval": RetrievalRecipe(
+                    _retrieval_build("taobao"),
+                    "every behaviour in the official window, items at first occurrence per user, "
+                    "users >= 3 items; " + _LOO_HOW),
             },
         ),
         DatasetEntry(
@@ -236,7 +266,7 @@ DATASETS: dict[str, DatasetEntry] = {
             source=_AMAZON_SOURCE,
             licence="research-only (Amazon review data, McAuley lab)",
             description="Amazon Beauty 5-core sequences: 22,363 users, 12,101 items, with categories",
-            recipes={"ctr": _AMAZON_CTR},
+            recipes={"ctr": _AMAZON_CTR, "retrieval": _AMAZON_RETRIEVAL},
         ),
         DatasetEntry(
             name="amazon_sports",
@@ -245,7 +275,36 @@ DATASETS: dict[str, DatasetEntry] = {
             source=_AMAZON_SOURCE,
             licence="research-only (Amazon review data, McAuley lab)",
             description="Amazon Sports 5-core sequences: 35,598 users, 18,357 items, with categories",
-            recipes={"ctr": _AMAZON_CTR},
+            recipes={"ctr": _AMAZON_CTR, "retrieval": _AMAZON_RETRIEVAL},
+        ),
+        DatasetEntry(
+            name="gowalla",
+            subdir="retrieval/gowalla",
+            files=("train.txt", "test.txt"),
+            source=_BARS_SOURCE + " (LightGCN's Gowalla split, gusye1234/LightGCN-PyTorch 947ca2b)",
+            licence="research use (SNAP Gowalla check-ins, Cho et al. KDD 2011)",
+            description="Gowalla check-in item sets: 29,858 users, 40,981 items, BARS Gowalla_m1",
+            recipes={"retrieval": _BARS},
+        ),
+        DatasetEntry(
+            name="movielens1m_m1",
+            subdir="retrieval/movielens1m_m1",
+            files=("train.txt", "test.txt"),
+            source=_BARS_SOURCE + " (LCFN's MovieLens-1M split, reczoo/RecZoo fd2379d)",
+            licence="research, non-commercial (GroupLens MovieLens 1M terms)",
+            description="MovieLens-1M item sets: 6,022 users, 3,043 items, BARS Movielens1M_m1",
+            recipes={"retrieval": _BARS},
+        ),
+        DatasetEntry(
+            name="ml-100k",
+            subdir="sequential/ml-100k",
+            files=("ml-100k.inter", "ml-100k.user", "ml-100k.item"),
+            source="GroupLens MovieLens 100K as RecBole atomic files (PyPI recbole==1.2.1 dataset_example)",
+            licence="research, non-commercial (GroupLens usage licence)",
+            description="MovieLens 100K ratings with time and user age / gender / occupation",
+            recipes={"retrieval": RetrievalRecipe(
+                _retrieval_build("ml100k"), "every rating an interaction, time order per user; user features "
+                "age bucket, gender, occupation; " + _LOO_HOW)},
         ),
         *(DatasetEntry(name=p.name, subdir=p.subdir, files=p.files, source=p.source, licence=p.licence,
                        description=p.description, recipes={"purchase": p})

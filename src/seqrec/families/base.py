@@ -79,6 +79,6 @@ class Family:
         raise NotImplementedError
 
     def recommend(self, run_dir: str | os.PathLike, items: list[str], *, k: int = 20,
-                  unknown: str = "skip") -> dict:
-        """Top-``k`` items for ``items`` (raw id strings); families without it refuse."""
+                  unknown: str = "skip", user: str | None = None) -> dict:
+        """Top-``k`` items for ``items`` (raw id strings) or a known ``user``; families without it refuse."""
         raise ConfigError(f"seqrec recommend is not available for {self.name} models")

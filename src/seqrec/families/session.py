@@ -277,7 +277,9 @@ class SessionFamily(Family):
                 f"({t['n_events']} predictions); train {m['train_seconds']:.1f}s"
                 + (f" ({eps:,.0f} events/s)" if eps else "") + f"; run written to {out}")
 
-    def recommend(self, run_dir, items, *, k=20, unknown="skip") -> dict:
+    def recommend(self, run_dir, items, *, k=20, unknown="skip", user=None) -> dict:
+        if user is not None:
+            raise ConfigError("session models recommend for a session: use --items, not --user")
         run = Run(run_dir)
         return recommend(run, parse_ids(",".join(map(str, items)), run.vocab), k=k, unknown=unknown)
 

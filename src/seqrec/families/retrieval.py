@@ -1,0 +1,251 @@
+"""The retrieval family: a user (id, features, behaviour history) -> scores over the whole catalogue.
+
+Candidate generation, the first stage of two-stage recommendation (Covington et al. RecSys 2016):
+YouTube DNN, NCF, SASRec, MIND, TDM, PinSage and the baselines popularity, ItemCF and MF-BPR.
+Data and protocols: :mod:`seqrec.data.tasks.retrieval`; metrics (Recall / NDCG / HitRate @ 10, 20,
+50 over all items, the protocol's seen items excluded): :mod:`seqrec.evaluate.retrieval`.
+
+A retrieval run directory holds ``config.json``, ``ids.json`` (raw item ids by index 1..N and raw
+user ids by index), ``model.pt``, ``train_state.pt`` (resume), ``metrics.json``, ``log.csv`` /
+``tb/`` and, after ``seqrec index``, ``index.faiss`` + ``index.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seqrec.config import RunConfig
+from seqrec.data.tasks.retrieval import EvalSplit, RetrievalTask
+from seqrec.errors import CheckpointError, ConfigError, UnknownIdError
+from seqrec.evaluate.retrieval import KS, evaluate_ranking, mask_scores
+from seqrec.families.base import Family, peak_rss_mb
+from seqrec.models.retrieval_base import RetrievalInfo
+from seqrec.registry import get_model_entry
+from seqrec.train.checkpoint import (
+    clear_run_dir,
+    fit_resumable,
+    load_json,
+    load_tensors,
+    save_json,
+    save_tensors,
+)
+
+
+def load_task(cfg: RunConfig) -> RetrievalTask:
+    """The configured retrieval task (a registered dataset; the files are checked first)."""
+    from seqrec.data.registry import get_dataset, require_files
+
+    if cfg.data.path:
+        raise ConfigError("retrieval models read a registered dataset (data.dataset); [data] path is for "
+                          "session, CTR and purchase data")
+    entry = get_dataset(cfg.data.dataset, "retrieval")
+    return entry.recipes["retrieval"].build(cfg.data.dataset, require_files(entry, cfg.data.data_dir or None),
+                                            train_split=cfg.data.train_split, seed=cfg.train.seed)
+
+
+def info_of(task: RetrievalTask, cfg: RunConfig) -> RetrievalInfo:
+    return RetrievalInfo(task.n_users, task.n_items, dict(task.feature_sizes), cfg.data.max_len)
+
+
+def build_model(cfg: RunConfig, info: RetrievalInfo) -> torch.nn.Module:
+    entry = get_model_entry(cfg.model_name)
+    if entry.family != "retrieval":
+        raise ConfigError(f"model {cfg.model_name!r} is not a retrieval model")
+    return entry.model_cls(cfg.model, info)
+
+
+def user_batch(users: np.ndarray, history: np.ndarray, features: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """The user batch every retrieval model scores (see :mod:`seqrec.models.retrieval_base`):
+    ``history`` (B, L) left-padded item indices; example age 0 (serving)."""
+    return {"user": torch.from_numpy(np.asarray(users, dtype=np.int64)),
+            "history": torch.from_numpy(np.asarray(history, dtype=np.int64)),
+            "age": torch.zeros(len(users)),
+            **{f"feat_{k}": torch.from_numpy(v) for k, v in features.items()}}
+
+
+def split_batch(task: RetrievalTask, split: EvalSplit, rows: np.ndarray, max_len: int) -> dict[str, torch.Tensor]:
+    users = split.users[rows]
+    width = int(min(max_len, max(int(split.history.lengths()[rows].max()), 1)))
+    return user_batch(users, split.history.padded_tail(rows, width),
+                      {k: v[users] for k, v in task.user_features.items()})
+
+
+def evaluate_split(model: torch.nn.Module, task: RetrievalTask, split: EvalSplit, cfg: RunConfig,
+                   ties: str | None = None) -> dict:
+    """Full-ranking metrics of ``model`` on ``split`` (eval mode, no gradients)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return evaluate_ranking(lambda rows: model.score_all(split_batch(task, split, rows, cfg.data.max_len)),
+                                split, ks=KS, batch_size=cfg.eval.batch_size, ties=ties or cfg.eval.ties)
+    finally:
+        model.train(was_training)
+
+
+def _save_ids(out: Path, task: RetrievalTask) -> None:
+    save_json(out / "ids.json", {"items": [str(x) for x in task.item_ids.tolist()],
+                                 "users": [str(x) for x in task.user_ids.tolist()],
+                                 "feature_sizes": task.feature_sizes})
+
+
+def train_retrieval_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False) -> dict:
+    from seqrec.train.logs import RunLog
+    from seqrec.train.objectives import objective_for
+    from seqrec.train.retrieval_trainer import RetrievalTrainer
+
+    out = clear_run_dir(out, resume)
+    out.mkdir(parents=True, exist_ok=True)
+    task = load_task(cfg)
+    save_json(out / "config.json", cfg.to_dict())
+    _save_ids(out, task)
+    torch.manual_seed(cfg.train.seed)
+    np.random.seed(cfg.train.seed)
+    model = build_model(cfg, info_of(task, cfg))
+    t0 = time.perf_counter()
+    if hasattr(model, "fit_task"):  # closed-form baselines (popularity, ItemCF)
+        model.fit_task(task)
+        train_seconds, n_examples, epochs, best_epoch = time.perf_counter() - t0, int(task.train.indptr[-1]), 0, 0
+        save_tensors(out / "model.pt", model.state_dict())
+    else:
+        log = RunLog(out, append=resume)
+        objective = objective_for(cfg.model_name, model, task, cfg)
+        trainer = RetrievalTrainer(model, objective, cfg, lambda s: evaluate_split(model, task, s, cfg), log)
+        st = fit_resumable(model, trainer, out, task.valid, resume=resume, log=log)
+        train_seconds, n_examples, epochs, best_epoch = st.train_seconds, st.train_events, st.epoch, st.best_epoch
+    metrics: dict = {"family": "retrieval", "dataset": cfg.data.name, "model": cfg.model_name,
+                     "protocol": task.protocol, "train_split": cfg.data.train_split}
+    if task.valid is not None:
+        metrics["valid"] = evaluate_split(model, task, task.valid, cfg)
+    metrics["test"] = evaluate_split(model, task, task.test, cfg)
+    metrics.update({
+        "train_seconds": train_seconds, "train_examples": n_examples,
+        "train_samples_per_s": n_examples / train_seconds if train_seconds else None,
+        "epochs": epochs, "best_epoch": best_epoch, "eval_seconds": metrics["test"]["eval_seconds"],
+        "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads(), **task.summary(),
+    })
+    save_json(out / "metrics.json", metrics)
+    return metrics
+
+
+class RetrievalRun:
+    """A finished retrieval run: config, raw ids and the model ready to score."""
+
+    def __init__(self, run_dir: str | os.PathLike, data_dir: str | None = None) -> None:
+        from seqrec.config import load_run_config
+
+        self.dir = Path(run_dir)
+        for f in ("config.json", "ids.json", "model.pt"):
+            if not (self.dir / f).is_file():
+                raise CheckpointError(f"{self.dir} is not a finished retrieval run: {f} is missing")
+        cfg = load_run_config(raw=load_json(self.dir / "config.json"))
+        if data_dir:
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=data_dir))
+        self.config = cfg
+        ids = load_json(self.dir / "ids.json")
+        self.item_ids: list[str] = ids["items"]
+        self.user_ids: list[str] = ids["users"]
+        self.item_index = {r: i + 1 for i, r in enumerate(self.item_ids)}
+        self.user_index = {r: i for i, r in enumerate(self.user_ids)}
+        self.feature_sizes: dict[str, int] = dict(ids.get("feature_sizes", {}))
+        self._task: RetrievalTask | None = None
+        self.info = RetrievalInfo(len(self.user_ids), len(self.item_ids), self.feature_sizes, cfg.data.max_len)
+        self.model = build_model(cfg, self.info)
+        self.model.load_state_dict(load_tensors(self.dir / "model.pt"))
+        self.model.eval()
+
+    @property
+    def task(self) -> RetrievalTask:
+        if self._task is None:
+            self._task = load_task(self.config)
+            if [str(x) for x in self._task.item_ids.tolist()] != self.item_ids:
+                raise CheckpointError(f"{self.dir}: the data's items no longer match the ones the model was "
+                                      "trained on")
+        return self._task
+
+
+def evaluate_retrieval_run(run_dir, split: str = "test", ties: str | None = None, data_dir: str | None = None) -> dict:
+    run = RetrievalRun(run_dir, data_dir)
+    task = run.task
+    return evaluate_split(run.model, task, task.split(split), run.config, ties)
+
+
+def recommend_retrieval(run_dir, items: list[str] | None = None, *, user: str | None = None, k: int = 20,
+                        unknown: str = "skip") -> dict:
+    """Top-``k`` items for a known user (its history from the data; seen items excluded) or for a
+    history of raw item ids (unknown ids skipped and reported, or an error with ``unknown="error"``)."""
+    run = RetrievalRun(run_dir)
+    n_items = len(run.item_ids)
+    if k > n_items:
+        raise ConfigError(f"-k {k} is larger than the catalogue ({n_items} items)")
+    unknown_ids: list[str] = []
+    if user is not None:
+        if user not in run.user_index:
+            raise UnknownIdError(f"user {user!r} is not in the training data of {run_dir}")
+        task = run.task
+        u = run.user_index[user]
+        hist = task.test.history.row(int(np.searchsorted(task.test.users, u))) \
+            if u in set(task.test.users.tolist()) else task.train.row(u)
+        users = np.asarray([u])
+        feats = {kk: v[users] for kk, v in task.user_features.items()}
+    else:
+        items = items or []
+        hist = np.asarray([run.item_index[i] for i in items if i in run.item_index], dtype=np.int64)
+        unknown_ids = [i for i in items if i not in run.item_index]
+        if unknown_ids and unknown == "error":
+            raise UnknownIdError(f"item id(s) not in the training data: {unknown_ids}")
+        if len(hist) == 0:
+            raise UnknownIdError("the history is empty: give at least one known item id with --items "
+                                 f"(unknown: {unknown_ids})" if unknown_ids else
+                                 "the history is empty: give --user or --items")
+        users = np.zeros(1, dtype=np.int64)  # models with user embeddings need --user
+        feats = {kk: np.zeros(1, np.int64) for kk in run.feature_sizes}  # unknown user: features unknown
+        if getattr(run.model, "needs_user", False):
+            raise ConfigError(f"{run.config.model_name} scores known users only: use --user")
+    tail = hist[-run.config.data.max_len:]
+    batch = user_batch(users, tail[None, :], feats)
+    from seqrec.data.tasks.retrieval import CSR
+
+    with torch.no_grad():
+        scores = run.model.score_all(batch).float()
+        mask_scores(scores, CSR(np.asarray([0, len(hist)]), np.asarray(hist, np.int64)), np.zeros(1, np.int64))
+        vals, idx = torch.topk(scores[0], k)
+    keep = torch.isfinite(vals)
+    return {"items": [run.item_ids[i - 1] for i in idx[keep].tolist()], "scores": vals[keep].tolist(),
+            "unknown": unknown_ids, "history_length": len(hist)}
+
+
+class RetrievalFamily(Family):
+    name = "retrieval"
+    description = "a user (id, features, history) -> scores over the whole catalogue (candidate generation)"
+    recommend_help = "top-k of the whole catalogue for --user ID or a history --items ID,ID,..."
+
+    def check_data(self, cfg: RunConfig) -> dict:
+        return {"family": self.name, "dataset": cfg.data.name, **load_task(cfg).summary()}
+
+    def train(self, cfg: RunConfig, out: Path, *, resume: bool = False) -> dict:
+        return train_retrieval_run(cfg, out, resume=resume)
+
+    def load_run(self, run_dir, data_dir=None) -> RetrievalRun:
+        return RetrievalRun(run_dir, data_dir)
+
+    def evaluate(self, run_dir, *, split="test", ties=None, data_dir=None) -> dict:
+        return evaluate_retrieval_run(run_dir, split=split, ties=ties, data_dir=data_dir)
+
+    def summary(self, cfg: RunConfig, m: dict, out: str) -> str:
+        t, sps = m["test"], m.get("train_samples_per_s")
+        return (f"{cfg.model_name} on {cfg.data.name}: test recall@20={t['recall@20']:.4f} "
+                f"ndcg@20={t['ndcg@20']:.4f} hitrate@20={t['hitrate@20']:.4f} ({t['n_users']} users, "
+                f"all {m['items']:,} items ranked in {t['eval_seconds']:.1f}s); train {m['train_seconds']:.1f}s"
+                + (f" ({sps:,.0f} examples/s)" if sps else "") + f"; run written to {out}")
+
+    def recommend(self, run_dir, items, *, k=20, unknown="skip", user=None) -> dict:
+        return recommend_retrieval(run_dir, items, user=user, k=k, unknown=unknown)
+
+
+FAMILY = RetrievalFamily()
