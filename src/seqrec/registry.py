@@ -59,6 +59,7 @@ def _entries() -> dict[str, ModelEntry]:
         LSTMClassifier,
         LSTMClassifierConfig,
     )
+    from seqrec.models.sasrec import SASRec, SASRecCEConfig, SASRecConfig
     from seqrec.models.wide_deep import WideDeep, WideDeepConfig, WideDeepPaperConfig
 
     return {
@@ -110,6 +111,10 @@ def _entries() -> dict[str, ModelEntry]:
                        "2001)", ItemCF),
             ModelEntry("mf_bpr", MFBPRConfig, "retrieval", "matrix factorisation with BPR (Rendle et al. 2009)",
                        MFBPR),
+            ModelEntry("sasrec", SASRecConfig, "retrieval", "SASRec, causal self-attention, BCE with one "
+                       "sampled negative per position (Kang & McAuley 2018)", SASRec),
+            ModelEntry("sasrec-ce", SASRecCEConfig, "retrieval", "SASRec trained with softmax cross-entropy over "
+                       "the catalogue (Klenitskiy & Vasilev 2023)", SASRec),
         )
     }
 

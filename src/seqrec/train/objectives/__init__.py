@@ -19,6 +19,8 @@ from seqrec.errors import ConfigError
 OBJECTIVES: dict[str, str] = {
     "mf_bpr": "seqrec.train.objectives.pairs:BPRPairs",
     "youtube_dnn": "seqrec.train.objectives.next_item:SampledSoftmaxNextItem",
+    "sasrec": "seqrec.train.objectives.sasrec:SASRecObjective",
+    "sasrec-ce": "seqrec.train.objectives.sasrec:SASRecObjective",
 }
 
 
