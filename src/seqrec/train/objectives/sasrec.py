@@ -7,8 +7,11 @@ s_1..s_t and padded positions predict nothing. Built once, vectorised, from the 
 (:meth:`CSR.padded_tail`); each batch is cut to its longest sequence (positions count from
 the most recent item, so the cut changes nothing). Amazon sequences are short (median 6
 items, cut at 50): with random batches ~85% of every batch is padding, so by default the
-epoch's random order is sorted by length within chunks of ``bucket_batches`` batches and
-the batches are shuffled (length bucketing; every sequence still once per epoch). ``n_examples`` and the throughput count
+epoch's random order is sorted by length within chunks of ``bucket_batches`` batches' worth
+of sequences and cut into batches of equal *positions* (``batch_size`` times the mean
+number of positions per sequence: many short sequences or a few long ones, so that every
+position weighs in a step as in a random batch), and the batches are shuffled (length
+bucketing with a token budget; every sequence once per epoch, ~ the same number of steps). ``n_examples`` and the throughput count
 **predicted positions** (next-item targets), the unit of RecBole's per-prefix examples.
 
 Losses, chosen by the model config's ``loss``:
@@ -85,17 +88,24 @@ class SASRecObjective(Objective):
                         if self.kind == "sampled" else None)
 
     def batch_order(self, rng: np.random.Generator) -> list[np.ndarray]:
-        """The epoch's batches of sequence rows: a random permutation cut into chunks of
-        ``bucket_batches`` batches, each chunk sorted by length and cut into batches, the
-        batches shuffled (``bucket_batches`` <= 1: plain random batches)."""
-        bs, chunk = self.cfg.train.batch_size, max(int(self.model.config.bucket_batches), 1)
+        """The epoch's batches of sequence rows (see the module docstring): random batches of
+        ``batch_size`` sequences, or with ``bucket_batches`` > 1, a random permutation cut into
+        chunks of that many batches' sequences, each chunk sorted by length and cut into
+        batches of ~``batch_size`` x (mean positions per sequence) positions, the batches
+        shuffled."""
+        bs, chunk = self.cfg.train.batch_size, int(self.model.config.bucket_batches)
         order = rng.permutation(len(self.users))
-        if chunk > 1:
-            for s in range(0, len(order), bs * chunk):
-                part = order[s:s + bs * chunk]
-                order[s:s + bs * chunk] = part[np.argsort(self.n_inputs[part], kind="stable")]
-        out = [order[s:s + bs] for s in range(0, len(order), bs)]
-        return [out[i] for i in rng.permutation(len(out))] if chunk > 1 else out
+        if chunk <= 1:
+            return [order[s:s + bs] for s in range(0, len(order), bs)]
+        budget = bs * self.n_examples / len(self.users)  # positions in a random batch, on average
+        out: list[np.ndarray] = []
+        for s in range(0, len(order), bs * chunk):
+            part = order[s:s + bs * chunk]
+            part = part[np.argsort(self.n_inputs[part], kind="stable")]
+            ends = np.cumsum(self.n_inputs[part])  # positions up to each sequence
+            cuts = np.searchsorted(ends, np.arange(budget, ends[-1], budget), side="left") + 1
+            out += [b for b in np.split(part, np.unique(cuts)) if len(b)]
+        return [out[i] for i in rng.permutation(len(out))]
 
     def batches(self, epoch: int):
         rng = np.random.default_rng(self.cfg.train.seed + epoch)
