@@ -98,7 +98,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     faiss_module()  # one line saying how to install it, before any work
     params = IndexParams(kind=args.kind, nlist=args.nlist, nprobe=args.nprobe, train_points=args.train_points,
                          m=args.m, ef_construction=args.ef_construction, ef_search=args.ef_search,
-                         threads=args.threads)
+                         threads=args.threads, transform=args.transform)
     res = build_index(args.run_dir, params, check=args.check)
     if args.json:
         print(json.dumps(res))
@@ -106,6 +106,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     p = res["params"]
     how = {"flat": "exact", "ivf": f"nlist={res.get('nlist')} nprobe={p['nprobe']}",
            "hnsw": f"M={p['m']} efConstruction={p['ef_construction']} efSearch={p['ef_search']}"}[res["kind"]]
+    if p["transform"] == "l2":
+        how += ", l2 transform"
     print(f"{res['kind']} index ({how}) of {res['n_items']:,} {res['model']} item vectors (dim {res['dim']}) "
           f"built in {res['build_seconds']:.2f}s, {res['bytes'] / 2**20:.1f} MiB, written to {res['path']}")
     c = res["check"]
@@ -190,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--m", type=int, default=32, help="hnsw: links per node (default 32)")
     x.add_argument("--ef-construction", type=int, default=40, help="hnsw: candidates while building (default 40)")
     x.add_argument("--ef-search", type=int, default=256, help="hnsw: candidates while searching (default 256)")
+    x.add_argument("--transform", choices=["auto", "none", "l2"], default="auto",
+                   help="l2: search max inner product as Euclidean nearest neighbours (an extra coordinate, "
+                        "Bachrach et al. 2014); auto (default): l2 for ivf, none for hnsw")
     x.add_argument("--threads", type=int, default=1,
                    help="faiss (and torch) threads for building and searching; 0 = one per core (default 1)")
     x.add_argument("--check", type=int, default=200, metavar="N",

@@ -51,15 +51,24 @@ def test_hnsw_recall_on_small_synthetic_set():
     assert recall >= 0.95
 
 
-def test_ivf_with_every_cell_probed_is_exact():
+@pytest.mark.parametrize("transform", ["l2", "none"])
+def test_ivf_with_every_cell_probed_is_exact(transform):
     items, queries = _vectors(1000, 8), _vectors(10, 8, seed=3)
-    idx = ItemIndex.build(items, IndexParams(kind="ivf", nprobe=10_000))
+    idx = ItemIndex.build(items, IndexParams(kind="ivf", nprobe=10_000, transform=transform))
     assert idx.index.nlist == default_nlist(1000) == 126
-    got, _ = idx.search(queries, 10)
-    assert np.array_equal(got, _exact(items, queries, 10)[0].numpy())
+    assert idx.params.transform == transform and idx.index.d == 8 + (transform == "l2")
+    got, scores = idx.search(queries, 10)
+    want, want_scores = _exact(items, queries, 10)
+    assert np.array_equal(got, want.numpy())
+    # the l2 transform's distances map back to the inner products
+    np.testing.assert_allclose(scores, want_scores.numpy(), rtol=1e-4, atol=1e-4)
     # few cells probed: fewer than k found is padded with item 0 / -inf, never a wrong label
     few = ItemIndex.build(items, IndexParams(kind="ivf", nlist=100, nprobe=1)).search(queries, 200)
     assert ((few[0] == 0) == np.isneginf(few[1])).all()
+    # with_search views share the faiss index; each search uses its own nprobe
+    one, every = idx.with_search(nprobe=1), idx.with_search(nprobe=idx.index.nlist)
+    assert not np.array_equal(one.search(queries, 50)[0], every.search(queries, 50)[0])
+    assert np.array_equal(every.search(queries, 10)[0], got)
 
 
 def test_bad_params_and_inputs():
@@ -74,10 +83,19 @@ def test_bad_params_and_inputs():
         ItemIndex.build(np.full((3, 4), np.nan, np.float32), IndexParams(kind="flat"))
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
-def test_save_load_round_trip(tmp_path, kind):
+def test_auto_transform_is_l2_for_ivf_only():
+    items = _vectors(200, 4)
+    assert [ItemIndex.build(items, IndexParams(kind=k)).params.transform for k in ("flat", "ivf", "hnsw")] == \
+        ["none", "l2", "none"]
+    with pytest.raises(ConfigError, match="exact"):
+        IndexParams(kind="flat", transform="l2")
+
+
+@pytest.mark.parametrize("kind,transform", [("flat", "auto"), ("ivf", "auto"), ("ivf", "none"), ("hnsw", "auto"),
+                                            ("hnsw", "l2")])
+def test_save_load_round_trip(tmp_path, kind, transform):
     items, queries = _vectors(400, 8), _vectors(5, 8, seed=4)
-    idx = ItemIndex.build(items, IndexParams(kind=kind, nprobe=4, ef_search=32))
+    idx = ItemIndex.build(items, IndexParams(kind=kind, nprobe=4, ef_search=32, transform=transform))
     meta = idx.save(tmp_path, "abc")
     assert {"kind", "params", "n_items", "dim", "model_sha256", "index_sha256"} <= set(meta)
     assert json.loads((tmp_path / "index.json").read_text())["n_items"] == 400
