@@ -60,6 +60,7 @@ def _entries() -> dict[str, ModelEntry]:
         LSTMClassifierConfig,
     )
     from seqrec.models.wide_deep import WideDeep, WideDeepConfig, WideDeepPaperConfig
+    from seqrec.models.youtube_dnn import YouTubeDNN, YouTubeDNNConfig
 
     return {
         e.name: e
@@ -110,6 +111,8 @@ def _entries() -> dict[str, ModelEntry]:
                        "2001)", ItemCF),
             ModelEntry("mf_bpr", MFBPRConfig, "retrieval", "matrix factorisation with BPR (Rendle et al. 2009)",
                        MFBPR),
+            ModelEntry("youtube_dnn", YouTubeDNNConfig, "retrieval", "YouTube DNN candidate generation "
+                       "(Covington et al. 2016), sampled softmax + logQ", YouTubeDNN),
         )
     }
 
