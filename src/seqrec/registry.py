@@ -53,6 +53,7 @@ def _entries() -> dict[str, ModelEntry]:
     from seqrec.models.hrnn import HRNN, HRNNConfig
     from seqrec.models.mf_bpr import MFBPR, MFBPRConfig
     from seqrec.models.mlp_sum import MLPSum, MLPSumConfig
+    from seqrec.models.ncf import GMF, NCFMLP, GMFConfig, NCFMLPConfig, NeuMF, NeuMFConfig
     from seqrec.models.purchase_rnn import (
         GRUClassifier,
         GRUClassifierConfig,
@@ -110,6 +111,12 @@ def _entries() -> dict[str, ModelEntry]:
                        "2001)", ItemCF),
             ModelEntry("mf_bpr", MFBPRConfig, "retrieval", "matrix factorisation with BPR (Rendle et al. 2009)",
                        MFBPR),
+            ModelEntry("gmf", GMFConfig, "retrieval", "NCF's generalised matrix factorisation (He et al. 2017)",
+                       GMF),
+            ModelEntry("ncf_mlp", NCFMLPConfig, "retrieval", "NCF's MLP over [user, item] (He et al. 2017)",
+                       NCFMLP),
+            ModelEntry("neumf", NeuMFConfig, "retrieval", "NeuMF: GMF + MLP fused, GMF/MLP pretraining (He et "
+                       "al. 2017)", NeuMF),
         )
     }
 
