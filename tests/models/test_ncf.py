@@ -184,7 +184,7 @@ def test_negatives_are_unobserved_and_resampled_each_epoch():
         negs = []
         for b in obj.batches(e):
             assert b["neg"].shape == (len(b["user"]), 4)
-            for u, row in zip(b["user"].tolist(), b["neg"].tolist()):
+            for u, row in zip(b["user"].tolist(), b["neg"].tolist(), strict=True):
                 assert all(1 <= j <= N_ITEMS and (u, j) not in seen for j in row)
             negs.append(b["neg"])
         epochs.append(torch.cat(negs))

@@ -27,6 +27,7 @@ the memory to (score_chunk, N + 1, layers[0]) floats.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -40,10 +41,10 @@ from seqrec.models.retrieval_base import RetrievalInfo, RetrievalModel
 def _check_common(n_negatives: int, reg: float, init_std: float, score_chunk: int) -> None:
     if n_negatives < 1:
         raise ValueError(f"n_negatives must be >= 1, got {n_negatives}")
-    if reg < 0:
-        raise ValueError(f"reg must be >= 0, got {reg}")
-    if init_std <= 0:
-        raise ValueError(f"init_std must be > 0, got {init_std}")
+    if not 0 <= reg < math.inf:  # (NaN fails too)
+        raise ValueError(f"reg must be a finite number >= 0, got {reg}")
+    if not 0 < init_std < math.inf:
+        raise ValueError(f"init_std must be a finite number > 0, got {init_std}")
     if score_chunk < 1:
         raise ValueError(f"score_chunk must be >= 1, got {score_chunk}")
 
