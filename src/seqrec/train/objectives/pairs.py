@@ -2,7 +2,12 @@
 
 Every training interaction is one positive per epoch; ``n_negatives`` items per positive are drawn
 uniformly from the catalogue (an accidental train item is kept: at ~0.05% density the bias is
-negligible and the draw stays O(1), as in most BPR implementations)."""
+negligible and the draw stays O(1), as in most BPR implementations), and the loss is
+-ln sigma(x_ui - x_uj) averaged over the negatives. Many negatives matter: BARS's MF-BPR on Gowalla
+(Recall@20 0.1627) uses 300 per positive. With ``shared_negatives`` the batch draws its
+``n_negatives`` items once and every positive is ranked against all of them: the same number of
+(u, i, j) triples per epoch, scored by one (B, D) x (D, S) product instead of B * S gathered rows
+(about 10x more triples per second on CPU)."""
 
 from __future__ import annotations
 
