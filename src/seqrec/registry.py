@@ -53,6 +53,7 @@ def _entries() -> dict[str, ModelEntry]:
     from seqrec.models.hrnn import HRNN, HRNNConfig
     from seqrec.models.mf_bpr import MFBPR, MFBPRConfig
     from seqrec.models.mlp_sum import MLPSum, MLPSumConfig
+    from seqrec.models.ncf import GMF, NCFMLP, GMFConfig, NCFMLPConfig, NeuMF, NeuMFConfig
     from seqrec.models.purchase_rnn import (
         GRUClassifier,
         GRUClassifierConfig,
@@ -113,6 +114,12 @@ def _entries() -> dict[str, ModelEntry]:
                        MFBPR),
             ModelEntry("youtube_dnn", YouTubeDNNConfig, "retrieval", "YouTube DNN candidate generation "
                        "(Covington et al. 2016), sampled softmax + logQ", YouTubeDNN),
+            ModelEntry("gmf", GMFConfig, "retrieval", "NCF's generalised matrix factorisation (He et al. 2017)",
+                       GMF),
+            ModelEntry("ncf_mlp", NCFMLPConfig, "retrieval", "NCF's MLP over [user, item] (He et al. 2017)",
+                       NCFMLP),
+            ModelEntry("neumf", NeuMFConfig, "retrieval", "NeuMF: GMF + MLP fused, GMF/MLP pretraining (He et "
+                       "al. 2017)", NeuMF),
         )
     }
 

@@ -18,6 +18,9 @@ from seqrec.errors import ConfigError
 # model name -> "module:Class" (imported on use, so one model's objective never loads another's)
 OBJECTIVES: dict[str, str] = {
     "mf_bpr": "seqrec.train.objectives.pairs:BPRPairs",
+    "gmf": "seqrec.train.objectives.ncf:PointwiseNCF",
+    "ncf_mlp": "seqrec.train.objectives.ncf:PointwiseNCF",
+    "neumf": "seqrec.train.objectives.ncf:PointwiseNCF",
     "youtube_dnn": "seqrec.train.objectives.next_item:SampledSoftmaxNextItem",
 }
 
