@@ -60,6 +60,7 @@ def _entries() -> dict[str, ModelEntry]:
         LSTMClassifier,
         LSTMClassifierConfig,
     )
+    from seqrec.models.sasrec import SASRec, SASRecCEConfig, SASRecConfig
     from seqrec.models.wide_deep import WideDeep, WideDeepConfig, WideDeepPaperConfig
     from seqrec.models.youtube_dnn import YouTubeDNN, YouTubeDNNConfig
 
@@ -120,6 +121,10 @@ def _entries() -> dict[str, ModelEntry]:
                        NCFMLP),
             ModelEntry("neumf", NeuMFConfig, "retrieval", "NeuMF: GMF + MLP fused, GMF/MLP pretraining (He et "
                        "al. 2017)", NeuMF),
+            ModelEntry("sasrec", SASRecConfig, "retrieval", "SASRec, causal self-attention, BCE with one "
+                       "sampled negative per position (Kang & McAuley 2018)", SASRec),
+            ModelEntry("sasrec-ce", SASRecCEConfig, "retrieval", "SASRec trained with softmax cross-entropy over "
+                       "the catalogue (Klenitskiy & Vasilev 2023)", SASRec),
         )
     }
 

@@ -22,6 +22,8 @@ OBJECTIVES: dict[str, str] = {
     "ncf_mlp": "seqrec.train.objectives.ncf:PointwiseNCF",
     "neumf": "seqrec.train.objectives.ncf:PointwiseNCF",
     "youtube_dnn": "seqrec.train.objectives.next_item:SampledSoftmaxNextItem",
+    "sasrec": "seqrec.train.objectives.sasrec:SASRecObjective",
+    "sasrec-ce": "seqrec.train.objectives.sasrec:SASRecObjective",
 }
 
 
