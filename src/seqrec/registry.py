@@ -52,6 +52,7 @@ def _entries() -> dict[str, ModelEntry]:
     from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig
     from seqrec.models.hrnn import HRNN, HRNNConfig
     from seqrec.models.mf_bpr import MFBPR, MFBPRConfig
+    from seqrec.models.mind import MIND, MINDConfig
     from seqrec.models.mlp_sum import MLPSum, MLPSumConfig
     from seqrec.models.purchase_rnn import (
         GRUClassifier,
@@ -110,6 +111,8 @@ def _entries() -> dict[str, ModelEntry]:
                        "2001)", ItemCF),
             ModelEntry("mf_bpr", MFBPRConfig, "retrieval", "matrix factorisation with BPR (Rendle et al. 2009)",
                        MFBPR),
+            ModelEntry("mind", MINDConfig, "retrieval", "Multi-Interest Network with Dynamic Routing (Li et al. "
+                       "2019)", MIND),
         )
     }
 
