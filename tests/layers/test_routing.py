@@ -162,3 +162,12 @@ def test_label_aware_attention_limits():
                                (w[0] * v[0, 0] + w[1] * v[0, 1])[None])
     with pytest.raises(ValueError, match="whole-number"):
         label_aware_attention(v, mask, e, 1.5, "power")
+
+
+def test_identity_init_makes_one_interest_the_squashed_sum():
+    r = B2IRouting(8, 8, n_interests=4, identity_init=True).eval()
+    assert torch.equal(r.S.weight, torch.eye(8))
+    emb, mask = _inputs([3], 5)  # 3 behaviours -> K'_u = 1: every behaviour routes to it (w = 1)
+    u, m = r(emb, mask)
+    assert m.tolist() == [[True, False, False, False]]
+    _close(u[0, 0], squash(emb[0, 2:].sum(0)))

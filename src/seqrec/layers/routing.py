@@ -49,14 +49,18 @@ class B2IRouting(nn.Module):
     _BLOCK = 64  # eval logits are drawn in fixed-size blocks, so a longer history keeps the prefix
 
     def __init__(self, in_dim: int, dim: int, n_interests: int, iterations: int = 3, sigma: float = 1.0,
-                 dynamic: bool = True, detach: bool = False, eval_seed: int = 0) -> None:
+                 dynamic: bool = True, detach: bool = False, eval_seed: int = 0,
+                 identity_init: bool = False) -> None:
         super().__init__()
         if n_interests < 1 or iterations < 1 or sigma < 0:
             raise ValueError("n_interests and iterations must be >= 1 and sigma >= 0")
         self.n_interests, self.iterations, self.sigma = n_interests, iterations, sigma
         self.dynamic, self.detach, self.eval_seed = dynamic, detach, eval_seed
         self.S = nn.Linear(in_dim, dim, bias=False)  # the shared bilinear map
-        nn.init.normal_(self.S.weight, std=1.0 / math.sqrt(in_dim))
+        if identity_init and in_dim == dim:  # start as S = I: an interest is then a squashed mean
+            nn.init.eye_(self.S.weight)
+        else:
+            nn.init.normal_(self.S.weight, std=1.0 / math.sqrt(in_dim))
 
     def interest_mask(self, mask: torch.Tensor) -> torch.Tensor:
         """(B, K) True for the first K'_u interests of each row (all K without ``dynamic``)."""

@@ -44,6 +44,7 @@ class MINDConfig:
     dynamic_interests: bool = True  # K'_u of eq. 9 (False: always K)
     detach_routing: bool = False  # stop gradients through the routing rounds but the last
     eval_seed: int = 0  # seed of the eval-mode routing logits
+    s_identity_init: bool = False  # the bilinear map S starts as the identity (else N(0, 1 / dim))
     extractor: str = "routing"  # routing | mean (one interest: the mean of the history)
     hidden: tuple[int, ...] = ()  # H: ReLU layers applied to every interest
     dropout: float = 0.0  # on the history embeddings and after each hidden layer
@@ -87,7 +88,8 @@ class MIND(RetrievalModel):
             self.item.weight[0].zero_()
         self.n_interests = config.n_interests if config.extractor == "routing" else 1
         self.routing = (B2IRouting(d, d, config.n_interests, config.iterations, config.sigma,
-                                   config.dynamic_interests, config.detach_routing, config.eval_seed)
+                                   config.dynamic_interests, config.detach_routing, config.eval_seed,
+                                   config.s_identity_init)
                         if config.extractor == "routing" else None)
         self.features = sorted(info.feature_sizes) if config.use_features else []
         self.feat = nn.ModuleDict({k: nn.Embedding(info.feature_sizes[k], config.feature_dim)
