@@ -52,6 +52,7 @@ def _entries() -> dict[str, ModelEntry]:
     from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig
     from seqrec.models.hrnn import HRNN, HRNNConfig
     from seqrec.models.mf_bpr import MFBPR, MFBPRConfig
+    from seqrec.models.mind import MIND, MINDConfig
     from seqrec.models.mlp_sum import MLPSum, MLPSumConfig
     from seqrec.models.ncf import GMF, NCFMLP, GMFConfig, NCFMLPConfig, NeuMF, NeuMFConfig
     from seqrec.models.purchase_rnn import (
@@ -125,6 +126,8 @@ def _entries() -> dict[str, ModelEntry]:
                        "sampled negative per position (Kang & McAuley 2018)", SASRec),
             ModelEntry("sasrec-ce", SASRecCEConfig, "retrieval", "SASRec trained with softmax cross-entropy over "
                        "the catalogue (Klenitskiy & Vasilev 2023)", SASRec),
+            ModelEntry("mind", MINDConfig, "retrieval", "Multi-Interest Network with Dynamic Routing (Li et al. "
+                       "2019)", MIND),
         )
     }
 

@@ -24,6 +24,7 @@ OBJECTIVES: dict[str, str] = {
     "youtube_dnn": "seqrec.train.objectives.next_item:SampledSoftmaxNextItem",
     "sasrec": "seqrec.train.objectives.sasrec:SASRecObjective",
     "sasrec-ce": "seqrec.train.objectives.sasrec:SASRecObjective",
+    "mind": "seqrec.train.objectives.mind:MINDSampledSoftmax",
 }
 
 
