@@ -59,6 +59,7 @@ def _entries() -> dict[str, ModelEntry]:
         LSTMClassifier,
         LSTMClassifierConfig,
     )
+    from seqrec.models.tdm import TDM, TDMConfig
     from seqrec.models.wide_deep import WideDeep, WideDeepConfig, WideDeepPaperConfig
 
     return {
@@ -110,6 +111,8 @@ def _entries() -> dict[str, ModelEntry]:
                        "2001)", ItemCF),
             ModelEntry("mf_bpr", MFBPRConfig, "retrieval", "matrix factorisation with BPR (Rendle et al. 2009)",
                        MFBPR),
+            ModelEntry("tdm", TDMConfig, "retrieval", "tree-based deep model: attention scorer, beam search "
+                       "down a learned item tree (Zhu et al. 2018)", TDM),
         )
     }
 
