@@ -62,6 +62,7 @@ def _entries() -> dict[str, ModelEntry]:
         LSTMClassifierConfig,
     )
     from seqrec.models.sasrec import SASRec, SASRecCEConfig, SASRecConfig
+    from seqrec.models.tdm import TDM, TDMConfig
     from seqrec.models.wide_deep import WideDeep, WideDeepConfig, WideDeepPaperConfig
     from seqrec.models.youtube_dnn import YouTubeDNN, YouTubeDNNConfig
 
@@ -128,6 +129,8 @@ def _entries() -> dict[str, ModelEntry]:
                        "the catalogue (Klenitskiy & Vasilev 2023)", SASRec),
             ModelEntry("mind", MINDConfig, "retrieval", "Multi-Interest Network with Dynamic Routing (Li et al. "
                        "2019)", MIND),
+            ModelEntry("tdm", TDMConfig, "retrieval", "tree-based deep model: attention scorer, beam search "
+                       "down a learned item tree (Zhu et al. 2018)", TDM),
         )
     }
 

@@ -25,6 +25,7 @@ OBJECTIVES: dict[str, str] = {
     "sasrec": "seqrec.train.objectives.sasrec:SASRecObjective",
     "sasrec-ce": "seqrec.train.objectives.sasrec:SASRecObjective",
     "mind": "seqrec.train.objectives.mind:MINDSampledSoftmax",
+    "tdm": "seqrec.train.objectives.tdm:TDMLayerwise",
 }
 
 
