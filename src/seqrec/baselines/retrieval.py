@@ -98,9 +98,10 @@ class ItemCF(RetrievalModel):
         h = batch["history"].numpy()  # (B, L)
         n = self.info.n_items + 1
         rows = np.repeat(np.arange(len(h)), h.shape[1])
-        hist = sp.csr_matrix((np.ones(h.size, np.float32), (rows, h.ravel())), shape=(len(h), n))
+        cols = h.ravel()
+        keep = cols > 0  # padding is no item
+        hist = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (rows[keep], cols[keep])), shape=(len(h), n))
         hist.data[:] = 1.0  # duplicates count once
-        hist[:, 0] = 0
         scores = hist @ self._sim  # (B, N + 1): sum of similarities to the history items
         return torch.from_numpy(np.asarray(scores.todense(), dtype=np.float32))
 
