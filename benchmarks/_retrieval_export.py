@@ -41,9 +41,8 @@ def _eval_rows(split) -> tuple[np.ndarray, np.ndarray]:
 def general_rows(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """phase -> (users, items) of the general-model files."""
     out = {"train": (task.train.row_ids(), task.train.values)}
-    if task.valid is not None:
-        out["valid"] = _eval_rows(task.valid)
     out["test"] = _eval_rows(task.test)
+    out["valid"] = _eval_rows(task.valid) if task.valid is not None else out["test"]
     return out
 
 
@@ -58,8 +57,8 @@ def sequential_rows(task, max_len: int) -> dict[str, list[tuple[int, list[int], 
     out = {"train": train}
     for name in ("valid", "test"):
         sp = task.valid if name == "valid" else task.test
-        if sp is None:
-            continue
+        if sp is None:  # see write_recbole_atomic
+            sp = task.test
         rows = []
         for r, u in enumerate(sp.users.tolist()):
             hist = sp.history.row(r).tolist()[-max_len:]
@@ -71,7 +70,10 @@ def sequential_rows(task, max_len: int) -> dict[str, list[tuple[int, list[int], 
 def write_recbole_atomic(task, folder: str | Path, name: str, *, sequential: bool, max_len: int = 50) -> dict:
     """Write ``folder/name/name.{train,valid,test}.inter``; returns {phase: lines written}.
 
-    A task without validation (``train_full`` on BARS) gets an empty valid file (header only)."""
+    A task without validation (``train_full`` on BARS) gets the test rows as its valid file: RecBole
+    needs a non-empty valid phase, never trains on it (no validation during training) and, for the
+    test phase, masks the items of the earlier phases minus the test positives, so the test rows
+    repeated there change no mask (the user's train items stay the only exclusions)."""
     d = Path(folder) / name
     d.mkdir(parents=True, exist_ok=True)
     counts = {}

@@ -45,8 +45,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, env_info, fmt_int, load_records, markdown_table, merge_records, now_iso, write_json, \
-    write_text
+from _common import (
+    ROOT,
+    env_info,
+    fmt_int,
+    load_records,
+    markdown_table,
+    merge_records,
+    now_iso,
+    write_json,
+    write_text,
+)
 
 BARS = ("gowalla", "movielens1m_m1")
 LOO = ("amazon_beauty", "amazon_sports")
@@ -75,7 +84,7 @@ def our_config(model: str, dataset: str, seed: int, threads: int, epochs: int):
     p = config_path(model, dataset)
     if not p.is_file():
         return None
-    over = [f"train.seed={seed}", f"train.threads={threads}", "train.progress=false"]
+    over = [f"train.seed={seed}", f"train.threads={threads}", "train.progress=false", "eval.test=true"]
     if epochs:
         over.append(f"train.epochs={epochs}")
     return load_run_config(p, over)
@@ -89,9 +98,9 @@ DEFAULTS = {
     "NeuMF": {"dim": 64, "batch_size": 2048, "lr": 1e-3, "n_negatives": 4, "mlp_hidden": [128, 64],
               "dropout": 0.1},
     "ItemKNN": {"neighbours": 100},
-    "SASRec": {"dim": 64, "batch_size": 256, "lr": 1e-3, "n_layers": 2, "n_heads": 2, "dropout": 0.5,
+    "SASRec": {"dim": 64, "batch_size": 2048, "lr": 1e-3, "n_layers": 2, "n_heads": 2, "dropout": 0.5,
                "max_len": 50},
-    "GRU4Rec": {"dim": 64, "hidden": 128, "batch_size": 256, "lr": 1e-3, "dropout": 0.3, "max_len": 50},
+    "GRU4Rec": {"dim": 64, "hidden": 128, "batch_size": 2048, "lr": 1e-3, "dropout": 0.3, "max_len": 50},
     "YoutubeDNN": {"dim": 64, "batch_size": 256, "lr": 1e-3, "n_negatives": 100, "max_len": 50,
                    "temperature": 0.02},
     "MIND": {"dim": 64, "batch_size": 256, "lr": 1e-3, "n_negatives": 100, "max_len": 50, "temperature": 0.02,
@@ -203,12 +212,18 @@ def _short(s: dict) -> str:
 
 
 # -- one run (a child process) ---------------------------------------------------------------------------
-def load_task(dataset: str, seed: int):
-    """The retrieval task as seqrec's runs build it (train_split 'train': validation held out)."""
+def train_split_of(cfg) -> str:
+    """seqrec's ``data.train_split`` for the pair ('train': validation held out, when no config)."""
+    return cfg.data.train_split if cfg is not None else "train"
+
+
+def load_task(dataset: str, seed: int, train_split: str = "train"):
+    """The retrieval task exactly as seqrec's run builds it (same split, same BARS hold-out seed)."""
     from seqrec.data.registry import get_dataset, require_files
 
     entry = get_dataset(dataset, "retrieval")
-    return entry.recipes["retrieval"].build(dataset, require_files(entry, None), train_split="train", seed=seed)
+    return entry.recipes["retrieval"].build(dataset, require_files(entry, None), train_split=train_split,
+                                            seed=seed)
 
 
 def _pick(m: dict | None) -> dict | None:
@@ -235,12 +250,12 @@ def run_single(args) -> int:
         from _rechub_peer import train_eval_rechub
 
         s = peer_settings(model, cfg, args.epochs)
-        r = train_eval_rechub(PEERS[model][1], load_task(dataset, seed), dim=s["dim"], epochs=s["epochs"],
+        r = train_eval_rechub(PEERS[model][1], load_task(dataset, seed, train_split_of(cfg)), dim=s["dim"], epochs=s["epochs"],
                               batch_size=s["batch_size"], lr=s["lr"], n_negatives=s["n_negatives"],
                               max_len=s["max_len"], seed=seed, temperature=s["temperature"],
                               interest_num=s.get("interests", 4))
         rec = dict(r, metrics=_pick(r["metrics"]), valid_metrics=_pick(r["valid_metrics"]), settings=s,
-                   differences=differences(model, s, cfg))
+                   differences=differences(model, s, cfg) + r["notes"])
     Path(args.record_out).write_text(json.dumps(rec, indent=2, default=float))
     return 0
 
@@ -252,11 +267,12 @@ def run_recbole(model: str, dataset: str, seed: int, args, export_dir: Path) -> 
     peer = PEERS[model][1]
     seq = peer in ("SASRec", "GRU4Rec")
     max_len = s.get("max_len", 50)
-    name = f"{dataset}_s{seed}" + (f"_seq{max_len}" if seq else "")
+    split = train_split_of(cfg)
+    name = f"{dataset}_{split}_s{seed}" + (f"_seq{max_len}" if seq else "")
     if not (export_dir / name).is_dir():
         from _retrieval_export import save_splits, write_recbole_atomic
 
-        task = load_task(dataset, seed)
+        task = load_task(dataset, seed, split)
         write_recbole_atomic(task, export_dir, name, sequential=seq, max_len=max_len)
         save_splits(task, export_dir / f"{name}.npz")
     with tempfile.TemporaryDirectory() as work:
@@ -276,7 +292,7 @@ def run_recbole(model: str, dataset: str, seed: int, args, export_dir: Path) -> 
                             f"{(proc.stderr or proc.stdout)[-1500:]}"}
     if "error" not in rec:
         rec["metrics"], rec["valid_metrics"] = _pick(rec["metrics"]), _pick(rec.get("valid_metrics"))
-    rec.update(settings=s, differences=differences(model, s, cfg))
+    rec.update(settings=dict(s, train_split=split), differences=differences(model, s, cfg) + rec.get("notes", []))
     return rec
 
 
