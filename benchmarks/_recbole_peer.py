@@ -61,7 +61,10 @@ def _base_config(spec: dict) -> dict:
         "metrics": ["Recall", "NDCG", "Hit"], "topk": [10, 20, 50], "valid_metric": "Recall@20",
         "seed": spec["seed"], "reproducibility": True, "use_gpu": False, "device": "cpu",
         "show_progress": False, "state": "ERROR", "worker": 0, "eval_step": 0,
-        "checkpoint_dir": str(Path(spec["workdir"]) / "saved"), "eval_batch_size": 4096,
+        "checkpoint_dir": str(Path(spec["workdir"]) / "saved"),
+        # 512 users per evaluation batch, as seqrec's evaluator: RecBole's general models take
+        # eval_batch_size // n_items users per batch, and its default 4096 is one Gowalla user per batch
+        "eval_batch_size": 512 if seq else 512 * (spec.get("n_items", 7) + 1),
         "user_inter_num_interval": "[0,inf)", "item_inter_num_interval": "[0,inf)",
     }
     if seq:

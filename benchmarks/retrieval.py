@@ -45,6 +45,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from _common import (
     ROOT,
     env_info,
@@ -278,6 +279,7 @@ def run_recbole(model: str, dataset: str, seed: int, args, export_dir: Path) -> 
     with tempfile.TemporaryDirectory() as work:
         spec = {"model": peer, "dataset": name, "data_path": str(export_dir), "splits": str(export_dir / f"{name}.npz"),
                 "seed": seed, "threads": args.threads, "max_len": max_len, "workdir": work,
+                "n_items": int(np.load(export_dir / f"{name}.npz")["n_items"]),
                 "config": recbole_config(model, s), "max_memory_gb": args.recbole_max_memory_gb}
         sp, out = Path(work) / "spec.json", Path(work) / "rec.json"
         sp.write_text(json.dumps(spec))
