@@ -244,7 +244,13 @@ def main(argv=None) -> int:
     try:
         rec = run(spec)
     except BaseException as exc:  # the record says why, with the exact error
-        rec = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-4000:],
+        err = f"{type(exc).__name__}: {exc}"
+        if not str(exc):  # a bare MemoryError: say where, and under which limit
+            last = traceback.extract_tb(exc.__traceback__)[-2:]
+            err += " at " + " <- ".join(f"{Path(f.filename).name}:{f.lineno} `{f.line}`" for f in last[::-1])
+            if spec.get("max_memory_gb"):
+                err += f" (address-space limit {spec['max_memory_gb']:g} GB)"
+        rec = {"error": err, "traceback": traceback.format_exc()[-4000:],
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     Path(args.out).write_text(json.dumps(rec, indent=2, default=float))
     return 0 if "error" not in rec else 3

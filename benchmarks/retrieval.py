@@ -121,7 +121,9 @@ def peer_settings(model: str, cfg, epochs: int) -> dict:
     peer = PEERS[model][1]
     s = dict(DEFAULTS[peer])
     s["source"] = "seqrec config" if cfg is not None else "peer defaults (no seqrec config yet)"
-    if cfg is not None:
+    if cfg is not None and peer == "ItemKNN":
+        s["neighbours"] = _first(cfg.model, ("neighbours",), s["neighbours"])
+    elif cfg is not None:
         mc, tc = cfg.model, cfg.train
         s["batch_size"], s["lr"] = tc.batch_size, tc.lr
         s["epochs"] = tc.epochs
