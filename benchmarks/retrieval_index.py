@@ -50,8 +50,8 @@ OUT = ROOT / "benchmarks" / "results"
 TRAIN_CONFIG = "configs/mf_bpr_movielens1m_m1.toml"
 TRAIN_SETS = ["data.dataset=gowalla", "train.threads=1", "train.epochs=6", "train.lr=0.005"]
 # search settings swept on one built index each: IVF nprobe, HNSW efSearch
-NPROBES = (8, 16, 32, 64, 128, 256)
-EF_SEARCH = (64, 128, 256, 512)
+NPROBES = (16, 32, 64, 128, 256, 512)
+EF_SEARCH = (64, 128, 256, 512, 1024)
 
 
 def rss_bytes() -> int:
@@ -71,7 +71,8 @@ def train_run(out: Path) -> tuple[Path, str]:
 
     cfg = load_run_config(ROOT / TRAIN_CONFIG, TRAIN_SETS)
     train(cfg, out, progress=False)
-    cmd = f"seqrec train {TRAIN_CONFIG} --out {out} " + " ".join(f"--set {s}" for s in TRAIN_SETS)
+    shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
+    cmd = f"seqrec train {TRAIN_CONFIG} --out {shown} " + " ".join(f"--set {s}" for s in TRAIN_SETS)
     return out, cmd
 
 
@@ -136,7 +137,7 @@ def index_size(index) -> int:
 
 def measure(name: str, items: np.ndarray, queries: np.ndarray, *, n_batch1: int, n_batch1_exact: int,
             kinds=("ivf", "hnsw"), nprobes=NPROBES, ef_search=EF_SEARCH, m: int = 32,
-            ef_construction: int = 40, seed: int = 0, log=print) -> list[dict]:
+            ef_construction: int = 40, transforms: dict | None = None, seed: int = 0, log=print) -> list[dict]:
     """Records of exact search (faiss flat, torch) and of each index kind and search setting."""
     import torch
 
@@ -182,16 +183,19 @@ def measure(name: str, items: np.ndarray, queries: np.ndarray, *, n_batch1: int,
     for kind in kinds:
         gc.collect()
         r0 = rss_bytes()
-        params = (IndexParams(kind="ivf", threads=1) if kind == "ivf"
-                  else IndexParams(kind="hnsw", m=m, ef_construction=ef_construction, threads=1))
+        tr = (transforms or {}).get(kind, "auto")
+        params = (IndexParams(kind="ivf", threads=1, transform=tr) if kind == "ivf"
+                  else IndexParams(kind="hnsw", m=m, ef_construction=ef_construction, threads=1, transform=tr))
         idx = ItemIndex.build(items, params, seed=seed)
+        tag = "l2 " if idx.params.transform == "l2" else "ip "
         extra = {"build_seconds": idx.build_seconds, "index_bytes": index_size(idx.index),
                  "rss_delta_bytes": rss_bytes() - r0}
         if kind == "ivf":
-            settings = [(f"nlist={idx.index.nlist} nprobe={p}", idx.with_search(nprobe=p))
+            settings = [(f"{tag}nlist={idx.index.nlist} nprobe={p}", idx.with_search(nprobe=p))
                         for p in sorted({min(p, idx.index.nlist) for p in nprobes})]
         else:
-            settings = [(f"M={m} efC={ef_construction} efS={e}", idx.with_search(ef_search=e)) for e in ef_search]
+            settings = [(f"{tag}M={m} efC={ef_construction} efS={e}", idx.with_search(ef_search=e))
+                        for e in ef_search]
         for setting, s_idx in settings:
             ids, batched, single = time_search(lambda q, s_idx=s_idx: s_idx.search(q, K)[0], queries, n_batch1)
             rec(kind, setting, ids, batched, single, min(n_batch1, len(queries)), **extra)
@@ -262,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinds", default="ivf,hnsw", help="index kinds besides exact (comma-separated)")
     p.add_argument("--nprobe", default=",".join(map(str, NPROBES)), help="IVF nprobe values swept")
     p.add_argument("--ef-search", default=",".join(map(str, EF_SEARCH)), help="HNSW efSearch values swept")
+    p.add_argument("--ivf-transform", choices=["l2", "none"], default="l2",
+                   help="IVF: MIPS -> L2 transform (l2, the library's default) or inner product (none)")
+    p.add_argument("--hnsw-transform", choices=["l2", "none"], default="none",
+                   help="HNSW: inner product (none, the library's default) or the MIPS -> L2 transform")
     p.add_argument("--m", type=int, default=32)
     p.add_argument("--ef-construction", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
@@ -276,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     from seqrec.serve.index import set_threads
 
     set_threads(1)
-    meta = {"command": "python benchmarks/retrieval_index.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+    meta = {"command": " ".join(["python benchmarks/retrieval_index.py",
+                                 shlex.join(argv if argv is not None else sys.argv[1:])]).strip(),
             "env": env_info(), "faiss_version": faiss.__version__, "load_start": loadavg(), "seed": args.seed,
             "queries": args.queries, "synthetic": args.synthetic, "noise": args.noise, "threads": 1}
     run = Path(args.run) if args.run else None
@@ -285,11 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training MF-BPR on Gowalla into {run} (1 thread) ...", flush=True)
         run, meta["train_command"] = train_run(run)
     items, queries, model = run_vectors(run, args.queries, args.seed)
-    meta.update(run=str(run), model=model)
+    meta.update(run=str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run), model=model)
     kw = {"n_batch1": args.batch1, "n_batch1_exact": args.batch1_exact, "m": args.m,
           "kinds": [k for k in args.kinds.split(",") if k],
           "nprobes": [int(x) for x in args.nprobe.split(",") if x],
           "ef_search": [int(x) for x in args.ef_search.split(",") if x],
+          "transforms": {"ivf": args.ivf_transform, "hnsw": args.hnsw_transform},
           "ef_construction": args.ef_construction, "seed": args.seed}
     print(f"{model} item vectors: {items.shape[0]:,} x {items.shape[1]}; {len(queries)} queries", flush=True)
     recs = measure(f"{model} item vectors", items, queries, **kw)

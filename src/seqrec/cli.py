@@ -183,15 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("index", help="build a faiss index of a retrieval run's item vectors (two-tower "
                        "models); seqrec recommend then serves through it")
     x.add_argument("run_dir")
-    x.add_argument("--kind", choices=["flat", "ivf", "hnsw"], default="hnsw",
-                   help="flat: exact; ivf: inverted file (k-means cells); hnsw: proximity graph (default)")
+    x.add_argument("--kind", choices=["flat", "ivf", "hnsw"], default="ivf",
+                   help="flat: exact; ivf: inverted file of k-means cells (default); hnsw: proximity graph")
     x.add_argument("--nlist", type=int, default=0, help="ivf: number of cells (default 4*sqrt(items))")
-    x.add_argument("--nprobe", type=int, default=32, help="ivf: cells scanned per query (default 32)")
+    x.add_argument("--nprobe", type=int, default=32, help="ivf: cells scanned per query (default 64)")
     x.add_argument("--train-points", type=int, default=64,
                    help="ivf: k-means sample size per cell (default 64)")
     x.add_argument("--m", type=int, default=32, help="hnsw: links per node (default 32)")
     x.add_argument("--ef-construction", type=int, default=40, help="hnsw: candidates while building (default 40)")
-    x.add_argument("--ef-search", type=int, default=256, help="hnsw: candidates while searching (default 256)")
+    x.add_argument("--ef-search", type=int, default=512, help="hnsw: candidates while searching (default 512)")
     x.add_argument("--transform", choices=["auto", "none", "l2"], default="auto",
                    help="l2: search max inner product as Euclidean nearest neighbours (an extra coordinate, "
                         "Bachrach et al. 2014); auto (default): l2 for ivf, none for hnsw")

@@ -21,22 +21,20 @@ Euclidean transformation for inner-product spaces", RecSys 2014, eq. 9-10): ever
 more coordinate sqrt(M^2 - |v_i|^2) with M = max_i |v_i|, every query a 0, so
 |q' - v_i'|^2 = |q|^2 + M^2 - 2 <q, v_i> and the nearest items are the largest inner products;
 the score returned is recovered as (|q|^2 + M^2 - distance) / 2 (float32 rounding: ~1e-5 of
-M^2). ``transform = "auto"`` uses it for IVF (recall@100 0.979 against 0.944 at nprobe 64 on a
-200,000-item catalogue, ``benchmarks/retrieval_index.py``) and not for HNSW, whose graph did no
-better with it on Gowalla MF-BPR vectors (0.982 against 0.987 at efSearch 256); flat is exact
-either way and searches the inner product.
+M^2). ``transform = "auto"`` uses it for IVF only; flat is exact and searches the inner product.
+Measured with ``benchmarks/retrieval_index.py`` and the tests (recall@100 of the exact top-100,
+one thread):
 
-A run directory's index is two files, each written atomically (``index.json`` last):
-
-* ``index.faiss`` — ``faiss.write_index``; faiss label j is item index j + 1;
-* ``index.json``  — kind, params, n_items, dim, the SHA-256 of ``model.pt`` it was built from and
-  of ``index.faiss``, build time and size. Loading checks both digests: an index built from
-  another ``model.pt`` (the run was retrained) or a torn pair of files is refused with a message
-  saying to rebuild it.
-
-Threads: the faiss-cpu wheel carries its own OpenMP runtime (a libgomp of its own besides torch's),
-so ``threads`` is set on it explicitly before every build and search (default 1: torch, faiss and
-any server workers would otherwise all claim both cores; pitfalls.md, Serving).
+* IVF: k-means in L2 on the transformed items gives even cells. 2 million synthetic items
+  (MF-BPR Gowalla vectors + noise): 0.981 with it against 0.784 without at nprobe 32 (two
+  MF-BPR runs of the same recipe); 200,000 items: 0.979 against 0.944 at nprobe 64.
+* HNSW: mixed, so off by default (``transform = "l2"`` turns it on). On MF-BPR vectors it helped
+  (Gowalla's 40,981 items: 0.984 against 0.966 at efSearch 256; 200,000 synthetic items: 0.990
+  against 0.985 at efSearch 512) or hurt a little (another run: 0.982 against 0.987), and on
+  Gaussian items of unequal norms (tests/serve/test_index.py) it cut recall@20 from >= 0.95 to
+  0.82: the transformed items sit on a sphere and the queries far off it, which graph search
+  handles badly (Morozov & Babenko, NeurIPS 2018, search the inner product directly for this
+  reason).
 """
 
 from __future__ import annotations
@@ -65,13 +63,13 @@ INSTALL_HINT = "seqrec index needs faiss: pip install 'seqrec[index]' (or pip in
 class IndexParams:
     """How to build and search an index (only the fields of its ``kind`` matter)."""
 
-    kind: str = "hnsw"
+    kind: str = "ivf"
     nlist: int = 0  # IVF cells; 0 = round(4 * sqrt(N)), at most N
-    nprobe: int = 32  # IVF cells scanned per query
+    nprobe: int = 64  # IVF cells scanned per query
     train_points: int = 64  # IVF k-means sample: this many items per cell (all items if fewer)
     m: int = 32  # HNSW links per node and layer (2 * m on layer 0)
     ef_construction: int = 40  # HNSW candidates kept while inserting (faiss's default)
-    ef_search: int = 256  # HNSW candidates kept while searching (faiss uses max(ef_search, k))
+    ef_search: int = 512  # HNSW candidates kept while searching (faiss uses max(ef_search, k))
     threads: int = 1  # faiss OpenMP threads for build and search; 0 = one per core
     transform: str = "auto"  # "l2": MIPS -> L2 nearest neighbours; "none"; "auto": l2 for ivf only
 
