@@ -55,6 +55,13 @@ def _scores(model, task, cfg, extra_pad: int = 0) -> torch.Tensor:
         return model.score_all(batch)
 
 
+@pytest.mark.parametrize("name", ["itemcf", "pop_retrieval"])
+def test_baselines_put_every_item_in_a_strict_order(name, task):
+    cfg, model = _model(name, task)
+    s = _scores(model, task, cfg)[:, 1:]
+    assert all(len(torch.unique(row)) == task.n_items for row in s)  # no ties left to the tie rule
+
+
 def test_contract_covers_the_retrieval_family():
     assert {"itemcf", "mf_bpr", "pop_retrieval"} <= set(CONTRACT_MODELS)
 
@@ -64,7 +71,7 @@ def test_scores_shape_and_finite_ranked_items(name, task):
     cfg, model = _model(name, task)
     s = _scores(model, task, cfg)
     assert s.shape == (len(task.test), task.n_items + 1)
-    assert s.dtype == torch.float32
+    assert s.dtype in (torch.float32, torch.float64)
     assert not torch.isnan(s).any()
     assert torch.isfinite(s[:, 1:]).any(dim=1).all(), "every user must get some finite item scores"
 
