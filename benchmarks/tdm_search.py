@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="test", choices=["valid", "test"])
     ap.add_argument("--users", type=int, default=0, help="brute force on a seeded sample of N users (0 = all)")
     ap.add_argument("--beams", default="", help="extra beam widths evaluated on all users, e.g. 100,400")
+    ap.add_argument("--no-bruteforce", action="store_true", help="only the beam widths on all users")
     ap.add_argument("--latency-users", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(OUT))
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{cfg.data.name} beam={b} all {n_eval} users: recall@20={m['recall@20']:.4f} "
                   f"recall@50={m['recall@50']:.4f} scored {m['scored_per_user']:.0f}/user "
                   f"({m['scored_fraction']:.2%}) in {m['eval_seconds']:.1f}s", flush=True)
+        if args.no_bruteforce:
+            continue
         # 2. brute force and the run's beam on the same users
         rows = np.flatnonzero(split.targets.lengths() > 0)
         if args.users and args.users < len(rows):
