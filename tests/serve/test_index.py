@@ -247,3 +247,37 @@ def test_cli_index_bad_params_and_missing_run(mf_run, tmp_path):
     assert rc == 2 and "nprobe" in err
     rc, _, err = _cli(["index", tmp_path / "nothing"])
     assert rc == 2 and "does not exist" in err
+
+
+def test_recommend_multi_interest_through_the_index_equals_exact(mf_run, tmp_path, monkeypatch):
+    """Each interest queries the index and the lists merge by best score: with a flat index the
+    result is the exact ranking by max over the interests in use (RetrievalModel.score_all)."""
+    import shutil
+
+    import seqrec.families.retrieval as fam
+    from seqrec.models.mf_bpr import MFBPR
+
+    class ThreeInterests(MFBPR):  # MF-BPR's weights, three interests of which two are in use
+        multi_interest = True
+
+        def user_vectors(self, batch):
+            u = self.user(batch["user"])  # (B, D)
+            return torch.stack([u, -u, u.flip(-1)], 1)  # (B, 3, D)
+
+        def interest_mask(self, batch):
+            return torch.tensor([[True, False, True]]).expand(len(batch["user"]), -1)  # (B, 3)
+
+    real = fam.build_model
+    monkeypatch.setattr(fam, "build_model", lambda cfg, info: ThreeInterests(real(cfg, info).config, info))
+    run = tmp_path / "run"
+    shutil.copytree(mf_run, run)
+    for f in ("index.faiss", "index.json"):
+        (run / f).unlink(missing_ok=True)
+    exact = fam.recommend_retrieval(run, user="11", k=20)
+    assert fam.RetrievalRun(run).query_vectors(
+        fam.user_batch(np.asarray([11]), np.zeros((1, 1), np.int64), {}))[0].shape == (2, 8)
+    assert _cli(["index", run, "--kind", "flat", "--check", "0"])[0] == 0
+    res = fam.recommend_retrieval(run, user="11", k=20)
+    assert res["index"] == "flat" and exact["index"] is None
+    assert res["items"] == exact["items"]
+    np.testing.assert_allclose(res["scores"], exact["scores"], rtol=1e-5, atol=1e-6)

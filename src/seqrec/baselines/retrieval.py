@@ -3,7 +3,8 @@
 * :class:`PopRetrieval` — every user gets the items with most training interactions.
 * :class:`ItemCF` — item-based collaborative filtering (Sarwar et al. WWW 2001; Linden et al. 2003):
   sim(i, j) = |U_i ∩ U_j| / (|U_i|^alpha |U_j|^(1 - alpha)) over the users who interacted with
-  each item (alpha = 0.5: cosine), each item keeping its ``neighbours`` most similar items; a user's
+  each item (alpha = 0.5: cosine), each candidate item i keeping its ``neighbours`` most similar
+  items j (``keep = "history"``: each history item j keeps its most similar i instead); a user's
   score for i is the sum of sim(i, j) over the history items j.
 
 Both are :class:`~seqrec.models.retrieval_base.RetrievalModel` modules whose fitted state is in
@@ -60,12 +61,17 @@ class PopRetrieval(RetrievalModel):
 class ItemCFConfig:
     neighbours: int = 200  # most similar items kept per item
     alpha: float = 0.5  # 0.5 = cosine; 0 = conditional probability |U_i ∩ U_j| / |U_j| ...
+    # whose neighbour lists are cut to `neighbours`: "candidate" (each scored item i keeps its most
+    # similar items j, as RecBole's ItemKNN) or "history" (each history item j keeps its most similar i)
+    keep: str = "candidate"
 
     def __post_init__(self) -> None:
         if self.neighbours < 1:
             raise ValueError(f"neighbours must be >= 1, got {self.neighbours}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.keep not in ("candidate", "history"):
+            raise ValueError(f"keep must be 'candidate' or 'history', got {self.keep!r}")
 
 
 class ItemCF(RetrievalModel):
@@ -95,8 +101,11 @@ class ItemCF(RetrievalModel):
         a = self.config.alpha
         left = np.power(np.maximum(deg, 1), -a)
         right = np.power(np.maximum(deg, 1), -(1 - a))
-        co = sp.diags(left) @ co @ sp.diags(right)
-        self._set(_top_per_row(co.tocsr(), self.config.neighbours))
+        co = (sp.diags(left) @ co @ sp.diags(right)).tocsr()  # co[j, i]: history item j -> candidate i
+        if self.config.keep == "history":
+            self._set(_top_per_row(co, self.config.neighbours))
+        else:  # per column: candidate i keeps its `neighbours` most similar history items j
+            self._set(_top_per_row(co.T.tocsr(), self.config.neighbours).T.tocsr())
         self.tiebreak = torch.from_numpy(1e-9 * strict_order(task.item_counts()))
 
     def _set(self, sim: sp.csr_matrix) -> None:
