@@ -127,11 +127,15 @@ def peer_settings(model: str, cfg, epochs: int) -> dict:
         mc, tc = cfg.model, cfg.train
         s["batch_size"], s["lr"] = tc.batch_size, tc.lr
         s["epochs"] = tc.epochs
+        # torch-rechub's temperature divides cosines (seqrec's divides inner products) and its negatives
+        # are per example (seqrec's shared by the batch): both keep the peer's defaults
+        own = peer in ("YoutubeDNN", "MIND")
         for key, names in (("dim", ("dim", "embedding_dim", "hidden_size")),
-                           ("n_negatives", ("n_negatives", "negatives")),
+                           ("n_negatives", () if own else ("n_negatives", "negatives")),
                            ("n_layers", ("n_layers", "layers")), ("n_heads", ("n_heads", "heads")),
                            ("dropout", ("dropout",)), ("neighbours", ("neighbours",)),
-                           ("temperature", ("temperature",)), ("interests", ("n_interests", "interests", "k_max")),
+                           ("temperature", () if own else ("temperature",)),
+                           ("interests", ("n_interests", "interests", "k_max")),
                            ("hidden", ("hidden", "hidden_size"))):
             if key in s:
                 s[key] = _first(mc, names, s[key])
