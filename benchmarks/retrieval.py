@@ -186,9 +186,10 @@ def differences(model: str, s: dict, cfg) -> list[str]:
     if peer == "NeuMF":
         d.append("RecBole NeuMF without pretraining (use_pretrain False, its default); "
                  "MLP tower " + str(s["mlp_hidden"]) + f", dropout {s['dropout']}")
-    if peer == "ItemKNN":
+    if peer == "ItemKNN" and _first(mc, ("keep",), "history") != "candidate":
         d.append("ItemKNN keeps each item's k nearest neighbours per column of W (item i's k most similar j), "
-                 "seqrec's ItemCF per row (item j's most similar i); both cosine, score = sum over history")
+                 "seqrec's ItemCF (keep = 'history') per row (item j's most similar i); both cosine, "
+                 "score = sum over history")
     if peer == "SASRec":
         if model == "sasrec":
             d.append("loss: seqrec BCE with one sampled negative per position (the paper); RecBole has no BCE "
