@@ -70,6 +70,14 @@ def recommend(run_dir: str | os.PathLike, items: list, k: int = 20, unknown: str
     return run_family(run_dir).recommend(run_dir, items, k=k, unknown=unknown, user=user)
 
 
+def build_index(run_dir: str | os.PathLike, params, check: int = 200) -> dict:
+    """``seqrec index``: an ANN index of the run's item vectors, saved in the run directory
+    (:class:`seqrec.serve.index.IndexParams`); torch uses the index's thread count meanwhile."""
+    fam = run_family(run_dir)
+    _set_threads(params.threads)
+    return fam.index(run_dir, params, check=check)
+
+
 def summary(cfg: RunConfig, metrics: dict, out: str) -> str:
     """The line ``seqrec train`` prints, written by the model's family."""
     return get_family(cfg.family).summary(cfg, metrics, out)

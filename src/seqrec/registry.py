@@ -52,7 +52,9 @@ def _entries() -> dict[str, ModelEntry]:
     from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig
     from seqrec.models.hrnn import HRNN, HRNNConfig
     from seqrec.models.mf_bpr import MFBPR, MFBPRConfig
+    from seqrec.models.mind import MIND, MINDConfig
     from seqrec.models.mlp_sum import MLPSum, MLPSumConfig
+    from seqrec.models.ncf import GMF, NCFMLP, GMFConfig, NCFMLPConfig, NeuMF, NeuMFConfig
     from seqrec.models.purchase_rnn import (
         GRUClassifier,
         GRUClassifierConfig,
@@ -60,7 +62,9 @@ def _entries() -> dict[str, ModelEntry]:
         LSTMClassifierConfig,
     )
     from seqrec.models.sasrec import SASRec, SASRecCEConfig, SASRecConfig
+    from seqrec.models.tdm import TDM, TDMConfig
     from seqrec.models.wide_deep import WideDeep, WideDeepConfig, WideDeepPaperConfig
+    from seqrec.models.youtube_dnn import YouTubeDNN, YouTubeDNNConfig
 
     return {
         e.name: e
@@ -111,10 +115,22 @@ def _entries() -> dict[str, ModelEntry]:
                        "2001)", ItemCF),
             ModelEntry("mf_bpr", MFBPRConfig, "retrieval", "matrix factorisation with BPR (Rendle et al. 2009)",
                        MFBPR),
+            ModelEntry("youtube_dnn", YouTubeDNNConfig, "retrieval", "YouTube DNN candidate generation "
+                       "(Covington et al. 2016), sampled softmax + logQ", YouTubeDNN),
+            ModelEntry("gmf", GMFConfig, "retrieval", "NCF's generalised matrix factorisation (He et al. 2017)",
+                       GMF),
+            ModelEntry("ncf_mlp", NCFMLPConfig, "retrieval", "NCF's MLP over [user, item] (He et al. 2017)",
+                       NCFMLP),
+            ModelEntry("neumf", NeuMFConfig, "retrieval", "NeuMF: GMF + MLP fused, GMF/MLP pretraining (He et "
+                       "al. 2017)", NeuMF),
             ModelEntry("sasrec", SASRecConfig, "retrieval", "SASRec, causal self-attention, BCE with one "
                        "sampled negative per position (Kang & McAuley 2018)", SASRec),
             ModelEntry("sasrec-ce", SASRecCEConfig, "retrieval", "SASRec trained with softmax cross-entropy over "
                        "the catalogue (Klenitskiy & Vasilev 2023)", SASRec),
+            ModelEntry("mind", MINDConfig, "retrieval", "Multi-Interest Network with Dynamic Routing (Li et al. "
+                       "2019)", MIND),
+            ModelEntry("tdm", TDMConfig, "retrieval", "tree-based deep model: attention scorer, beam search "
+                       "down a learned item tree (Zhu et al. 2018)", TDM),
         )
     }
 

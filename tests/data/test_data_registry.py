@@ -27,10 +27,12 @@ PURCHASE = {"instacart", "taobao", "cdnow", "tafeng"}
 
 
 def test_one_registry_for_every_family():
-    by_family = {f: {n for n, e in DATASETS.items() if f in e.recipes} for f in ("session", "ctr", "purchase")}
-    assert by_family == {"session": SESSION, "ctr": CTR, "purchase": PURCHASE}
-    assert set(DATASETS) == SESSION | CTR | PURCHASE
-    assert DATASETS["taobao"].families == ("session", "ctr", "purchase")  # one file, three recipes
+    families = ("session", "ctr", "purchase", "retrieval")
+    by_family = {f: {n for n, e in DATASETS.items() if f in e.recipes} for f in families}
+    retrieval = {"gowalla", "movielens1m_m1", "amazon_beauty", "amazon_sports", "ml-100k", "taobao"}
+    assert by_family == {"session": SESSION, "ctr": CTR, "purchase": PURCHASE, "retrieval": retrieval}
+    assert set(DATASETS) == SESSION | CTR | PURCHASE | retrieval
+    assert DATASETS["taobao"].families == families  # one file, four recipes
     for name, info in DATASETS.items():
         assert isinstance(info, DatasetEntry) and info.name == name
         assert info.files and info.licence and info.source and info.description

@@ -3,11 +3,16 @@
 * :class:`PopRetrieval` — every user gets the items with most training interactions.
 * :class:`ItemCF` — item-based collaborative filtering (Sarwar et al. WWW 2001; Linden et al. 2003):
   sim(i, j) = |U_i ∩ U_j| / (|U_i|^alpha |U_j|^(1 - alpha)) over the users who interacted with
-  each item (alpha = 0.5: cosine), each item keeping its ``neighbours`` most similar items; a user's
+  each item (alpha = 0.5: cosine), each candidate item i keeping its ``neighbours`` most similar
+  items j (``keep = "history"``: each history item j keeps its most similar i instead); a user's
   score for i is the sum of sim(i, j) over the history items j.
 
 Both are :class:`~seqrec.models.retrieval_base.RetrievalModel` modules whose fitted state is in
-buffers, so a run saves and loads them like the neural models.
+buffers, so a run saves and loads them like the neural models. Their raw scores tie a lot
+(equal counts; ItemCF scores most of the catalogue exactly 0), and the optimistic tie rule would
+put a target first among its equals; as for the session baselines (docs/evaluation.md), a tiny
+float64 term puts all items in one strict order — by training popularity, then by a fixed random
+permutation that does not depend on any target — so optimistic and pessimistic figures agree.
 """
 
 from __future__ import annotations
@@ -26,31 +31,47 @@ class PopRetrievalConfig:
     pass
 
 
+def strict_order(counts: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(N + 1,) float64 in [0, 1): the rank of every item by (count, a fixed random permutation),
+    divided by N + 1 — distinct for every item, higher for more popular items."""
+    perm = np.random.default_rng(seed).permutation(len(counts))
+    order = np.lexsort((perm, counts))  # ascending count, ties by the permutation
+    rank = np.empty(len(counts), dtype=np.float64)
+    rank[order] = np.arange(len(counts))
+    return rank / len(counts)
+
+
 class PopRetrieval(RetrievalModel):
     dot_product = False
 
     def __init__(self, config: PopRetrievalConfig, info: RetrievalInfo) -> None:
         super().__init__()
         self.config, self.info = config, info
-        self.register_buffer("counts", torch.zeros(info.n_items + 1))
+        self.register_buffer("counts", torch.zeros(info.n_items + 1, dtype=torch.float64))
 
     def fit_task(self, task) -> None:
-        self.counts = torch.from_numpy(task.item_counts()).float()
+        c = task.item_counts()
+        self.counts = torch.from_numpy(c + 0.5 * strict_order(c))  # counts are integers: order kept
 
     def score_all(self, batch):
-        return self.counts[None, :].expand(len(batch["history"]), -1).clone()  # (B, N + 1)
+        return self.counts[None, :].expand(len(batch["history"]), -1).clone()  # (B, N + 1) float64
 
 
 @dataclass(frozen=True)
 class ItemCFConfig:
     neighbours: int = 200  # most similar items kept per item
     alpha: float = 0.5  # 0.5 = cosine; 0 = conditional probability |U_i ∩ U_j| / |U_j| ...
+    # whose neighbour lists are cut to `neighbours`: "candidate" (each scored item i keeps its most
+    # similar items j, as RecBole's ItemKNN) or "history" (each history item j keeps its most similar i)
+    keep: str = "candidate"
 
     def __post_init__(self) -> None:
         if self.neighbours < 1:
             raise ValueError(f"neighbours must be >= 1, got {self.neighbours}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.keep not in ("candidate", "history"):
+            raise ValueError(f"keep must be 'candidate' or 'history', got {self.keep!r}")
 
 
 class ItemCF(RetrievalModel):
@@ -63,6 +84,7 @@ class ItemCF(RetrievalModel):
         self.register_buffer("sim_indptr", torch.zeros(n + 1, dtype=torch.int64))
         self.register_buffer("sim_indices", torch.zeros(0, dtype=torch.int64))
         self.register_buffer("sim_values", torch.zeros(0))
+        self.register_buffer("tiebreak", torch.zeros(n, dtype=torch.float64))
         self._sim: sp.csr_matrix | None = None
 
     def fit_task(self, task) -> None:
@@ -79,8 +101,12 @@ class ItemCF(RetrievalModel):
         a = self.config.alpha
         left = np.power(np.maximum(deg, 1), -a)
         right = np.power(np.maximum(deg, 1), -(1 - a))
-        co = sp.diags(left) @ co @ sp.diags(right)
-        self._set(_top_per_row(co.tocsr(), self.config.neighbours))
+        co = (sp.diags(left) @ co @ sp.diags(right)).tocsr()  # co[j, i]: history item j -> candidate i
+        if self.config.keep == "history":
+            self._set(_top_per_row(co, self.config.neighbours))
+        else:  # per column: candidate i keeps its `neighbours` most similar history items j
+            self._set(_top_per_row(co.T.tocsr(), self.config.neighbours).T.tocsr())
+        self.tiebreak = torch.from_numpy(1e-9 * strict_order(task.item_counts()))
 
     def _set(self, sim: sp.csr_matrix) -> None:
         self._sim = sim
@@ -92,17 +118,19 @@ class ItemCF(RetrievalModel):
         n = self.info.n_items + 1
         self._set(sp.csr_matrix((state["sim_values"].numpy(), state["sim_indices"].numpy(),
                                  state["sim_indptr"].numpy()), shape=(n, n)))
+        self.tiebreak = state["tiebreak"].clone()
         return torch.nn.modules.module._IncompatibleKeys([], [])
 
     def score_all(self, batch):
         h = batch["history"].numpy()  # (B, L)
         n = self.info.n_items + 1
         rows = np.repeat(np.arange(len(h)), h.shape[1])
-        hist = sp.csr_matrix((np.ones(h.size, np.float32), (rows, h.ravel())), shape=(len(h), n))
+        cols = h.ravel()
+        keep = cols > 0  # padding is no item
+        hist = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (rows[keep], cols[keep])), shape=(len(h), n))
         hist.data[:] = 1.0  # duplicates count once
-        hist[:, 0] = 0
         scores = hist @ self._sim  # (B, N + 1): sum of similarities to the history items
-        return torch.from_numpy(np.asarray(scores.todense(), dtype=np.float32))
+        return torch.from_numpy(np.asarray(scores.todense(), dtype=np.float64)) + self.tiebreak
 
 
 def _top_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:

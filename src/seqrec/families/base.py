@@ -82,3 +82,8 @@ class Family:
                   unknown: str = "skip", user: str | None = None) -> dict:
         """Top-``k`` items for ``items`` (raw id strings) or a known ``user``; families without it refuse."""
         raise ConfigError(f"seqrec recommend is not available for {self.name} models")
+
+    def index(self, run_dir: str | os.PathLike, params: Any, *, check: int = 200) -> dict:
+        """Build and save an ANN index of the run's item vectors (``seqrec index``); families without
+        item vectors refuse."""
+        raise ConfigError(f"seqrec index is for retrieval runs (two-tower models); this is a {self.name} run")

@@ -7,7 +7,8 @@ Data and protocols: :mod:`seqrec.data.tasks.retrieval`; metrics (Recall / NDCG /
 
 A retrieval run directory holds ``config.json``, ``ids.json`` (raw item ids by index 1..N and raw
 user ids by index), ``model.pt``, ``train_state.pt`` (resume), ``metrics.json``, ``log.csv`` /
-``tb/`` and, after ``seqrec index``, ``index.faiss`` + ``index.json``.
+``tb/`` and, after ``seqrec index``, ``index.faiss`` + ``index.json`` (:mod:`seqrec.serve.index`;
+``seqrec recommend`` then serves through the index).
 """
 
 from __future__ import annotations
@@ -122,11 +123,13 @@ def train_retrieval_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool 
                      "protocol": task.protocol, "train_split": cfg.data.train_split}
     if task.valid is not None:
         metrics["valid"] = evaluate_split(model, task, task.valid, cfg)
-    metrics["test"] = evaluate_split(model, task, task.test, cfg)
+    if cfg.eval.test:
+        metrics["test"] = evaluate_split(model, task, task.test, cfg)
     metrics.update({
         "train_seconds": train_seconds, "train_examples": n_examples,
         "train_samples_per_s": n_examples / train_seconds if train_seconds else None,
-        "epochs": epochs, "best_epoch": best_epoch, "eval_seconds": metrics["test"]["eval_seconds"],
+        "epochs": epochs, "best_epoch": best_epoch,
+        "eval_seconds": metrics.get("test", metrics.get("valid", {})).get("eval_seconds"),
         "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads(), **task.summary(),
     })
     save_json(out / "metrics.json", metrics)
@@ -158,6 +161,28 @@ class RetrievalRun:
         self.model = build_model(cfg, self.info)
         self.model.load_state_dict(load_tensors(self.dir / "model.pt"))
         self.model.eval()
+
+    @property
+    def index(self):
+        """The run's faiss index (:class:`seqrec.serve.index.ItemIndex`, after ``seqrec index``), or
+        None; CheckpointError when it is stale (``model.pt`` changed since) or torn."""
+        from seqrec.serve.index import ItemIndex, file_sha256, has_index
+
+        if not has_index(self.dir):
+            return None
+        if not getattr(self.model, "dot_product", False):
+            raise CheckpointError(f"{self.dir} has an index but {self.config.model_name} does not score by "
+                                  "inner products; delete index.faiss and index.json")
+        return ItemIndex.load(self.dir, file_sha256(self.dir / "model.pt"))
+
+    def query_vectors(self, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
+        """Per user of ``batch``: its (K, D) float32 query vectors (K = 1, or its interests in use)."""
+        with torch.no_grad():
+            u = self.model.user_vectors(batch).detach().float()  # (B, D) or (B, K, D)
+            if not self.model.multi_interest:
+                return [row[None, :].numpy() for row in u]
+            mask = self.model.interest_mask(batch)  # (B, K)
+            return [u[b][mask[b]].numpy() for b in range(len(u))]
 
     @property
     def task(self) -> RetrievalTask:
@@ -209,6 +234,13 @@ def recommend_retrieval(run_dir, items: list[str] | None = None, *, user: str | 
             raise ConfigError(f"{run.config.model_name} scores known users only: use --user")
     tail = hist[-run.config.data.max_len:]
     batch = user_batch(users, tail[None, :], feats)
+    index = run.index
+    if index is not None:  # the user side once, then the index (each interest queries it; merged)
+        from seqrec.serve.index import top_k_excluding
+
+        idx, vals = top_k_excluding(index, run.query_vectors(batch)[0], k, np.asarray(hist, np.int64))
+        return {"items": [run.item_ids[i - 1] for i in idx.tolist()], "scores": vals.tolist(),
+                "unknown": unknown_ids, "history_length": len(hist), "index": index.kind}
     from seqrec.data.tasks.retrieval import CSR
 
     with torch.no_grad():
@@ -217,7 +249,51 @@ def recommend_retrieval(run_dir, items: list[str] | None = None, *, user: str | 
         vals, idx = torch.topk(scores[0], k)
     keep = torch.isfinite(vals)
     return {"items": [run.item_ids[i - 1] for i in idx[keep].tolist()], "scores": vals[keep].tolist(),
-            "unknown": unknown_ids, "history_length": len(hist)}
+            "unknown": unknown_ids, "history_length": len(hist), "index": None}
+
+
+def index_retrieval_run(run_dir, params, *, check: int = 200, seed: int = 0) -> dict:
+    """Build the faiss index of a dot-product run's item vectors (rows 1..N), save it in the run
+    directory, and measure it on up to ``check`` test users' query vectors: recall of the exact
+    top-100 and time per query (batch of 1) against exact scoring of every item."""
+    from seqrec.serve.index import ItemIndex, file_sha256
+
+    run = RetrievalRun(run_dir)
+    name = run.config.model_name
+    if not getattr(run.model, "dot_product", False):
+        raise ConfigError(f"{name} does not score by inner products of user and item vectors, so a faiss index "
+                          "cannot serve it; seqrec index is for two-tower models (dot_product)")
+    with torch.no_grad():
+        items = run.model.item_vectors()[1:].detach().float().contiguous()  # (N, D); row 0 is padding
+    index = ItemIndex.build(items.numpy(), params, seed=seed)
+    meta = index.save(run.dir, file_sha256(run.dir / "model.pt"))
+    out = {"path": str(run.dir / "index.faiss"), "model": name, **meta}
+    out["check"] = _check_index(run, index, items, check, seed) if check > 0 else None
+    return out
+
+
+def _check_index(run: RetrievalRun, index, items: torch.Tensor, n: int, seed: int) -> dict | None:
+    from seqrec.errors import DataNotFoundError
+
+    try:
+        task = run.task
+    except DataNotFoundError:
+        return None  # the data is gone: the index is built, only the check is skipped
+    split = task.test
+    rows = np.sort(np.random.default_rng(seed).choice(len(split), min(n, len(split)), replace=False))
+    queries = np.concatenate(run.query_vectors(split_batch(task, split, rows, run.config.data.max_len)))
+    k = min(100, index.n_items)
+    q = torch.from_numpy(queries)
+    t0 = time.perf_counter()
+    exact = [torch.topk(q[i:i + 1] @ items.T, k).indices + 1 for i in range(len(q))]  # (1, k) each
+    t_exact = (time.perf_counter() - t0) / len(q)
+    t0 = time.perf_counter()
+    found = [index.search(queries[i:i + 1], k)[0] for i in range(len(q))]
+    t_index = (time.perf_counter() - t0) / len(q)
+    recall = float(np.mean([len(set(a.ravel().tolist()) & set(e.ravel().tolist())) / k
+                            for a, e in zip(found, exact, strict=True)]))
+    return {"queries": len(q), "k": k, "recall": recall, "index_ms_per_query": 1e3 * t_index,
+            "exact_ms_per_query": 1e3 * t_exact, "split": "test"}
 
 
 class RetrievalFamily(Family):
@@ -238,14 +314,18 @@ class RetrievalFamily(Family):
         return evaluate_retrieval_run(run_dir, split=split, ties=ties, data_dir=data_dir)
 
     def summary(self, cfg: RunConfig, m: dict, out: str) -> str:
-        t, sps = m["test"], m.get("train_samples_per_s")
-        return (f"{cfg.model_name} on {cfg.data.name}: test recall@20={t['recall@20']:.4f} "
+        part = "test" if "test" in m else "valid"
+        t, sps = m[part], m.get("train_samples_per_s")
+        return (f"{cfg.model_name} on {cfg.data.name}: {part} recall@20={t['recall@20']:.4f} "
                 f"ndcg@20={t['ndcg@20']:.4f} hitrate@20={t['hitrate@20']:.4f} ({t['n_users']} users, "
                 f"all {m['items']:,} items ranked in {t['eval_seconds']:.1f}s); train {m['train_seconds']:.1f}s"
                 + (f" ({sps:,.0f} examples/s)" if sps else "") + f"; run written to {out}")
 
     def recommend(self, run_dir, items, *, k=20, unknown="skip", user=None) -> dict:
         return recommend_retrieval(run_dir, items, user=user, k=k, unknown=unknown)
+
+    def index(self, run_dir, params, *, check: int = 200) -> dict:
+        return index_retrieval_run(run_dir, params, check=check)
 
 
 FAMILY = RetrievalFamily()

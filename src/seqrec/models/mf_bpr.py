@@ -24,6 +24,12 @@ class MFBPRConfig:
     dim: int = 64
     reg: float = 1e-4  # L2 weight on the user / item rows a batch uses (BPR-Opt's lambda)
     n_negatives: int = 1  # sampled negatives per positive (objective setting)
+    # True: the n_negatives items are drawn once per batch and every positive of the batch is
+    # ranked against all of them (one (B, S) matrix product instead of B * S gathered rows)
+    shared_negatives: bool = False
+    # sparse embedding gradients: the optimiser touches only the rows a batch uses (train.optimizer
+    # "adam" becomes torch's SparseAdam, the lazy Adam); worth it for small batches
+    sparse: bool = False
     init_std: float = 0.1
 
     def __post_init__(self) -> None:
@@ -39,8 +45,8 @@ class MFBPR(RetrievalModel):
     def __init__(self, config: MFBPRConfig, info: RetrievalInfo) -> None:
         super().__init__()
         self.config, self.info = config, info
-        self.user = nn.Embedding(info.n_users, config.dim)
-        self.item = nn.Embedding(info.n_items + 1, config.dim, padding_idx=0)
+        self.user = nn.Embedding(info.n_users, config.dim, sparse=config.sparse)
+        self.item = nn.Embedding(info.n_items + 1, config.dim, padding_idx=0, sparse=config.sparse)
         nn.init.normal_(self.user.weight, std=config.init_std)
         nn.init.normal_(self.item.weight, std=config.init_std)
         with torch.no_grad():
@@ -52,10 +58,14 @@ class MFBPR(RetrievalModel):
     def item_vectors(self) -> torch.Tensor:
         return self.item.weight  # (N + 1, D)
 
+    def item_rows(self, items: torch.Tensor) -> torch.Tensor:
+        """(..., D) vectors of ``items`` (...,), through the table (sparse gradients when configured)."""
+        return self.item(items)
+
     def regularization(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """lambda * (|p_u|^2 + |q_i|^2 + |q_j|^2) / 2, averaged over the batch's triples."""
         u = self.user(batch["user"])
         i = self.item(batch["target"])
-        j = self.item(batch["neg"])  # (B, S, D)
+        j = self.item(batch["neg"])  # (B, S, D), or (S, D) when the batch shares its negatives
         sq = u.pow(2).sum(-1) + i.pow(2).sum(-1) + j.pow(2).sum(-1).mean(-1)
         return self.config.reg * 0.5 * sq.mean()

@@ -64,7 +64,8 @@ def build_torch_optimizer(name: str, model: torch.nn.Module, lr: float, momentum
     ids = {id(p) for p in sparse}
     dense = [p for p in model.parameters() if id(p) not in ids]
     if name == "adam":
-        opts = [torch.optim.Adam(dense, lr=lr)] + ([torch.optim.SparseAdam(sparse, lr=lr)] if sparse else [])
+        opts = ([torch.optim.Adam(dense, lr=lr)] if dense else []) + \
+            ([torch.optim.SparseAdam(sparse, lr=lr)] if sparse else [])  # (a model may be all sparse tables)
     elif name == "adagrad":
         opts = [torch.optim.Adagrad(dense + sparse, lr=lr)]
     elif name == "adagrad-momentum":

@@ -18,9 +18,14 @@ from seqrec.errors import ConfigError
 # model name -> "module:Class" (imported on use, so one model's objective never loads another's)
 OBJECTIVES: dict[str, str] = {
     "mf_bpr": "seqrec.train.objectives.pairs:BPRPairs",
+    "gmf": "seqrec.train.objectives.ncf:PointwiseNCF",
+    "ncf_mlp": "seqrec.train.objectives.ncf:PointwiseNCF",
+    "neumf": "seqrec.train.objectives.ncf:PointwiseNCF",
     "youtube_dnn": "seqrec.train.objectives.next_item:SampledSoftmaxNextItem",
     "sasrec": "seqrec.train.objectives.sasrec:SASRecObjective",
     "sasrec-ce": "seqrec.train.objectives.sasrec:SASRecObjective",
+    "mind": "seqrec.train.objectives.mind:MINDSampledSoftmax",
+    "tdm": "seqrec.train.objectives.tdm:TDMLayerwise",
 }
 
 

@@ -1,10 +1,14 @@
 """Next-item sampled softmax with logQ correction (YouTube DNN; Covington et al. 2016, Yi et al. 2019).
 
 Examples: :func:`seqrec.data.retrieval_sampling.next_item_batches`. Per batch, ``n_negatives``
-items are drawn once from count^``sample_alpha`` and shared by every row (plus, with
-``in_batch``, the batch's other targets, whose draw probability is the data frequency). Logits
-are inner products of the user vector with the item vectors; each is corrected by - log Q
-(``logq = True``), and negatives equal to the row's target are masked.
+items are drawn once from q_s ~ count^``sample_alpha`` and shared by every row; with
+``in_batch`` the batch's B targets are candidates too (a draw from the data frequency q_d).
+Logits are inner products of the user vector with the item vectors, divided by
+``temperature``; with ``logq`` every logit, the positive's included, is corrected by
+- log Q(j), Q(j) = S q_s(j) + B q_d(j) the expected count of j among a row's candidates (Yi et
+al. 2019 eq. 3 for one source; the sum is the mixed-negative-sampling form of Yang et al.,
+WWW 2020). Candidates equal to the row's target (accidental hits, the row's own in-batch
+target included) are masked. A model with ``regularization(batch)`` has it added to the loss.
 """
 
 from __future__ import annotations
@@ -34,25 +38,35 @@ class SampledSoftmaxNextItem(Objective):
         tc = self.cfg.train
         return next_item_batches(self.task, tc.batch_size, self.cfg.data.max_len, tc.seed + epoch)
 
+    def _vectors(self, items: torch.Tensor) -> torch.Tensor:
+        """Item vectors of ``items``; a model's ``item_vectors_of`` skips the rest of the table."""
+        of = getattr(self.model, "item_vectors_of", None)
+        return of(items) if of is not None else self.model.item_vectors()[items]
+
+    def log_q(self, items: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """log of the expected number of times each of ``items`` is among a row's candidates:
+        Q(j) = S q_s(j) (+ B q_data(j) with in-batch negatives) — the one correction every
+        logit gets, the positive's included (Yi et al. eq. 3; Yang et al. WWW 2020 for the mix)."""
+        q = self.n_neg * self.sampler.log_q(items).exp()
+        if self.in_batch:
+            q = q + batch_size * self.log_q_data[items].exp()
+        return q.clamp(min=1e-30).log()
+
     def loss(self, batch):
         model = self.model
         target = batch["target"]  # (B,)
         u = model.user_vectors(batch)  # (B, D)
-        items = model.item_vectors()  # (N + 1, D)
-        neg = self.sampler.sample(self.n_neg)  # (S,)
-        pos_logits = (u * items[target]).sum(-1)  # (B,)
-        neg_logits = u @ items[neg].T  # (B, S)
-        acc = neg[None, :] == target[:, None]  # (B, S)
-        neg_q = self.sampler.log_q(neg) + np.log(self.n_neg) if self.logq else None
-        # the positive is corrected like every candidate (TF's sampled_softmax_loss, Yi et al. eq. 3)
-        pos_q = self.sampler.log_q(target) + np.log(self.n_neg) if self.logq else None
-        if self.in_batch:
-            ib = u @ items[target].T  # (B, B): the other rows' targets as negatives
-            neg_logits = torch.cat([neg_logits, ib], dim=1)
-            acc = torch.cat([acc, target[None, :] == target[:, None]], dim=1)
-            if self.logq:
-                neg_q = torch.cat([neg_q, self.log_q_data[target] + np.log(len(target))])
-            if self.logq:
-                pos_q = self.log_q_data[target] + np.log(len(target))
-        return sampled_softmax(pos_logits, neg_logits, pos_log_q=pos_q, neg_log_q=neg_q, accidental=acc,
+        sampled = self.sampler.sample(self.n_neg)  # (S,) shared by every row
+        # the in-batch negatives are the other rows' targets (a row's own is masked below)
+        neg = torch.cat([sampled, target]) if self.in_batch else sampled  # (S [+ B],)
+        vec = self._vectors(torch.cat([target, sampled]))  # (B + S, D)
+        pos_logits = (u * vec[:len(target)]).sum(-1)  # (B,)
+        neg_vec = torch.cat([vec[len(target):], vec[:len(target)]]) if self.in_batch else vec[len(target):]
+        neg_logits = u @ neg_vec.T  # (B, S [+ B])
+        acc = neg[None, :] == target[:, None]  # (B, S [+ B]) accidental hits, the own target included
+        pos_q = self.log_q(target, len(target)) if self.logq else None
+        neg_q = self.log_q(neg, len(target)) if self.logq else None
+        loss = sampled_softmax(pos_logits, neg_logits, pos_log_q=pos_q, neg_log_q=neg_q, accidental=acc,
                                temperature=self.temperature)
+        reg = getattr(model, "regularization", None)
+        return loss + reg(batch) if reg is not None else loss
