@@ -38,6 +38,7 @@ def test_measure_records_and_markdown(bench):
     for r in recs:
         assert r["ms_per_query_batch1"] > 0 and r["speedup_batch1"] > 0 and r["threads"] == 1
     assert recs[0]["speedup_batch1"] == 1.0 and recs[0]["index_bytes"] >= 3000 * 8 * 4
+    assert recs[0]["ms_per_query_batch1"] == min(recs[0]["ms_per_query_batch1_start_end"])
     meta = {"command": "python benchmarks/retrieval_index.py", "env": {"date": "d", "torch_version": "t",
             "cpu_count": 2}, "faiss_version": "f", "load_start": 1.0, "load_end": 1.0, "model": "mf_bpr",
             "run": "r", "queries": 30, "synthetic": 0}
