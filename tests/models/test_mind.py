@@ -81,8 +81,8 @@ def test_eval_scores_are_deterministic_and_batch_independent():
 def test_routing_logits_are_not_parameters():
     m = _model(n_interests=4, hidden=(16,))
     names = {n for n, _ in m.named_parameters()}
-    assert names == {"item.weight", "routing.S.weight", "tower.net.0.weight", "tower.net.0.bias",
-                     "tower.net.2.weight", "tower.net.2.bias"}
+    assert {n for n in names if not n.startswith("tower.")} == {"item.weight", "routing.S.weight"}
+    assert len(names) == 2 + 4  # the tower: two Linear layers
     assert set(m.state_dict()) == names  # no stored routing state either
 
 
@@ -146,7 +146,8 @@ def test_objective_learns_a_tiny_task():
     task = loo_task("tiny", np.arange(40), rows)
     info = RetrievalInfo(task.n_users, task.n_items, {}, 10)
     torch.manual_seed(0)
-    model = MIND(MINDConfig(dim=8, n_interests=2, hidden=(16,), n_negatives=10, init_std=0.3), info)
+    model = MIND(MINDConfig(dim=8, n_interests=2, hidden=(16,), n_negatives=10, init_std=0.3,
+                                  dropout=0.0), info)
     cfg = SimpleNamespace(train=SimpleNamespace(seed=0, batch_size=64), data=SimpleNamespace(max_len=10))
     obj = objective_for("mind", model, task, cfg)
     assert obj.n_examples == 40 * 9
@@ -158,7 +159,7 @@ def test_objective_learns_a_tiny_task():
         loss.backward()
         with torch.no_grad():
             for p in model.parameters():
-                p -= 1.0 * p.grad
+                p -= 0.3 * p.grad
     assert loss.item() < 0.5 * first
     model.eval()
     with torch.no_grad():

@@ -44,10 +44,11 @@ class MINDConfig:
     dynamic_interests: bool = True  # K'_u of eq. 9 (False: always K)
     detach_routing: bool = False  # stop gradients through the routing rounds but the last
     eval_seed: int = 0  # seed of the eval-mode routing logits
-    s_identity_init: bool = False  # the bilinear map S starts as the identity (else N(0, 1 / dim))
+    # the bilinear map S starts as the identity (else N(0, 1 / dim)); chosen on Beauty validation
+    s_identity_init: bool = True
     extractor: str = "routing"  # routing | mean (one interest: the mean of the history)
     hidden: tuple[int, ...] = ()  # H: ReLU layers applied to every interest
-    dropout: float = 0.0  # on the history embeddings and after each hidden layer
+    dropout: float = 0.2  # on the history embeddings and after each hidden layer
     feature_dim: int = 16  # per user feature (data with features only)
     use_features: bool = True
     init_std: float = 0.05  # item embeddings
@@ -58,7 +59,9 @@ class MINDConfig:
     sample_alpha: float = 0.0  # negatives drawn from count^alpha
     logq: bool = True
     in_batch: bool = False
-    temperature: float = 1.0
+    # logits / temperature: squashed interests have norm < 1, so at 1.0 the logits stay small and
+    # training crawls (Beauty validation HR@20 after 2 epochs: 0.061 at 1.0, 0.115 at 0.1)
+    temperature: float = 0.2
 
     def __post_init__(self) -> None:
         if min(self.dim, self.n_interests, self.iterations, self.n_negatives, self.feature_dim) < 1:
