@@ -77,14 +77,26 @@ def split_batch(task: RetrievalTask, split: EvalSplit, rows: np.ndarray, max_len
                       {k: v[users] for k, v in task.user_features.items()})
 
 
+def _scorer(model: torch.nn.Module, task: RetrievalTask, split: EvalSplit, cfg: RunConfig):
+    """``rows -> scores`` for :func:`evaluate_ranking`. Two-tower models compute the item vectors
+    once and write every batch's scores into one reused buffer (the evaluator masks it in place
+    and is done with it before the next batch)."""
+    if not getattr(model, "dot_product", False):
+        return lambda rows: model.score_all(split_batch(task, split, rows, cfg.data.max_len))
+    items = model.item_vectors()
+    buf = torch.empty(min(cfg.eval.batch_size, max(len(split.users), 1)), items.shape[0], dtype=items.dtype)
+    return lambda rows: model.score_all(split_batch(task, split, rows, cfg.data.max_len), items, buf)
+
+
 def evaluate_split(model: torch.nn.Module, task: RetrievalTask, split: EvalSplit, cfg: RunConfig,
                    ties: str | None = None) -> dict:
     """Full-ranking metrics of ``model`` on ``split`` (eval mode, no gradients)."""
     was_training = model.training
     model.eval()
     try:
-        return evaluate_ranking(lambda rows: model.score_all(split_batch(task, split, rows, cfg.data.max_len)),
-                                split, ks=KS, batch_size=cfg.eval.batch_size, ties=ties or cfg.eval.ties)
+        with torch.no_grad():
+            score = _scorer(model, task, split, cfg)
+            return evaluate_ranking(score, split, ks=KS, batch_size=cfg.eval.batch_size, ties=ties or cfg.eval.ties)
     finally:
         model.train(was_training)
 

@@ -57,16 +57,27 @@ class RetrievalModel(nn.Module):
         """(n_items + 1, D) item vectors; row 0 is padding."""
         raise NotImplementedError
 
-    def score_all(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """(B, n_items + 1) scores of every item for every user of the batch."""
-        items = self.item_vectors()  # (N + 1, D)
+    def score_all(self, batch: Mapping[str, torch.Tensor], items: torch.Tensor | None = None,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, n_items + 1) scores of every item for every user of the batch.
+
+        ``items`` (the ``item_vectors()``, computed once per evaluation by the caller) and ``out``
+        (a reusable (>= B, n_items + 1) float buffer: no 100-MB allocation per batch) are optional."""
+        items = self.item_vectors() if items is None else items  # (N + 1, D)
+        u = self.user_vectors(batch)
+        dest = None if out is None else out[:u.shape[0]]
         if not self.multi_interest:
-            return self.user_vectors(batch) @ items.T  # (B, N + 1)
-        u = self.user_vectors(batch)  # (B, K, D)
+            return torch.mm(u, items.T) if dest is None else torch.mm(u, items.T, out=dest)  # (B, N + 1)
         mask = self.interest_mask(batch)  # (B, K)
-        best = None
+        best = dest
         for k in range(u.shape[1]):  # one (B, N + 1) matrix at a time: no (B, K, N + 1) tensor
-            s = u[:, k] @ items.T
-            s = s.masked_fill(~mask[:, k:k + 1], float("-inf"))
-            best = s if best is None else torch.maximum(best, s)
+            s = (u[:, k] @ items.T).masked_fill_(~mask[:, k:k + 1], float("-inf"))
+            if best is None:
+                best = s
+            elif k == 0:
+                best.copy_(s)
+            elif dest is None:
+                best = torch.maximum(best, s)
+            else:
+                torch.maximum(best, s, out=best)
         return best
