@@ -53,6 +53,7 @@ def _entries() -> dict[str, ModelEntry]:
     from seqrec.models.hrnn import HRNN, HRNNConfig
     from seqrec.models.mf_bpr import MFBPR, MFBPRConfig
     from seqrec.models.mlp_sum import MLPSum, MLPSumConfig
+    from seqrec.models.pinsage import PinSage, PinSageConfig
     from seqrec.models.purchase_rnn import (
         GRUClassifier,
         GRUClassifierConfig,
@@ -110,6 +111,8 @@ def _entries() -> dict[str, ModelEntry]:
                        "2001)", ItemCF),
             ModelEntry("mf_bpr", MFBPRConfig, "retrieval", "matrix factorisation with BPR (Rendle et al. 2009)",
                        MFBPR),
+            ModelEntry("pinsage", PinSageConfig, "retrieval", "PinSage: graph convolutions over random-walk "
+                       "neighbourhoods, item-to-item (Ying et al. 2018)", PinSage),
         )
     }
 

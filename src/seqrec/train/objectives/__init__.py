@@ -19,6 +19,7 @@ from seqrec.errors import ConfigError
 OBJECTIVES: dict[str, str] = {
     "mf_bpr": "seqrec.train.objectives.pairs:BPRPairs",
     "youtube_dnn": "seqrec.train.objectives.next_item:SampledSoftmaxNextItem",
+    "pinsage": "seqrec.train.objectives.pinsage:PinSageMaxMargin",
 }
 
 
