@@ -204,6 +204,8 @@ class EvalConfig:
     ks: tuple[int, ...] = (5, 10, 20)
     batch_size: int = 512
     ties: str = "optimistic"
+    # retrieval: False = a tuning run, validation only (the test split is evaluated once per final config)
+    test: bool = True
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,11 @@
   score for i is the sum of sim(i, j) over the history items j.
 
 Both are :class:`~seqrec.models.retrieval_base.RetrievalModel` modules whose fitted state is in
-buffers, so a run saves and loads them like the neural models.
+buffers, so a run saves and loads them like the neural models. Their raw scores tie a lot
+(equal counts; ItemCF scores most of the catalogue exactly 0), and the optimistic tie rule would
+put a target first among its equals; as for the session baselines (docs/evaluation.md), a tiny
+float64 term puts all items in one strict order — by training popularity, then by a fixed random
+permutation that does not depend on any target — so optimistic and pessimistic figures agree.
 """
 
 from __future__ import annotations
@@ -26,19 +30,30 @@ class PopRetrievalConfig:
     pass
 
 
+def strict_order(counts: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(N + 1,) float64 in [0, 1): the rank of every item by (count, a fixed random permutation),
+    divided by N + 1 — distinct for every item, higher for more popular items."""
+    perm = np.random.default_rng(seed).permutation(len(counts))
+    order = np.lexsort((perm, counts))  # ascending count, ties by the permutation
+    rank = np.empty(len(counts), dtype=np.float64)
+    rank[order] = np.arange(len(counts))
+    return rank / len(counts)
+
+
 class PopRetrieval(RetrievalModel):
     dot_product = False
 
     def __init__(self, config: PopRetrievalConfig, info: RetrievalInfo) -> None:
         super().__init__()
         self.config, self.info = config, info
-        self.register_buffer("counts", torch.zeros(info.n_items + 1))
+        self.register_buffer("counts", torch.zeros(info.n_items + 1, dtype=torch.float64))
 
     def fit_task(self, task) -> None:
-        self.counts = torch.from_numpy(task.item_counts()).float()
+        c = task.item_counts()
+        self.counts = torch.from_numpy(c + 0.5 * strict_order(c))  # counts are integers: order kept
 
     def score_all(self, batch):
-        return self.counts[None, :].expand(len(batch["history"]), -1).clone()  # (B, N + 1)
+        return self.counts[None, :].expand(len(batch["history"]), -1).clone()  # (B, N + 1) float64
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,7 @@ class ItemCF(RetrievalModel):
         self.register_buffer("sim_indptr", torch.zeros(n + 1, dtype=torch.int64))
         self.register_buffer("sim_indices", torch.zeros(0, dtype=torch.int64))
         self.register_buffer("sim_values", torch.zeros(0))
+        self.register_buffer("tiebreak", torch.zeros(n, dtype=torch.float64))
         self._sim: sp.csr_matrix | None = None
 
     def fit_task(self, task) -> None:
@@ -81,6 +97,7 @@ class ItemCF(RetrievalModel):
         right = np.power(np.maximum(deg, 1), -(1 - a))
         co = sp.diags(left) @ co @ sp.diags(right)
         self._set(_top_per_row(co.tocsr(), self.config.neighbours))
+        self.tiebreak = torch.from_numpy(1e-9 * strict_order(task.item_counts()))
 
     def _set(self, sim: sp.csr_matrix) -> None:
         self._sim = sim
@@ -92,17 +109,19 @@ class ItemCF(RetrievalModel):
         n = self.info.n_items + 1
         self._set(sp.csr_matrix((state["sim_values"].numpy(), state["sim_indices"].numpy(),
                                  state["sim_indptr"].numpy()), shape=(n, n)))
+        self.tiebreak = state["tiebreak"].clone()
         return torch.nn.modules.module._IncompatibleKeys([], [])
 
     def score_all(self, batch):
         h = batch["history"].numpy()  # (B, L)
         n = self.info.n_items + 1
         rows = np.repeat(np.arange(len(h)), h.shape[1])
-        hist = sp.csr_matrix((np.ones(h.size, np.float32), (rows, h.ravel())), shape=(len(h), n))
+        cols = h.ravel()
+        keep = cols > 0  # padding is no item
+        hist = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (rows[keep], cols[keep])), shape=(len(h), n))
         hist.data[:] = 1.0  # duplicates count once
-        hist[:, 0] = 0
         scores = hist @ self._sim  # (B, N + 1): sum of similarities to the history items
-        return torch.from_numpy(np.asarray(scores.todense(), dtype=np.float32))
+        return torch.from_numpy(np.asarray(scores.todense(), dtype=np.float64)) + self.tiebreak
 
 
 def _top_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:

@@ -109,7 +109,9 @@ def evaluate_ranking(score_fn: Callable[[np.ndarray], torch.Tensor], split: Eval
     with torch.no_grad():
         for s in range(0, len(rows_all), batch_size):
             rows = rows_all[s:s + batch_size]
-            scores = score_fn(rows).float()
+            scores = score_fn(rows)
+            if scores.dtype not in (torch.float32, torch.float64):
+                scores = scores.float()  # float64 kept: the baselines' tie-break terms need it
             mask_scores(scores, split.exclude, rows)
             ranks = target_ranks(scores, padded(split.targets, rows), max(ks), ties)
             per_user = user_metrics(ranks, torch.from_numpy(n_t[rows]).double(), ks)

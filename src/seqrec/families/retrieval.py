@@ -125,11 +125,13 @@ def train_retrieval_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool 
         metrics["objective"] = dict(objective.stats)
     if task.valid is not None:
         metrics["valid"] = evaluate_split(model, task, task.valid, cfg)
-    metrics["test"] = evaluate_split(model, task, task.test, cfg)
+    if cfg.eval.test:
+        metrics["test"] = evaluate_split(model, task, task.test, cfg)
     metrics.update({
         "train_seconds": train_seconds, "train_examples": n_examples,
         "train_samples_per_s": n_examples / train_seconds if train_seconds else None,
-        "epochs": epochs, "best_epoch": best_epoch, "eval_seconds": metrics["test"]["eval_seconds"],
+        "epochs": epochs, "best_epoch": best_epoch,
+        "eval_seconds": metrics.get("test", metrics.get("valid", {})).get("eval_seconds"),
         "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads(), **task.summary(),
     })
     save_json(out / "metrics.json", metrics)
@@ -241,8 +243,9 @@ class RetrievalFamily(Family):
         return evaluate_retrieval_run(run_dir, split=split, ties=ties, data_dir=data_dir)
 
     def summary(self, cfg: RunConfig, m: dict, out: str) -> str:
-        t, sps = m["test"], m.get("train_samples_per_s")
-        return (f"{cfg.model_name} on {cfg.data.name}: test recall@20={t['recall@20']:.4f} "
+        part = "test" if "test" in m else "valid"
+        t, sps = m[part], m.get("train_samples_per_s")
+        return (f"{cfg.model_name} on {cfg.data.name}: {part} recall@20={t['recall@20']:.4f} "
                 f"ndcg@20={t['ndcg@20']:.4f} hitrate@20={t['hitrate@20']:.4f} ({t['n_users']} users, "
                 f"all {m['items']:,} items ranked in {t['eval_seconds']:.1f}s); train {m['train_seconds']:.1f}s"
                 + (f" ({sps:,.0f} examples/s)" if sps else "") + f"; run written to {out}")
