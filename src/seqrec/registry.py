@@ -55,6 +55,7 @@ def _entries() -> dict[str, ModelEntry]:
     from seqrec.models.mind import MIND, MINDConfig
     from seqrec.models.mlp_sum import MLPSum, MLPSumConfig
     from seqrec.models.ncf import GMF, NCFMLP, GMFConfig, NCFMLPConfig, NeuMF, NeuMFConfig
+    from seqrec.models.pinsage import PinSage, PinSageConfig
     from seqrec.models.purchase_rnn import (
         GRUClassifier,
         GRUClassifierConfig,
@@ -131,6 +132,8 @@ def _entries() -> dict[str, ModelEntry]:
                        "2019)", MIND),
             ModelEntry("tdm", TDMConfig, "retrieval", "tree-based deep model: attention scorer, beam search "
                        "down a learned item tree (Zhu et al. 2018)", TDM),
+            ModelEntry("pinsage", PinSageConfig, "retrieval", "PinSage: graph convolutions over random-walk "
+                       "neighbourhoods, item-to-item (Ying et al. 2018)", PinSage),
         )
     }
 

@@ -121,6 +121,7 @@ def train_retrieval_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool 
     np.random.seed(cfg.train.seed)
     model = build_model(cfg, info_of(task, cfg))
     t0 = time.perf_counter()
+    objective = None
     if hasattr(model, "fit_task"):  # closed-form baselines (popularity, ItemCF)
         model.fit_task(task)
         train_seconds, n_examples, epochs, best_epoch = time.perf_counter() - t0, int(task.train.indptr[-1]), 0, 0
@@ -133,6 +134,8 @@ def train_retrieval_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool 
         train_seconds, n_examples, epochs, best_epoch = st.train_seconds, st.train_events, st.epoch, st.best_epoch
     metrics: dict = {"family": "retrieval", "dataset": cfg.data.name, "model": cfg.model_name,
                      "protocol": task.protocol, "train_split": cfg.data.train_split}
+    if getattr(objective, "stats", None):  # an objective's own figures (PinSage's graph build)
+        metrics["objective"] = dict(objective.stats)
     if task.valid is not None:
         metrics["valid"] = evaluate_split(model, task, task.valid, cfg)
     if cfg.eval.test:

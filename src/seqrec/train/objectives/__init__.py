@@ -26,6 +26,7 @@ OBJECTIVES: dict[str, str] = {
     "sasrec-ce": "seqrec.train.objectives.sasrec:SASRecObjective",
     "mind": "seqrec.train.objectives.mind:MINDSampledSoftmax",
     "tdm": "seqrec.train.objectives.tdm:TDMLayerwise",
+    "pinsage": "seqrec.train.objectives.pinsage:PinSageMaxMargin",
 }
 
 
