@@ -42,21 +42,19 @@ def main(argv: list[str] | None = None) -> dict:
     task = entry.recipes["retrieval"].build(args.dataset, require_files(entry), train_split="train_full")
     split = task.test
     if args.run:
-        from seqrec.families.retrieval import RetrievalRun, split_batch
+        from seqrec.families.retrieval import RetrievalRun, make_scorer
 
         run = RetrievalRun(args.run)
-        with torch.no_grad():
-            items = run.model.item_vectors().detach()
-
-            def score(rows):
-                return run.model.user_vectors(split_batch(task, split, rows, run.config.data.max_len)) @ items.T
+        run.model.eval()
+        score = make_scorer(run.model, task, split, run.config)  # what `seqrec evaluate` runs
     else:
         g = torch.Generator().manual_seed(0)
         users = torch.randn(task.n_users, args.dim, generator=g)
         items = torch.randn(task.n_items + 1, args.dim, generator=g)
+        buf = torch.empty(args.batch_size, task.n_items + 1)  # reused, as make_scorer does
 
         def score(rows):
-            return users[torch.from_numpy(split.users[rows])] @ items.T
+            return torch.mm(users[torch.from_numpy(split.users[rows])], items.T, out=buf[:len(rows)])
 
     walls = []
     for _ in range(args.repeats):

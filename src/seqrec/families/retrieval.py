@@ -77,13 +77,14 @@ def split_batch(task: RetrievalTask, split: EvalSplit, rows: np.ndarray, max_len
                       {k: v[users] for k, v in task.user_features.items()})
 
 
-def _scorer(model: torch.nn.Module, task: RetrievalTask, split: EvalSplit, cfg: RunConfig):
+def make_scorer(model: torch.nn.Module, task: RetrievalTask, split: EvalSplit, cfg: RunConfig):
     """``rows -> scores`` for :func:`evaluate_ranking`. Two-tower models compute the item vectors
     once and write every batch's scores into one reused buffer (the evaluator masks it in place
     and is done with it before the next batch)."""
     if not getattr(model, "dot_product", False):
         return lambda rows: model.score_all(split_batch(task, split, rows, cfg.data.max_len))
-    items = model.item_vectors()
+    with torch.no_grad():
+        items = model.item_vectors()
     buf = torch.empty(min(cfg.eval.batch_size, max(len(split.users), 1)), items.shape[0], dtype=items.dtype)
     return lambda rows: model.score_all(split_batch(task, split, rows, cfg.data.max_len), items, buf)
 
@@ -95,7 +96,7 @@ def evaluate_split(model: torch.nn.Module, task: RetrievalTask, split: EvalSplit
     model.eval()
     try:
         with torch.no_grad():
-            score = _scorer(model, task, split, cfg)
+            score = make_scorer(model, task, split, cfg)
             return evaluate_ranking(score, split, ks=KS, batch_size=cfg.eval.batch_size, ties=ties or cfg.eval.ties)
     finally:
         model.train(was_training)
