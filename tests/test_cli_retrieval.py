@@ -101,3 +101,17 @@ def test_retrieval_rejects_own_data_path(tmp_path, capsys):
 def test_evaluate_of_a_missing_run_is_one_line(tmp_path, capsys):
     rc, _, se = _cli(capsys, ["evaluate", tmp_path / "nothing"])
     assert rc == 2 and "does not exist" in se
+
+
+@pytest.mark.slow
+def test_train_full_without_test_is_a_pretraining_run(tmp_path, capsys, data_root):
+    """train_full has no validation split: with eval.test = false nothing is evaluated, and the
+    summary says so (a GMF / MLP pretraining run for NeuMF), instead of failing after training."""
+    out = tmp_path / "gmf"
+    rc, so, se = _cli(capsys, ["train", ROOT / "configs/mf_bpr_movielens1m_m1.toml", "--out", out,
+                               "--set", "train.epochs=1", "--set", "model.dim=8", "--set", "data.train_split=train_full",
+                               "--set", "eval.test=false", "--no-progress"])
+    assert rc == 0, se
+    assert "not evaluated" in so
+    m = json.loads((out / "metrics.json").read_text())
+    assert "test" not in m and "valid" not in m and (out / "model.pt").is_file()

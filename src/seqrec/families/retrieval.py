@@ -330,8 +330,13 @@ class RetrievalFamily(Family):
         return evaluate_retrieval_run(run_dir, split=split, ties=ties, data_dir=data_dir)
 
     def summary(self, cfg: RunConfig, m: dict, out: str) -> str:
+        sps = m.get("train_samples_per_s")
+        if "test" not in m and "valid" not in m:  # train_full with eval.test = false (e.g. a pretraining run)
+            return (f"{cfg.model_name} on {cfg.data.name}: not evaluated (no validation split, eval.test = "
+                    f"false); train {m['train_seconds']:.1f}s" + (f" ({sps:,.0f} examples/s)" if sps else "")
+                    + f"; run written to {out}")
         part = "test" if "test" in m else "valid"
-        t, sps = m[part], m.get("train_samples_per_s")
+        t = m[part]
         return (f"{cfg.model_name} on {cfg.data.name}: {part} recall@20={t['recall@20']:.4f} "
                 f"ndcg@20={t['ndcg@20']:.4f} hitrate@20={t['hitrate@20']:.4f} ({t['n_users']} users, "
                 f"all {m['items']:,} items ranked in {t['eval_seconds']:.1f}s); train {m['train_seconds']:.1f}s"
