@@ -141,6 +141,10 @@ def peer_settings(model: str, cfg, epochs: int) -> dict:
                 s[key] = _first(mc, names, s[key])
         if "max_len" in s:
             s["max_len"] = cfg.data.max_len
+        if peer == "BPR" and _first(mc, ("shared_negatives",), False):
+            # seqrec's negatives are shared by the batch (one product); RecBole draws its per positive and
+            # repeats the interaction for each, so 300 would make an epoch 300 interaction passes
+            s["n_negatives"] = DEFAULTS["BPR"]["n_negatives"]
     s["epochs"] = epochs or s.get("epochs", 10)
     if peer == "ItemKNN":
         s["epochs"] = 1
@@ -179,10 +183,17 @@ def differences(model: str, s: dict, cfg) -> list[str]:
     if cfg is None:
         d.append(f"no configs/{model}_<dataset>.toml yet: the peer ran on its defaults {_short(s)}")
     mc = cfg.model if cfg is not None else None
+    sched = getattr(cfg.train, "lr_schedule", "constant") if cfg is not None else "constant"
+    if sched != "constant" and peer != "ItemKNN":
+        d.append(f"learning rate: seqrec {sched} decay over the epochs; the peer constant")
     if peer == "BPR":
-        d.append("L2: seqrec reg * (|p_u|^2 + |q_i|^2 + |q_j|^2) / 2 per batch (BPR-Opt); RecBole BPR none "
+        d.append(f"L2: seqrec reg = {_first(mc, ('reg',), 0)} on the rows a batch uses (BPR-Opt); RecBole BPR none "
                  "(weight_decay 0)")
-        d.append("init: seqrec N(0, 0.1); RecBole xavier_normal")
+        d.append(f"init: seqrec N(0, {_first(mc, ('init_std',), 0.1)}^2); RecBole xavier_normal")
+        if _first(mc, ("shared_negatives",), False):
+            d.append(f"negatives: seqrec {_first(mc, ('n_negatives',), 1)} uniform items shared by the batch, each "
+                     f"positive ranked against all of them; RecBole {s['n_negatives']} per positive (its sampler "
+                     "repeats the interaction once per negative)")
     if peer == "NeuMF":
         d.append("RecBole NeuMF without pretraining (use_pretrain False, its default); "
                  "MLP tower " + str(s["mlp_hidden"]) + f", dropout {s['dropout']}")
