@@ -115,3 +115,12 @@ def test_train_full_without_test_is_a_pretraining_run(tmp_path, capsys, data_roo
     assert "not evaluated" in so
     m = json.loads((out / "metrics.json").read_text())
     assert "test" not in m and "valid" not in m and (out / "model.pt").is_file()
+
+
+@pytest.mark.slow
+def test_config_progress_false_is_honoured_without_the_flag(tmp_path, capsys, data_root):
+    rc, _, se = _cli(capsys, ["train", ROOT / "configs/pop_retrieval_movielens1m_m1.toml", "--out", tmp_path / "p",
+                              "--set", "train.progress=false"])
+    assert rc == 0, se
+    cfg = json.loads((tmp_path / "p" / "config.json").read_text())
+    assert cfg["train"]["progress"] is False  # the CLI no longer overrides the config with its default

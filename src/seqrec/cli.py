@@ -57,7 +57,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from seqrec.experiment import summary, train_run
 
     cfg = load_run_config(args.config, args.set)
-    m = train_run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    # --no-progress wins; without it the config's train.progress decides
+    m = train_run(cfg, args.out, resume=args.resume, progress=False if args.no_progress else None)
     print(summary(cfg, m, args.out))
     return 0
 
