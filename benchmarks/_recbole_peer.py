@@ -210,11 +210,11 @@ def run(spec: dict) -> dict:
     item_of = _item_map(train_data._dataset, splits["n_items"])
     user_of = _user_map(train_data._dataset, splits["n_users"])
     metrics = evaluate_ranking(_scorer(model, dataset, splits["test"], splits, item_of, user_of, spec),
-                               splits["test"], batch_size=512)
+                               splits["test"], batch_size=512, ties="pessimistic")  # as every library
     valid = None
     if splits["valid"] is not None:
         valid = evaluate_ranking(_scorer(model, dataset, splits["valid"], splits, item_of, user_of, spec),
-                                 splits["valid"], batch_size=512)
+                                 splits["valid"], batch_size=512, ties="pessimistic")
     return {
         "library": "recbole", "library_version": recbole.__version__, "peer_model": spec["model"],
         "metrics": metrics, "valid_metrics": valid,

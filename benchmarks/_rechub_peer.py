@@ -154,12 +154,23 @@ def train_eval_rechub(model_name: str, task, *, dim: int, epochs: int, batch_siz
 
     out = {}
     t_eval = time.perf_counter()
+    # pessimistic ties (as seqrec's side of the benchmark): a user whose vector came out zero (a dead ReLU
+    # tower, normalised) ties every item, which optimistic ties would count as rank 1
     out["test"] = evaluate_ranking(scorer(task.test, eval_histories(task.test, max_len)), task.test,
-                                   batch_size=512)
+                                   batch_size=512, ties="pessimistic")
     eval_seconds = time.perf_counter() - t_eval
     if task.valid is not None:
         out["valid"] = evaluate_ranking(scorer(task.valid, eval_histories(task.valid, max_len)), task.valid,
-                                        batch_size=512)
+                                        batch_size=512, ties="pessimistic")
+    zero, test_hists = 0, eval_histories(task.test, max_len)
+    with torch.no_grad():
+        net.mode = "user"
+        for s in range(0, len(task.test), 2048):
+            rows = np.arange(s, min(s + 2048, len(task.test)))
+            hists = test_hists[rows]
+            u = net({"hist_item_id": torch.from_numpy(hists), "user_id": torch.from_numpy(task.test.users[rows])})
+            zero += int((u.reshape(len(rows), -1).norm(dim=1) == 0).sum())
+    notes.append(f"test users whose user vector is all zeros (every item tied): {zero} of {len(task.test)}")
     train_s = sum(epoch_seconds)
     return {
         "library": "torch-rechub", "library_version": PEER_VERSION, "peer_model": model_name,

@@ -24,6 +24,7 @@ SECTIONS = {
     "session.md": ("results", 3),
     "ctr.md": ("ctr", 3),
     "purchase.md": ("purchase", 4),
+    "retrieval_quality.md": ("retrieval-quality", 4),
 }
 
 

@@ -78,6 +78,9 @@ def config_path(model: str, dataset: str) -> Path:
     return ROOT / "configs" / f"{model}_{dataset}.toml"
 
 
+TIES = "pessimistic"
+
+
 def our_config(model: str, dataset: str, seed: int, threads: int, epochs: int):
     """seqrec's RunConfig for (model, dataset) with the run's seed / threads / epochs, or None."""
     from seqrec.config import load_run_config
@@ -85,7 +88,10 @@ def our_config(model: str, dataset: str, seed: int, threads: int, epochs: int):
     p = config_path(model, dataset)
     if not p.is_file():
         return None
-    over = [f"train.seed={seed}", f"train.threads={threads}", "train.progress=false", "eval.test=true"]
+    # pessimistic ties for every library: a degenerate scorer (e.g. a dead-ReLU user tower giving a zero
+    # vector, every item tied) must not count its ties as hits
+    over = [f"train.seed={seed}", f"train.threads={threads}", "train.progress=false", "eval.test=true",
+            f"eval.ties={TIES}"]
     if epochs:
         over.append(f"train.epochs={epochs}")
     return load_run_config(p, over)
@@ -275,6 +281,7 @@ def run_single(args) -> int:
                               interest_num=s.get("interests", 4))
         rec = dict(r, metrics=_pick(r["metrics"]), valid_metrics=_pick(r["valid_metrics"]), settings=s,
                    differences=differences(model, s, cfg) + r["notes"])
+    rec["ties"] = TIES
     Path(args.record_out).write_text(json.dumps(rec, indent=2, default=float))
     return 0
 
@@ -414,7 +421,9 @@ def render(records: list[dict]) -> str:
         thr = sorted({x.get("threads") for x in runs if x.get("threads")})
         eps = sorted({x.get("epochs") for r in recs if r["library"] == LIB for x in r.get("runs", [])
                       if x.get("epochs") is not None})
-        parts += ["", f"## {ds}", "", f"Threads {thr or '—'}; seqrec epochs {eps or '—'}; {when}.", "",
+        ties = sorted({x.get("ties", "optimistic (runs before the tie fix)") for x in runs})
+        parts += ["", f"## {ds}", "", f"Threads {thr or '—'}; seqrec epochs {eps or '—'}; {when}; ties "
+                  f"{' / '.join(ties)}.", "",
                   markdown_table(["Model (peer)", "Library", "Seeds", *METRICS, "train samples/s", "s/epoch",
                                   "speed ratio", "eval s", "peak RSS MB"], rows)]
         if notes:
