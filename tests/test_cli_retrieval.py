@@ -23,7 +23,8 @@ def _cli(capsys, argv: list) -> tuple[int, str, str]:
 def mf_run(tmp_path_factory, data_root):
     out = tmp_path_factory.mktemp("mf") / "run"
     rc = main(["train", str(ROOT / "configs/mf_bpr_movielens1m_m1.toml"), "--out", str(out),
-               "--set", "train.epochs=1", "--set", "model.dim=16", "--no-progress"])
+               "--set", "train.epochs=1", "--set", "model.dim=16", "--set", "data.train_split=train",
+               "--no-progress"])
     assert rc == 0
     return out
 

@@ -49,3 +49,11 @@ def test_a_run_without_test_metrics_is_refused_by_name(bench, tmp_path):
     run = _run(tmp_path / "tuning", "gowalla", "gmf")
     with pytest.raises(SystemExit, match="tuning.*no test metrics"):
         bench.main([str(run), "--out", str(tmp_path / "q.json"), "--md", str(tmp_path / "q.md")])
+
+
+def test_a_folder_skips_pretraining_runs(bench, tmp_path, capsys):
+    _run(tmp_path / "runs/gowalla/ncf_mlp", "gowalla", "ncf_mlp")  # no test metrics
+    _run(tmp_path / "runs/gowalla/gmf", "gowalla", "gmf", test=0.11)
+    recs = bench.main([str(tmp_path / "runs"), "--out", str(tmp_path / "q.json"), "--md", str(tmp_path / "q.md")])
+    assert [r["model"] for r in recs] == ["gmf"]
+    assert "skipped" in capsys.readouterr().out
