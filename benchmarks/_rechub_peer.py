@@ -154,8 +154,8 @@ def train_eval_rechub(model_name: str, task, *, dim: int, epochs: int, batch_siz
 
     out = {}
     t_eval = time.perf_counter()
-    # pessimistic ties (as seqrec's side of the benchmark): a user whose vector came out zero (a dead ReLU
-    # tower, normalised) ties every item, which optimistic ties would count as rank 1
+    # pessimistic ties (as seqrec's side of the benchmark): items or users whose vectors come out all
+    # zero tie, and optimistic ties would count a target tied with the top as rank 1
     out["test"] = evaluate_ranking(scorer(task.test, eval_histories(task.test, max_len)), task.test,
                                    batch_size=512, ties="pessimistic")
     eval_seconds = time.perf_counter() - t_eval
@@ -170,7 +170,9 @@ def train_eval_rechub(model_name: str, task, *, dim: int, epochs: int, batch_siz
             hists = test_hists[rows]
             u = net({"hist_item_id": torch.from_numpy(hists), "user_id": torch.from_numpy(task.test.users[rows])})
             zero += int((u.reshape(len(rows), -1).norm(dim=1) == 0).sum())
-    notes.append(f"test users whose user vector is all zeros (every item tied): {zero} of {len(task.test)}")
+    zero_items = int((items[1:].norm(dim=1) == 0).sum())
+    notes.append(f"all-zero vectors (tied scores): {zero} of {len(task.test)} test users, {zero_items} of "
+                 f"{n_vocab - 1} items")
     train_s = sum(epoch_seconds)
     return {
         "library": "torch-rechub", "library_version": PEER_VERSION, "peer_model": model_name,
