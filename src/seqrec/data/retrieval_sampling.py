@@ -36,9 +36,9 @@ class ItemSampler:
         self.cdf = np.cumsum(self.p)
         self.rng = np.random.default_rng(seed)
 
-    def sample(self, n: int) -> torch.Tensor:
-        """(n,) item indices."""
-        u = self.rng.random(n) * self.cdf[-1]
+    def sample(self, n: int, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """(n,) item indices, from the sampler's own stream or ``rng`` (a per-epoch stream)."""
+        u = (self.rng if rng is None else rng).random(n) * self.cdf[-1]
         return torch.from_numpy(np.searchsorted(self.cdf, u, side="right").clip(1, len(self.p) - 1))
 
     def log_q(self, items: torch.Tensor) -> torch.Tensor:

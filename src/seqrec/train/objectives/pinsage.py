@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from seqrec.data.item_graph import build_item_graph
+from seqrec.data.retrieval_sampling import ItemSampler
 from seqrec.losses.retrieval import max_margin
 from seqrec.train.objectives import Objective
 
@@ -78,19 +79,12 @@ class PinSageMaxMargin(Objective):
         self.pos = np.flatnonzero(keep).astype(np.int64)
         self.pos_user = users[keep]
         self.n_examples = len(self.pos)
-        self.n_items = task.n_items
-        w = task.item_counts()[1:] ** mc.neg_alpha if mc.neg_alpha else np.ones(task.n_items)
-        self.neg_cdf = np.cumsum(w / w.sum())
+        self.sampler = ItemSampler(task.item_counts(), mc.neg_alpha, cfg.train.seed)
 
     def n_hard(self, epoch: int) -> int:
         """Hard negatives per query in (0-based) epoch ``epoch`` (the curriculum)."""
         mc = self.model.config
         return int(min(mc.hard_negatives, mc.hard_per_epoch * max(0, epoch + 1 - mc.hard_from_epoch + 1)))
-
-    def draw_negatives(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """(n,) items drawn from count^neg_alpha (uniform when 0)."""
-        u = rng.random(n) * self.neg_cdf[-1]
-        return 1 + np.minimum(np.searchsorted(self.neg_cdf, u, side="right"), self.n_items - 1)
 
     def batches(self, epoch: int):
         tr, mc = self.task.train, self.model.config
@@ -103,7 +97,7 @@ class PinSageMaxMargin(Objective):
             query = tr.values[p]
             positive = other_items(tr.values, tr.indptr[u], tr.indptr[u + 1], p, rng)
             batch = {"query": torch.from_numpy(query), "target": torch.from_numpy(positive),
-                     "neg": torch.from_numpy(self.draw_negatives(mc.n_negatives, rng))}
+                     "neg": self.sampler.sample(mc.n_negatives, rng)}
             if n_hard:
                 batch["hard"] = torch.from_numpy(draw_hard(self.hard_ptr, self.hard_val, query, positive,
                                                            n_hard, rng))
