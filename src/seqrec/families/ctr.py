@@ -35,6 +35,7 @@ from seqrec.train.checkpoint import (
     load_tensors,
     save_json,
     save_task_files,
+    save_tensors,
 )
 from seqrec.train.ctr_trainer import CTRTrainer, evaluate_ctr
 
@@ -128,6 +129,8 @@ def train_ctr_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = Fals
     out = clear_run_dir(out, resume)
     task = load_task(cfg)
     save_task_files(out, cfg.to_dict(), task.schema, task.vocabs)
+    # every item row's category row: serving derives a candidate's features from its id alone
+    save_tensors(out / "item_cate.pt", {"item_cate": torch.from_numpy(np.asarray(task.item_cate, np.int64))})
     torch.manual_seed(cfg.train.seed)
     model = build_ctr_model(cfg, task.schema)
     log = RunLog(out, append=resume)
