@@ -1,4 +1,5 @@
-"""The ``seqrec`` command line: datasets, download, train, evaluate, recommend, index, score-users.
+"""The ``seqrec`` command line: datasets, download, train, evaluate, recommend, index, score-users,
+serve, export, replay.
 
 Every :class:`~seqrec.errors.SeqrecError` becomes one line on stderr and exit
 code 2; no traceback for bad input.
@@ -139,6 +140,15 @@ def _cmd_score_users(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from seqrec.serve.app import serve
+    except ImportError as exc:
+        raise ConfigError(f"seqrec serve needs the serve extra: pip install 'seqrec[serve]' ({exc})") from exc
+    serve(args.pipeline, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqrec", description="Deep models for behaviour sequences.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -218,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="CSV to write (default RUN_DIR/scores_<category>.csv)")
     s.add_argument("--data-dir", default=None)
     s.set_defaults(func=_cmd_score_users)
+    v = sub.add_parser("serve", help="serve a pipeline (retrieve -> rank) over HTTP (FastAPI + uvicorn)")
+    v.add_argument("pipeline", help="a pipeline TOML file, e.g. configs/serve_amazon_beauty.toml")
+    v.add_argument("--host", default="127.0.0.1")
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    v.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    v.set_defaults(func=_cmd_serve)
     return p
 
 

@@ -15,6 +15,7 @@ Threads: the torch and faiss pools are set to ``pipeline.torch_threads`` (defaul
 process; the handlers compute inline on the event loop (no thread hand-off per request).
 """
 
+import contextlib
 import json
 import os
 import re
@@ -128,9 +129,15 @@ def create_app(cfg: "PipelineConfig | str | os.PathLike", *, holder: "PipelineHo
     log = ImpressionLog(Path(cfg.pipeline.state_dir) if cfg.pipeline.state_dir else None)
     token = os.environ.get(cfg.pipeline.admin_token_env, "")
 
-    app = FastAPI(title="seqrec", version=_version(),
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        log.close()  # flush the impression log
+
+    app = FastAPI(title="seqrec", version=_version(), lifespan=lifespan,
                   description="Two-stage recommendation: retrieve through a faiss index, rank with a CTR model.")
     app.state.holder, app.state.sessions, app.state.metrics = holder, sessions, metrics
+    app.state.impressions = log
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -297,10 +304,6 @@ def create_app(cfg: "PipelineConfig | str | os.PathLike", *, holder: "PipelineHo
     @app.get("/", response_class=HTMLResponse)
     async def index_page():
         return HTMLResponse(page.read_text(encoding="utf-8"))
-
-    @app.on_event("shutdown")
-    async def _close():
-        log.close()
 
     app.add_middleware(Guard, max_body=limits.max_body_bytes, metrics=metrics)
     return app
