@@ -15,6 +15,7 @@ QUIET = ["train.epochs=1", "train.progress=false", "train.threads=1"]
 def beauty_pipeline_runs(tmp_path_factory, data_root) -> tuple[Path, Path]:
     """(retriever, ranker): a one-epoch YouTube DNN with a flat faiss index and a one-epoch DIN
     (directory ``din``), both on Amazon Beauty; about 25 s on one core."""
+    pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'seqrec[serve]')")
     pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install 'seqrec[index]')")
     from seqrec.config import load_run_config
     from seqrec.experiment import build_index, train_run
