@@ -173,11 +173,16 @@ def create_app(cfg: "PipelineConfig | str | os.PathLike", *, holder: "PipelineHo
         if user is not None and not str(user):
             raise _bad("user_id", "must not be empty")
 
-    def respond(res: Result) -> dict:
+    def respond(res: Result) -> JSONResponse:
+        """The response, serialised directly: the handlers build it in the documented shape
+        (response_model, tested), so FastAPI's second validation pass is skipped."""
         for stage, sec in res.timings.items():
             metrics.stage(stage, sec)
-        return {"items": res.items, "model_versions": res.versions, "notes": res.notes,
-                "candidates": res.candidates, "timings_ms": {k: 1e3 * v for k, v in res.timings.items()}}
+        out = {"items": res.items, "model_versions": res.versions, "notes": res.notes,
+               "timings_ms": {k: 1e3 * v for k, v in res.timings.items()}}
+        if res.candidates is not None:
+            out["candidates"] = res.candidates
+        return JSONResponse(out)
 
     @app.post("/recommend", response_model=S.RecommendResponse, response_model_exclude_none=True,
               responses={413: {"model": S.ErrorResponse}, 422: {"model": S.ErrorResponse},

@@ -34,7 +34,6 @@ from torch import nn
 from seqrec.errors import ConfigError
 from seqrec.models.ctr_base import sum_product
 
-
 _CACHE_FLOATS = 1 << 17  # 512 KiB of float32
 
 
@@ -112,16 +111,16 @@ class DINSplit:
             self.w_s, self.w_qs = (w[3], w[4]) if cfg.sum_product else (None, None)
             self.p_all = (self.q_all @ w[0].T).contiguous()  # (R, H1): q's share of the first layer
             self.b1 = first.bias
-        self.rest = model.mlp.net[1:]
+        self.rest = _EvalStack(model.mlp.net[1:])
         self.softmax = cfg.att_softmax
+        self.att_rest = _EvalStack(model.att.mlp.net[1:])  # after the activation unit's first layer
 
     def encode(self, user: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``user``: one row of the user-side features (history, user / context fields)."""
         inp = self.model.inp
         k, mask = inp.keys(user)  # (1, T, D), (1, T)
         kr = k[0][mask[0]]  # (n, D) the real behaviours
-        att = self.model.att
-        first, arest = att.mlp.net[0], att.mlp.net[1:]
+        first = self.model.att.mlp.net[0]
         d = kr.shape[1]
         w_k, w_q, w_d, w_p = first.weight.split(d, dim=1)  # (Ha, D) each
         a_k = kr @ (w_k + w_d).T + first.bias  # (n, Ha)
@@ -129,7 +128,7 @@ class DINSplit:
         m = torch.cat([kr[:, :, None] * w_p.T[None] + (w_q - w_d).T[None], a_k[:, None, :]], 1)  # (n, D+1, Ha)
         n, ha = kr.shape[0], a_k.shape[1]
         c = self.b1 + (user_other(inp, user)[0] @ self.w_o.T if self.w_o.shape[1] else 0.0)  # (H1,)
-        state = {"kr": kr, "m": m.permute(1, 0, 2).reshape(d + 1, n * ha), "arest": arest, "n": n, "ha": ha}
+        state = {"kr": kr, "m": m.permute(1, 0, 2).reshape(d + 1, n * ha).contiguous(), "n": n, "ha": ha}
         if self.w_s is not None:
             s = kr.sum(0)  # (D,)
             c = c + s @ self.w_s.T
@@ -146,9 +145,11 @@ class DINSplit:
         q1 = torch.cat([q, q.new_ones(C, 1)], 1)  # (C, D + 1)
         # blocks of candidates whose (block * n, Ha) activations stay in cache: the elementwise
         # passes of Dice over one (C * n, Ha) matrix measured ~3x slower per element at n = 20
-        block = max(8, _CACHE_FLOATS // (n * ha))
-        w = torch.cat([state["arest"]((q1[i:i + block] @ state["m"]).view(-1, ha)).view(-1, n)
-                       for i in range(0, C, block)])  # (C, n)
+        block = max(32, _CACHE_FLOATS // (n * ha))
+        w = q.new_empty(C, n)
+        for i in range(0, C, block):
+            h = torch.mm(q1[i:i + block], state["m"]).view(-1, ha)  # (block * n, Ha)
+            w[i:i + block] = self.att_rest(h).view(-1, n)
         return torch.softmax(w, 1) if self.softmax else w
 
     def score(self, state, items: torch.Tensor) -> torch.Tensor:
@@ -201,6 +202,46 @@ class DIENSplit:
         logits = model.mlp(torch.cat(parts, 1)).squeeze(-1)
         batch = candidate_batch(self.feats, items)
         return logits if model.item_bias is None else logits + model.item_bias(batch)
+
+
+class _EvalStack:
+    """An MLP's layers after its first, for inference: Linear layers as (in-place) matrix products
+    and Dice with its running moments folded into constants once (Dice's own eval path recomputes
+    them per call: ~15 small ops per block, which added up to milliseconds per request)."""
+
+    def __init__(self, layers: nn.Sequential) -> None:
+        from seqrec.layers.dice import Dice
+
+        self.ops = []
+        with torch.no_grad():
+            for m in layers:
+                if isinstance(m, Dice):
+                    a = torch.rsqrt(m.bn.running_var + m.bn.eps)
+                    self.ops.append(("dice", a.clone(), (-m.bn.running_mean * a).clone(), (1.0 - m.alpha).clone(),
+                                     m.alpha.detach().clone()))
+                elif isinstance(m, nn.Linear) and m.out_features == 1:
+                    self.ops.append(("dot", m.weight[0].detach().clone(), float(m.bias[0]) if m.bias is not None
+                                     else 0.0))
+                elif isinstance(m, nn.Linear):
+                    self.ops.append(("linear", m.weight.detach().T.contiguous(), m.bias.detach().clone()))
+                elif isinstance(m, nn.Dropout):
+                    continue
+                else:
+                    self.ops.append(("module", m))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for op in self.ops:
+            kind = op[0]
+            if kind == "dice":  # x (α + (1 - α) σ(a x + b)), four passes in place
+                _, a, b, one_minus, alpha = op
+                x = torch.addcmul(b, x, a).sigmoid_().mul_(one_minus).add_(alpha).mul_(x)
+            elif kind == "linear":
+                x = torch.addmm(op[2], x, op[1])
+            elif kind == "dot":
+                x = torch.mv(x, op[1]).add_(op[2])[:, None]
+            else:
+                x = op[1](x)
+        return x
 
 
 def split_scorer(model: nn.Module, item_cate: torch.Tensor):
