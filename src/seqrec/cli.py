@@ -166,6 +166,20 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from seqrec.serve.export import export_run
+
+    r = export_run(args.run_dir, args.format, args.out)
+    if args.json:
+        print(json.dumps(r, default=str))
+        return 0
+    what = "ranker" if r["family"] == "ctr" else "user tower"
+    print(f"{r['model']} {what} exported as {r['format']} to {r['path']} ({r['bytes'] / 1e6:.1f} MB; inputs "
+          f"{', '.join(i['name'] for i in r['inputs'])} -> {', '.join(r['outputs'])}; max abs diff to the model "
+          f"{r['parity_max_abs_diff']:.1e} on {r['parity_rows']} test rows)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqrec", description="Deep models for behaviour sequences.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -245,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="CSV to write (default RUN_DIR/scores_<category>.csv)")
     s.add_argument("--data-dir", default=None)
     s.set_defaults(func=_cmd_score_users)
+    ex = sub.add_parser("export", help="export a run's serving graph (retriever user tower, CTR ranker) as "
+                        "TorchScript or ONNX, checked against the model on the test split")
+    ex.add_argument("run_dir")
+    ex.add_argument("--format", required=True, help="torchscript or onnx")
+    ex.add_argument("--out", default=None, help="file to write (default RUN_DIR/ranker.onnx, "
+                    "RUN_DIR/user_tower.onnx, ... .torchscript.pt); a PATH.json sidecar goes next to it")
+    ex.add_argument("--json", action="store_true", help="print the export record as JSON")
+    ex.set_defaults(func=_cmd_export)
     v = sub.add_parser("serve", help="serve a pipeline (retrieve -> rank) over HTTP (FastAPI + uvicorn)")
     v.add_argument("pipeline", help="a pipeline TOML file, e.g. configs/serve_amazon_beauty.toml")
     v.add_argument("--host", default="127.0.0.1")

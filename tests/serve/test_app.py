@@ -246,3 +246,17 @@ def test_ab_assignment_is_sticky_and_follows_the_shares(serve_runs, tmp_path, ma
     assert bucket("test", "42") == pytest.approx(bucket("test", "42"))
     assert 0 <= bucket("test", "42") < 1
     assert "ranker" not in p.variants["B"].versions
+
+
+def test_ranker_user_batch_lays_out_histories_as_training_did(serve_runs):
+    """Left-aligned, oldest first, padding after (data/samples.py): DIEN's GRU reads that order."""
+    from seqrec.families.ctr import load_task
+    from seqrec.serve.stages import Ranker
+
+    rk = Ranker(serve_runs["ranker"])
+    cols = load_task(rk.run.config).test.columns
+    for r in (0, 7, 123):
+        real = cols["hist_item"][r][cols["hist_item"][r] != 0]
+        b = rk.user_batch(real, None)
+        assert b["hist_item"][0].tolist() == cols["hist_item"][r].tolist()
+        assert b["hist_cate"][0].tolist() == cols["hist_cate"][r].tolist()

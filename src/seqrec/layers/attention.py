@@ -31,17 +31,34 @@ class ActivationUnit(nn.Module):
         self.mlp = MLP(4 * dim, hidden, act=act, out_dim=1)
         self.softmax = softmax
 
+    #: export only (:mod:`seqrec.serve.export` sets it while it traces an eval-mode model): :meth:`weights`
+    #: takes :meth:`weights_dense`, whose shapes do not depend on the data, so it traces
+    dense_export: bool = False
+
     def weights(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """q (B, D), k (B, T, D), mask (B, T) bool (True = real) -> w (B, T).
 
         Only the real positions go through the MLP (histories are mostly padding: ~6x less
         work on Amazon), which also keeps padding out of Dice's batch statistics.
         """
+        if self.dense_export:
+            return self.weights_dense(q, k, mask)
         b_idx = mask.nonzero(as_tuple=True)[0]
         kr = k[mask]  # (N, D) real behaviours
         qr = q.index_select(0, b_idx)  # (N, D)
         wr = self.mlp(torch.cat([kr, qr, kr - qr, kr * qr], dim=-1)).squeeze(-1)  # (N,)
         w = k.new_zeros(mask.shape).masked_scatter(mask, wr)  # (B, T), 0 at padding
+        if self.softmax:
+            return torch.softmax(w.masked_fill(~mask, -torch.inf), dim=1).nan_to_num(0.0)
+        return w
+
+    def weights_dense(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """:meth:`weights` with every position through the MLP and padding zeroed after: no
+        boolean-mask indexing, so it traces and exports (TorchScript, ONNX). The same values in
+        eval mode only (Dice then uses its running statistics, so rows do not interact)."""
+        qe = q.unsqueeze(1).expand_as(k)  # (B, T, D)
+        w = self.mlp(torch.cat([k, qe, k - qe, k * qe], dim=-1)).squeeze(-1)  # (B, T)
+        w = w.masked_fill(~mask, 0.0)
         if self.softmax:
             return torch.softmax(w.masked_fill(~mask, -torch.inf), dim=1).nan_to_num(0.0)
         return w

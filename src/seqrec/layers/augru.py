@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from seqrec.kernels import gru as K
@@ -77,8 +78,55 @@ def _run(ih: nn.Linear, hh: nn.Linear, x: torch.Tensor, att: torch.Tensor, mask:
     return _RNN.apply(gx, att, hh.weight, hh.bias, mask.sum(1), idx, _KERNEL_MODE[mode])
 
 
+def _run_dense(ih: nn.Linear, hh: nn.Linear, x: torch.Tensor, att: torch.Tensor, mask: torch.Tensor,
+               mode: str) -> torch.Tensor:
+    """:func:`_run` in torch ops of data-independent shapes, for export only: every row steps
+    through all T columns and keeps its state past its real steps. The same values as the
+    kernel for any mask: each row's real steps are first moved to the front in order (a
+    permutation; the identity for left-aligned rows), and step t reads att[:, t] and writes
+    hs[:, t] while t < the row's length, as the kernel does. Under ``torch.export`` (ONNX) the
+    recurrence is one ``scan`` (an ONNX Scan node, T free); otherwise (TorchScript tracing) a
+    Python loop, unrolled into the trace for this T."""
+    B, T = mask.shape
+    H = hh.weight.shape[1]
+    m = mask.long()
+    lens = m.sum(1, keepdim=True)  # (B, 1)
+    # destination of every column: real steps to 0..len-1 in order, padding after them
+    dest = torch.where(mask, m.cumsum(1) - 1, lens + (1 - m).cumsum(1) - 1)  # (B, T)
+    gx = ih(x)  # (B, T, 3H)
+    gx = torch.zeros_like(gx).scatter(1, dest.unsqueeze(-1).expand(-1, -1, 3 * H), gx)
+    live = (torch.arange(T, device=mask.device) < lens).to(x.dtype)  # (B, T): 1 where step t is real
+    W, b = hh.weight, hh.bias
+
+    def step(h: torch.Tensor, g: torch.Tensor, a: torch.Tensor, lv: torch.Tensor):
+        """h (B, H), g (B, 3H), a and lv (B, 1) -> (next h, the output of step t)."""
+        gh = F.linear(h, W, b)  # (B, 3H)
+        r = torch.sigmoid(g[:, :H] + gh[:, :H])
+        k = torch.sigmoid(g[:, H:2 * H] + gh[:, H:2 * H])
+        c = torch.tanh(g[:, 2 * H:] + r * gh[:, 2 * H:])
+        u = (1.0 - k) * a if mode == "augru" else (a if mode == "agru" else 1.0 - k)
+        h = h + lv * (u * (c - h))  # a padded step leaves h as it is
+        return h, h * lv
+
+    h0 = x.new_zeros(B, H)
+    a, lv = att.unsqueeze(-1), live.unsqueeze(-1)  # (B, T, 1)
+    if torch.compiler.is_exporting():
+        from torch._higher_order_ops.scan import scan
+
+        _, hs = scan(lambda h, xs: step(h, *xs), h0, (gx.transpose(0, 1), a.transpose(0, 1), lv.transpose(0, 1)))
+        return hs.transpose(0, 1)  # (B, T, H)
+    out, h = [], h0
+    for t in range(T):
+        h, o = step(h, gx[:, t], a[:, t], lv[:, t])
+        out.append(o)
+    return torch.stack(out, 1)  # (B, T, H), zero past each row's length
+
+
 class SequenceGRU(nn.Module):
     """A GRU over left-aligned padded sequences: x (B, T, D), mask (B, T) -> (B, T, H)."""
+
+    #: export only (:mod:`seqrec.serve.export`): the recurrence in torch ops (:func:`_run_dense`)
+    dense_export: bool = False
 
     def __init__(self, in_dim: int, hidden: int) -> None:
         super().__init__()
@@ -88,10 +136,13 @@ class SequenceGRU(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         att = x.new_zeros(x.shape[:2])
-        return _run(self.ih, self.hh, x, att, mask, "gru")
+        return (_run_dense if self.dense_export else _run)(self.ih, self.hh, x, att, mask, "gru")
 
 
 class AttentionGRU(nn.Module):
+    #: export only (:mod:`seqrec.serve.export`): the recurrence in torch ops (:func:`_run_dense`)
+    dense_export: bool = False
+
     def __init__(self, in_dim: int, hidden: int, mode: str = "augru") -> None:
         super().__init__()
         if mode not in MODES:
@@ -107,6 +158,6 @@ class AttentionGRU(nn.Module):
         a = att * mask
         if self.mode == "aigru":
             x = x * a.unsqueeze(-1)
-        hs = _run(self.ih, self.hh, x, a, mask, self.mode)  # (B, T, H)
+        hs = (_run_dense if self.dense_export else _run)(self.ih, self.hh, x, a, mask, self.mode)  # (B, T, H)
         last = (lens - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, self.hidden)
         return hs.gather(1, last).squeeze(1) * (lens > 0).unsqueeze(1)

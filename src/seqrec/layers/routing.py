@@ -37,9 +37,11 @@ def squash(z: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
 
 
 def dynamic_interests(n_behaviours: torch.Tensor, max_interests: int) -> torch.Tensor:
-    """K'_u = max(1, min(K, floor(log2 n))) per row (eq. 9); n = 0 gives 1."""
-    n = n_behaviours.clamp(min=1).to(torch.float64)
-    k = torch.floor(torch.log2(n)).to(torch.long)
+    """K'_u = max(1, min(K, floor(log2 n))) per row (eq. 9); n = 0 gives 1. floor(log2 n) as the
+    count of powers 2^j <= n (j = 1..K): exact in integers, also in an exported graph (ONNX's
+    log2 is ln / ln 2, which can fall just under an integer)."""
+    powers = 2 ** torch.arange(1, max_interests + 1, device=n_behaviours.device)  # (K,)
+    k = (n_behaviours.unsqueeze(-1) >= powers).sum(-1)
     return k.clamp(min=1, max=max_interests)
 
 
@@ -70,14 +72,23 @@ class B2IRouting(nn.Module):
         used = dynamic_interests(mask.sum(1), k)  # (B,)
         return torch.arange(k, device=mask.device)[None, :] < used[:, None]
 
+    #: export only (:mod:`seqrec.serve.export`): a graph cannot hold the seeded generator, so an
+    #: eager call in this mode keeps its draw (every length up to its own) for the traced calls
+    dense_export: bool = False
+
     def initial_logits(self, batch: int, length: int, device: torch.device) -> torch.Tensor:
         """(B, K, L) routing logits ~ N(0, sigma^2): fresh in training, seeded in eval."""
         k = self.n_interests
         if self.training:
             return torch.randn(batch, k, length, device=device) * self.sigma
-        g = torch.Generator().manual_seed(self.eval_seed)
-        n_blocks = -(-length // self._BLOCK)
-        rev = torch.cat([torch.randn(self._BLOCK, k, generator=g) for _ in range(n_blocks)])  # (P, K)
+        if self.dense_export and (torch.jit.is_tracing() or torch.compiler.is_exporting()):
+            rev = self._export_rev  # (P, K) a constant of the graph, P >= any length it is run with
+        else:
+            g = torch.Generator().manual_seed(self.eval_seed)
+            n_blocks = -(-length // self._BLOCK)
+            rev = torch.cat([torch.randn(self._BLOCK, k, generator=g) for _ in range(n_blocks)])  # (P, K)
+            if self.dense_export:
+                self._export_rev = rev
         logits = rev[:length].flip(0).T.to(device) * self.sigma  # (K, L): column L-1 = most recent
         return logits[None].expand(batch, k, length)
 
@@ -97,7 +108,9 @@ class B2IRouting(nn.Module):
             u = squash(z)
             if not last:
                 b = b + u @ hat_route.transpose(1, 2)  # (B, K, L)
-        return u * imask[..., None].to(u.dtype), imask
+        # zero the unused interests by a select, not a product: onnxruntime's squash of their
+        # zero capsules can give NaN, and NaN * 0 would survive a product
+        return u.masked_fill(~imask[..., None], 0.0), imask
 
 
 def label_aware_attention(interests: torch.Tensor, mask: torch.Tensor, target: torch.Tensor,

@@ -108,11 +108,17 @@ class SASRec(RetrievalModel):
         x = self.drop(x) * mask.unsqueeze(-1)
         return self.encoder(x, mask)  # (B, L, D)
 
+    #: export only (:mod:`seqrec.serve.export`): every row at the batch's full width, no grouping
+    #: by length (its row selection depends on the data, which a traced graph cannot follow)
+    dense_export: bool = False
+
     def user_vectors(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """F at the last position (B, D). Rows are run in groups of similar length, each group
         cut to its longest history (positions count from the end and attention is causal, so
         the cut changes nothing; most Amazon histories are far shorter than ``max_len``)."""
         history = batch["history"][:, -self.max_len:]
+        if self.dense_export:
+            return self.sequence_outputs(history)[:, -1]  # (B, D)
         lens = (history > 0).sum(1)  # (B,)
         out = history.new_zeros(len(history), self.config.dim, dtype=self.item.weight.dtype)
         lo = -1

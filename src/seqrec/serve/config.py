@@ -26,9 +26,10 @@ key is checked: an unknown key or a value out of range is a ConfigError naming i
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomllib
 
 from seqrec.config_values import from_dict
 from seqrec.errors import ConfigError

@@ -160,8 +160,8 @@ class Variant:
         hist_raw = self.retriever.raw(hist[self.to_ranker[hist] != 1])[-rk.max_len:]
         for j, item in zip(order, res.items, strict=True):
             item["attributes"] = rk.attributes(int(rows[j]))
-            if att is not None and att.shape[1]:
-                w = att[j][-len(hist_raw):] if len(hist_raw) else att[j][:0]
+            if att is not None and att.shape[1]:  # (C, n): the real behaviours, oldest first
+                w = att[j]
                 top = np.argsort(-w, kind="stable")[:5]
                 item["attention"] = [{"id": hist_raw[t], "weight": float(w[t])} for t in top]
         res.candidates = [{"id": i, "score": float(s)} for i, s in zip(self.retriever.raw(idx[:100]), scores[:100],

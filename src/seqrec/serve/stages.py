@@ -170,13 +170,13 @@ class Ranker:
         return {"category": self.cate_ids[int(self.item_cate[item_row])]}
 
     def user_batch(self, hist_rows: np.ndarray, user: str | None) -> dict[str, torch.Tensor]:
-        """One row of the user-side features: the history (left-padded, most recent last, the last
-        ``max_len``), its categories, the user (OOV when unknown or absent), other fields OOV."""
+        """One row of the user-side features: the history (the last ``max_len`` items, oldest
+        first and left-aligned, padding 0 after them, as the CTR samples are built), its
+        categories, the user (OOV when unknown or absent), other fields OOV."""
         T = self.max_len
         tail = hist_rows[-T:]
         pad = np.zeros(T, np.int64)
-        if len(tail):
-            pad[-len(tail):] = tail
+        pad[:len(tail)] = tail
         batch: dict[str, torch.Tensor] = {}
         hist = torch.from_numpy(pad)[None]  # (1, T)
         for f in self.schema.sequence_group("hist"):
