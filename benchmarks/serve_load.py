@@ -387,9 +387,13 @@ async def run_rate(server: Server, bodies: list[bytes], rate: float, args, offse
                 rss["peak"] = max(rss["peak"], rss["end"])
                 await asyncio.sleep(0.25)
 
-        async def scrape() -> dict:
-            async with session.get(server.url + "/metrics") as r:
-                return parse_metrics(await r.text())
+        async def scrape() -> dict | None:
+            """The server's /metrics, or None when an overloaded server does not answer in time."""
+            try:
+                async with session.get(server.url + "/metrics", timeout=aiohttp.ClientTimeout(total=60)) as r:
+                    return parse_metrics(await r.text())
+            except (asyncio.TimeoutError, aiohttp.ClientError):
+                return None
 
         async def window_start() -> None:
             marks["t_window"] = time.perf_counter()
@@ -432,7 +436,8 @@ async def run_rate(server: Server, bodies: list[bytes], rate: float, args, offse
         rss["end"] = server.rss()
         stage_delta = None
         if args.stages:
-            stage_delta = metrics_delta(marks["metrics"], await scrape())
+            end = await scrape()
+            stage_delta = metrics_delta(marks["metrics"], end) if end and marks["metrics"] else None
 
     ok = measured & (status == 200)
     lat_ms = 1e3 * lat[ok]

@@ -128,7 +128,10 @@ class DINSplit:
         m = torch.cat([kr[:, :, None] * w_p.T[None] + (w_q - w_d).T[None], a_k[:, None, :]], 1)  # (n, D+1, Ha)
         n, ha = kr.shape[0], a_k.shape[1]
         c = self.b1 + (user_other(inp, user)[0] @ self.w_o.T if self.w_o.shape[1] else 0.0)  # (H1,)
-        state = {"kr": kr, "m": m.permute(1, 0, 2).reshape(d + 1, n * ha).contiguous(), "n": n, "ha": ha}
+        state = {"kr": kr, "m": m.permute(1, 0, 2).reshape(d + 1, n * ha).contiguous(), "n": n, "ha": ha,
+                 # v W_v^T = w (kr W_v^T): the pooled interest's share of the final MLP's first layer
+                 # from the (C, n) weights directly (n x H1 once, then C x n x H1 instead of C x D x H1)
+                 "kv": (kr @ self.w_v.T).contiguous()}  # (n, H1)
         if self.w_s is not None:
             s = kr.sum(0)  # (D,)
             c = c + s @ self.w_s.T
@@ -153,12 +156,11 @@ class DINSplit:
         return torch.softmax(w, 1) if self.softmax else w
 
     def score(self, state, items: torch.Tensor) -> torch.Tensor:
-        q = self.q_all.index_select(0, items)  # (C, D)
         w = self.attention(state, items)  # (C, n)
-        v = w @ state["kr"]  # (C, D)
-        h = self.p_all.index_select(0, items) + v @ self.w_v.T + state["c"]  # (C, H1)
+        h = self.p_all.index_select(0, items).add_(state["c"])  # (C, H1): q's and the user's shares
+        h.addmm_(w, state["kv"])  # + v W_v^T
         if "m_qs" in state:
-            h = h + q @ state["m_qs"]
+            h.addmm_(self.q_all.index_select(0, items), state["m_qs"])  # + (q ⊙ Σk) W_qs^T
         logits = self.rest(h).squeeze(-1)  # (C,)
         return logits if self.bias_all is None else logits + self.bias_all.index_select(0, items)
 
