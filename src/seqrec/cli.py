@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from seqrec.errors import ConfigError, SeqrecError
@@ -141,6 +142,9 @@ def _cmd_score_users(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    # waiting OpenMP threads sleep at once: a worker's idle pool must not spin on the core another
+    # worker is serving on (set before torch loads; the workers inherit it)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         from seqrec.serve.app import serve
     except ImportError as exc:

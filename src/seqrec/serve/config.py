@@ -85,6 +85,12 @@ class PipelineSection:
     name: str = "seqrec"
     state_dir: str = ""  # "" = no persistence (no restart on the last good version, no impression log)
     torch_threads: int = 1  # per worker process; faiss uses the same
+    # a ranker request whose history has >= long_history items scores with long_threads torch
+    # threads (0 = off, the default). Alone, 2 threads cut a 50-item history's ranking from 14.6 to
+    # 9.2 ms; under load with 2 workers on 2 cores the threads fight the other worker and the p99 at
+    # 200 req/s rose from 21 to 38 ms (benchmarks/README.md, Serving)
+    long_history: int = 0
+    long_threads: int = 2
     admin_token_env: str = "SEQREC_ADMIN_TOKEN"  # POST /admin/reload needs this token (unset = disabled)
     k: int = 20  # default k of /recommend
 

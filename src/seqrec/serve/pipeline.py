@@ -78,9 +78,10 @@ def bucket(pipeline: str, key: str) -> float:
 class Variant:
     """One retriever (+ ranker) with the settings of a :class:`VariantConfig`."""
 
-    def __init__(self, cfg: VariantConfig) -> None:
+    def __init__(self, cfg: VariantConfig, long_history: int = 0, long_threads: int = 0) -> None:
         self.cfg = cfg
         self.name = cfg.name
+        self.long_history, self.long_threads = long_history, long_threads
         self.retriever = Retriever(cfg.retriever, use_index=cfg.index)
         self.retriever.load_data()
         self.ranker = Ranker(cfg.ranker, backend=cfg.ranker_backend) if cfg.ranker else None
@@ -142,7 +143,9 @@ class Variant:
             idx, scores, rows = idx[known], scores[known], rows[known]
         hist_rows = self.to_ranker[hist]
         hist_rows = hist_rows[hist_rows != 1]
-        logits, att = self.ranker.score(hist_rows, user, rows, explain=explain)
+        long = self.long_history and min(len(hist_rows), self.ranker.max_len) >= self.long_history
+        logits, att = self.ranker.score(hist_rows, user, rows, explain=explain,
+                                        threads=self.long_threads if long else 0)
         order = np.argsort(-logits, kind="stable")[:k]
         res.timings["rank"] = time.perf_counter() - t1
         raw = self.retriever.raw(idx[order])
@@ -193,7 +196,8 @@ class Pipeline:
 
     def __init__(self, cfg: PipelineConfig) -> None:
         self.cfg = cfg
-        self.variants = {v.name: Variant(v) for v in cfg.variants}
+        ps = cfg.pipeline
+        self.variants = {v.name: Variant(v, ps.long_history, ps.long_threads) for v in cfg.variants}
         self.session = SessionModel(cfg.session.run) if cfg.session.run else None
         self.loaded_at = time.time()
         self.smoke_test()

@@ -198,9 +198,21 @@ class Ranker:
         get = self.item_index.get
         return np.fromiter((get(r, 1) for r in raw), dtype=np.int64, count=len(raw))
 
-    def score(self, hist_rows: np.ndarray, user: str | None, items: np.ndarray, *, explain: bool = False):
+    def score(self, hist_rows: np.ndarray, user: str | None, items: np.ndarray, *, explain: bool = False,
+              threads: int = 0):
         """Logits of ``items`` (ranker rows) for the history; with ``explain`` also the (C, n)
-        attention weights of the real history positions (attention models), else None."""
+        attention weights of the real history positions (attention models), else None. ``threads``
+        > 0: torch's intra-op threads for this call only."""
+        prev = torch.get_num_threads()
+        if threads and threads != prev:
+            torch.set_num_threads(threads)
+        try:
+            return self._score(hist_rows, user, items, explain)
+        finally:
+            if threads and threads != prev:
+                torch.set_num_threads(prev)
+
+    def _score(self, hist_rows, user, items, explain):
         with torch.inference_mode():
             state = self.scorer.encode(self.user_batch(hist_rows, user))
             it = torch.from_numpy(items)
