@@ -529,7 +529,7 @@ def save(out: Path, label: str, record: dict) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pipeline", default="configs/serve_amazon_beauty.toml")
+    p.add_argument("--pipeline", default="configs/serve/amazon_beauty.toml")
     p.add_argument("--rates", default="50,100,200,400", help="requests/s, comma-separated (default 50,100,200,400)")
     p.add_argument("--duration", type=float, default=30.0, help="measured seconds per rate (default 30)")
     p.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds at the rate first (default 3)")

@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--json", action="store_true", help="print the export record as JSON")
     ex.set_defaults(func=_cmd_export)
     v = sub.add_parser("serve", help="serve a pipeline (retrieve -> rank) over HTTP (FastAPI + uvicorn)")
-    v.add_argument("pipeline", help="a pipeline TOML file, e.g. configs/serve_amazon_beauty.toml")
+    v.add_argument("pipeline", help="a pipeline TOML file, e.g. configs/serve/amazon_beauty.toml")
     v.add_argument("--host", default="127.0.0.1")
     v.add_argument("--port", type=int, default=8000)
     v.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from seqrec.errors import ConfigError
@@ -77,3 +79,16 @@ def test_pipeline_file_is_checked(tmp_path):
             load_pipeline_config(p)
     with pytest.raises(ConfigError, match="not found"):
         load_pipeline_config(tmp_path / "missing.toml")
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[2] / "configs" / "serve").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_pipeline_file_loads(path):
+    cfg = load_pipeline_config(path)
+    assert cfg.variants and abs(sum(v.share for v in cfg.variants) - 1) < 1e-9
+
+
+def test_there_are_shipped_pipelines():
+    assert len(SHIPPED) >= 2

@@ -1,6 +1,6 @@
 """The pipeline file ``seqrec serve PIPELINE.toml`` reads: stages, variants, limits, threads.
 
-Example (``configs/serve_amazon_beauty.toml``)::
+Example (``configs/serve/amazon_beauty.toml``)::
 
     [pipeline]
     name = "beauty"
