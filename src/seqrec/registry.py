@@ -15,11 +15,11 @@ from seqrec.errors import ConfigError
 class ModelEntry:
     name: str
     config_cls: type
-    family: str  # a module of seqrec.families: "session" | "ctr" | "purchase" | "retrieval"
+    family: str  # a module of seqrec.families: "session" | "ctr" | "purchase" | "retrieval" | "multitask"
     description: str
     # session networks: X(config, n_items); session baselines: X(config);
     # CTR and neural purchase models: X(config, schema); xgboost and the rules: X(config, seed=, threads=);
-    # retrieval models: X(config, RetrievalInfo)
+    # retrieval models: X(config, RetrievalInfo); multi-task models: X(config, schema, tasks)
     model_cls: type
 
     @property
@@ -49,13 +49,16 @@ def _entries() -> dict[str, ModelEntry]:
     from seqrec.models.din import DIN, DINConfig, DINPaperConfig
     from seqrec.models.dlrm import DLRM, DLRMConfig
     from seqrec.models.dsin import DSIN, DSINConfig
+    from seqrec.models.esmm import ESMM, ESMMConfig
     from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig
     from seqrec.models.hrnn import HRNN, HRNNConfig
     from seqrec.models.mf_bpr import MFBPR, MFBPRConfig
     from seqrec.models.mind import MIND, MINDConfig
     from seqrec.models.mlp_sum import MLPSum, MLPSumConfig
+    from seqrec.models.mmoe import MMoE, MMoEConfig
     from seqrec.models.ncf import GMF, NCFMLP, GMFConfig, NCFMLPConfig, NeuMF, NeuMFConfig
     from seqrec.models.pinsage import PinSage, PinSageConfig
+    from seqrec.models.ple import PLE, PLEConfig
     from seqrec.models.purchase_rnn import (
         GRUClassifier,
         GRUClassifierConfig,
@@ -63,6 +66,7 @@ def _entries() -> dict[str, ModelEntry]:
         LSTMClassifierConfig,
     )
     from seqrec.models.sasrec import SASRec, SASRecCEConfig, SASRecConfig
+    from seqrec.models.shared_bottom import SharedBottom, SharedBottomConfig
     from seqrec.models.tdm import TDM, TDMConfig
     from seqrec.models.wide_deep import WideDeep, WideDeepConfig, WideDeepPaperConfig
     from seqrec.models.youtube_dnn import YouTubeDNN, YouTubeDNNConfig
@@ -109,6 +113,14 @@ def _entries() -> dict[str, ModelEntry]:
                        Frequency),
             ModelEntry("rfm_logreg", RFMLogRegConfig, "purchase",
                        "logistic regression on recency / frequency / monetary features", RFMLogReg),
+            # multi-task (several labels per row, a head per task)
+            ModelEntry("shared_bottom", SharedBottomConfig, "multitask",
+                       "Shared-Bottom: one shared MLP, a tower per task (Caruana 1997)", SharedBottom),
+            ModelEntry("mmoe", MMoEConfig, "multitask", "Multi-gate Mixture-of-Experts (Ma et al. KDD 2018)", MMoE),
+            ModelEntry("ple", PLEConfig, "multitask", "Progressive Layered Extraction (Tang et al. RecSys 2020)",
+                       PLE),
+            ModelEntry("esmm", ESMMConfig, "multitask", "Entire Space Multi-task Model, pCTCVR = pCTR x pCVR "
+                       "(Ma et al. SIGIR 2018)", ESMM),
             # retrieval (candidate generation over the whole catalogue)
             ModelEntry("pop_retrieval", PopRetrievalConfig, "retrieval",
                        "most popular training items for every user (the rule baseline)", PopRetrieval),

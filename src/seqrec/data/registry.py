@@ -54,6 +54,21 @@ class CTRRecipe:
 
 
 @dataclass(frozen=True)
+class MultiTaskRecipe:
+    """Several binary labels per row: ``build(name, folder, seed=)`` -> a MultiTaskData
+    (seqrec.data.tasks.multitask)."""
+
+    build: Callable[..., Any]
+    how: str
+
+
+def _census_build(name: str, folder: Path, **kw: Any) -> Any:
+    from seqrec.data.tasks.multitask import census_task
+
+    return census_task(name, folder, **kw)
+
+
+@dataclass(frozen=True)
 class DatasetEntry:
     """What the registry knows about one dataset (shown by ``seqrec datasets``)."""
 
@@ -276,6 +291,18 @@ DATASETS: dict[str, DatasetEntry] = {
             licence="research-only (Amazon review data, McAuley lab)",
             description="Amazon Sports 5-core sequences: 35,598 users, 18,357 items, with categories",
             recipes={"ctr": _AMAZON_CTR, "retrieval": _AMAZON_RETRIEVAL},
+        ),
+        DatasetEntry(
+            name="census_income",
+            subdir="multitask/census_income",
+            files=("census-income.test.gz",),
+            source=("UCI Census-Income (KDD), dataset 117; drawbridge/keras-mmoe commit "
+                    "2718f56e4313716fd3a86e9510bc2df0cc366238, data/census-income.test.gz"),
+            licence="CC BY 4.0 (UCI; cite the repository and donors)",
+            description="US census 1994-95, 99,762 people (the official test file): income > 50K, never married",
+            recipes={"multitask": MultiTaskRecipe(
+                _census_build, "MMoE's task group 1 (income > 50K, never married); the staged file split "
+                "60/20/20 by a seeded permutation")},
         ),
         DatasetEntry(
             name="gowalla",

@@ -1,0 +1,93 @@
+"""What the multi-task models share: the input layer, the config fields, the output.
+
+Every multi-task model is ``X(config, schema, tasks)``: a batch (dict of tensors: one column per
+schema feature) -> :class:`MultiTaskOutput`, the logits of every task (B, n_tasks) in the order of
+``tasks``. The input is every sparse feature's embedding and the dense features, concatenated
+(B, F * D + dense): the MMoE paper's input for census (Ma et al. KDD 2018, sec. 6.3), and what
+torch-rechub's models build (its ``EmbeddingLayer`` with ``squeeze_dim=True``). The losses live in
+the trainer (:mod:`seqrec.train.multitask_trainer`): BCE per task, summed; ESMM says how its two
+outputs are supervised with ``esmm_tasks``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from seqrec.layers.embedding import FeatureEmbedding
+from seqrec.layers.mlp import ACTIVATIONS
+from seqrec.schema import Schema
+
+
+@dataclass(frozen=True)
+class MultiTaskConfig:
+    embedding_dim: int = 4
+    tower_hidden: tuple[int, ...] = (8,)  # each task's tower before its logit
+    activation: str = "relu"
+    dropout: float = 0.0
+    init_std: float = 1e-4  # embedding rows ~ N(0, init_std) (torch-rechub's RandomNormal(0, 1e-4))
+    # BatchNorm1d after every hidden Linear layer (torch-rechub's MLP has it; the papers do not).
+    # In eval mode it uses the running statistics: a row's output never depends on its batch
+    batch_norm: bool = False
+    weight_decay: float = 0.0  # the optimiser's L2 on every parameter (torch-rechub's example: 1e-4)
+
+    def __post_init__(self) -> None:
+        if self.embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be >= 1, got {self.embedding_dim}")
+        acts = [a for a in ACTIVATIONS if a not in ("sigmoid", "none")]
+        if self.activation not in acts:
+            raise ValueError(f"activation must be one of {acts}, got {self.activation!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class MultiTaskOutput:
+    logits: torch.Tensor  # (B, n_tasks), the order of the model's ``tasks``
+
+
+class MultiTaskInputs(nn.Module):
+    """Sparse embeddings and dense features concatenated: batch -> (B, width)."""
+
+    def __init__(self, schema: Schema, dim: int, init_std: float) -> None:
+        super().__init__()
+        self.schema = schema.with_dim(dim)
+        self.emb = FeatureEmbedding(self.schema, init_std=init_std)
+        self.sparse = [f.name for f in self.schema.of_kind("sparse")]
+        self.dense = [f.name for f in self.schema.of_kind("dense")]
+        self.width = len(self.sparse) * dim + self.schema.dense_dim()
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        parts = [self.emb.lookup(batch, n) for n in self.sparse] + [batch[n] for n in self.dense]
+        return torch.cat(parts, 1)  # (B, width)
+
+
+def mlp(in_dim: int, hidden: tuple[int, ...], cfg: MultiTaskConfig, out_dim: int = 0) -> nn.Sequential:
+    """Linear [-> BatchNorm] -> activation [-> dropout] per hidden layer, then an optional linear
+    output of ``out_dim`` units; ``.out_dim`` is the width it returns."""
+    from seqrec.layers.mlp import activation
+
+    layers: list[nn.Module] = []
+    d = in_dim
+    for h in hidden:
+        layers.append(nn.Linear(d, h))
+        if cfg.batch_norm:
+            layers.append(nn.BatchNorm1d(h))
+        layers.append(activation(cfg.activation, h))
+        if cfg.dropout > 0:
+            layers.append(nn.Dropout(cfg.dropout))
+        d = h
+    if out_dim:
+        layers.append(nn.Linear(d, out_dim))
+        d = out_dim
+    net = nn.Sequential(*layers)
+    net.out_dim = d
+    return net
+
+
+def towers(in_dim: int, n: int, cfg: MultiTaskConfig) -> nn.ModuleList:
+    """One MLP tower per task ending in a single logit."""
+    return nn.ModuleList(mlp(in_dim, cfg.tower_hidden, cfg, out_dim=1) for _ in range(n))
