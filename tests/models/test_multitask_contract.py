@@ -12,9 +12,8 @@ import torch
 
 from seqrec.config import load_run_config
 from seqrec.families.multitask import build_model
+from seqrec.registry import model_names
 from seqrec.train.multitask_trainer import batches, evaluate_multitask, multitask_loss
-
-from seqrec.registry import model_names  # noqa: E402
 
 CONTRACT_MODELS = model_names("multitask")
 MODELS = CONTRACT_MODELS
