@@ -27,12 +27,14 @@ PURCHASE = {"instacart", "taobao", "cdnow", "tafeng"}
 
 
 def test_one_registry_for_every_family():
-    families = ("session", "ctr", "purchase", "retrieval")
+    families = ("session", "ctr", "purchase", "retrieval", "multitask")
     by_family = {f: {n for n, e in DATASETS.items() if f in e.recipes} for f in families}
     retrieval = {"gowalla", "movielens1m_m1", "amazon_beauty", "amazon_sports", "ml-100k", "taobao"}
-    assert by_family == {"session": SESSION, "ctr": CTR, "purchase": PURCHASE, "retrieval": retrieval}
-    assert set(DATASETS) == SESSION | CTR | PURCHASE | retrieval
-    assert DATASETS["taobao"].families == families  # one file, four recipes
+    multitask = {"census_income"}
+    assert by_family == {"session": SESSION, "ctr": CTR, "purchase": PURCHASE, "retrieval": retrieval,
+                         "multitask": multitask}
+    assert set(DATASETS) == SESSION | CTR | PURCHASE | retrieval | multitask
+    assert DATASETS["taobao"].families == families[:4]  # one file, four recipes
     for name, info in DATASETS.items():
         assert isinstance(info, DatasetEntry) and info.name == name
         assert info.files and info.licence and info.source and info.description
