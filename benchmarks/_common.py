@@ -105,3 +105,29 @@ def markdown_table(
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def read_result_object(path: str | os.PathLike) -> dict:
+    """A results file holding one JSON object of results by key (e.g. ``results/serving.json``);
+    {} if it does not exist. A corrupt file raises (it is never silently overwritten)."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{path} is not valid JSON ({exc}); move it away and re-run") from exc
+    if not isinstance(data, dict):
+        raise SystemExit(f"{path}: expected a JSON object of results by key, got {type(data).__name__}")
+    return data
+
+
+def update_result_key(path: str | os.PathLike, key: str, value) -> None:
+    """Set ``key`` of a results object file to ``value``, keeping the other keys; atomic."""
+    from seqrec.io import atomic_write_text
+
+    data = read_result_object(path)
+    data[key] = value
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+

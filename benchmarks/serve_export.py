@@ -29,7 +29,6 @@ to ``benchmarks/results/serving.json`` under ``"export"`` (other keys kept).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -41,18 +40,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, env_info  # noqa: E402
-
-from seqrec.io import atomic_write_text  # noqa: E402
+from _common import ROOT, env_info, update_result_key  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "serving.json"
 RUNS = ROOT / "runs" / "final" / "amazon_beauty"
 
 
 def update_results(key: str, value, path: Path = RESULTS) -> None:
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data[key] = value
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    update_result_key(path, key, value)
 
 
 def _copy_run(src: Path, tmp: Path) -> Path:

@@ -507,23 +507,13 @@ def table(rows: list[list[str]], header: bool = True) -> str:
 
 
 def save(out: Path, label: str, record: dict) -> None:
-    from seqrec.io import atomic_write_text
+    """``record`` under ``load.<label>`` of the results object, other keys and labels kept."""
+    from _common import read_result_object, update_result_key
 
-    data = {}
-    if out.exists():
-        try:
-            data = json.loads(out.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise SystemExit(f"{out} is not valid JSON ({exc}); move it away and re-run") from exc
-        if not isinstance(data, dict):
-            raise SystemExit(f"{out}: expected a JSON object of results by key, got {type(data).__name__}")
-    load = data.get("load")
+    load = read_result_object(out).get("load")
     if not isinstance(load, dict) or "rates" in load:  # absent, or an older single-record layout
         load = {}
-    load[label] = record
-    data["load"] = load
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps(data, indent=2) + "\n")
+    update_result_key(out, "load", {**load, label: record})
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -15,12 +15,14 @@ speedups, and the max abs difference of the logits (split vs naive). Results go 
 ``benchmarks/results/serving.json`` under ``"split"``.
 
     python benchmarks/serve_split.py [--rankers din dien] [--users 200]
+
+Then, for the first ranker, the split scorer by history length (3, 8, 20, 50 items) with 1 and 2
+torch threads (``"split_by_history"``): DIN's cost grows with the (candidate, behaviour) pairs.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,17 +31,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, env_info  # noqa: E402
-
-from seqrec.io import atomic_write_text  # noqa: E402
+from _common import ROOT, env_info, update_result_key  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "serving.json"
 
 
 def update_results(key: str, value, path: Path = RESULTS) -> None:
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data[key] = value
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    update_result_key(path, key, value)
 
 
 def bench_ranker(ranker_dir: Path, retriever_dir: Path, n_users: int, n_per_candidate: int, seed: int) -> dict:
@@ -92,6 +90,32 @@ def bench_ranker(ranker_dir: Path, retriever_dir: Path, n_users: int, n_per_cand
     return out
 
 
+def bench_lengths(ranker_dir: Path, lengths: list[int], threads: list[int], rounds: int, seed: int) -> list[dict]:
+    """The split scorer on 1,000 candidates by history length and torch thread count: histories
+    of ``n`` catalogue items drawn with a seed (DIN's cost depends on n, not on which items),
+    rounds interleaved over (length, threads); median ms per call."""
+    from seqrec.serve.stages import Ranker
+
+    rk = Ranker(ranker_dir)
+    rng = np.random.default_rng(seed)
+    n_rows = len(rk.item_cate)
+    items = torch.from_numpy(rng.integers(2, n_rows, 1000))
+    users = {n: rk.user_batch(rng.integers(2, n_rows, n), None) for n in lengths}
+    times: dict[tuple[int, int], list[float]] = {(n, t): [] for n in lengths for t in threads}
+    with torch.inference_mode():
+        for _ in range(rounds):
+            for n in lengths:
+                for t in threads:
+                    torch.set_num_threads(t)
+                    t0 = time.perf_counter()
+                    rk.scorer.score(rk.scorer.encode(users[n]), items)
+                    times[(n, t)].append(time.perf_counter() - t0)
+    torch.set_num_threads(1)
+    return [{"ranker": rk.name, "history_len": n, "threads": t, "candidates": 1000,
+             "median_ms": float(1e3 * np.median(v[1:])), "p95_ms": float(1e3 * np.percentile(v[1:], 95)),
+             "rounds": rounds} for (n, t), v in times.items()]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rankers", nargs="+", default=["din", "dien"])
@@ -100,6 +124,9 @@ def main(argv=None) -> int:
     ap.add_argument("--users", type=int, default=200)
     ap.add_argument("--per-candidate-users", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lengths", type=int, nargs="+", default=[3, 8, 20, 50])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -114,6 +141,12 @@ def main(argv=None) -> int:
               f"{r['naive']['median_ms']:>9.2f} {pc:>12.1f} {r['speedup_vs_naive']:>8.2f} "
               f"{r['speedup_vs_per_candidate'] or float('nan'):>10.1f} {r['max_abs_diff']:>9.1e}")
     update_results("split", {"env": env_info(), "threads": 1, "rows": rows}, Path(args.out))
+    by_len = bench_lengths(runs / args.rankers[0], args.lengths, args.threads, args.rounds, args.seed)
+    print(f"\n{args.rankers[0]}, 1,000 candidates, by history length (median ms):")
+    for t in args.threads:
+        print(f"  {t} thread(s): " + "  ".join(f"n={r['history_len']} {r['median_ms']:.2f}"
+                                             for r in by_len if r["threads"] == t))
+    update_results("split_by_history", {"env": env_info(), "rows": by_len}, Path(args.out))
     return 0
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import tomllib
 
-from seqrec.config_values import from_dict
+from seqrec.config_values import from_dict, read_toml
 from seqrec.errors import ConfigError
 
 PURCHASE_PROTOCOLS = ("article-1to1", "deployment")  # see seqrec.data.tasks.purchase
@@ -265,14 +265,8 @@ def load_run_config(
     from seqrec.registry import get_model_entry
 
     if raw is None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} not found")
-        try:
-            raw = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{p}: invalid TOML: {exc}") from exc
-        where = str(p)
+        raw = read_toml(path)
+        where = str(path)
     else:
         raw = json.loads(json.dumps(raw))  # deep copy
         where = "config"

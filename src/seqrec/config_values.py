@@ -150,3 +150,19 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
     return value
+
+
+def read_toml(path, what: str = "config file") -> dict:
+    """The parsed TOML file at ``path``; ConfigError for a missing file or invalid TOML."""
+    from pathlib import Path
+
+    import tomllib
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {p} not found")
+    try:
+        return tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from exc
+

@@ -260,3 +260,24 @@ def test_ranker_user_batch_lays_out_histories_as_training_did(serve_runs):
         b = rk.user_batch(real, None)
         assert b["hist_item"][0].tolist() == cols["hist_item"][r].tolist()
         assert b["hist_cate"][0].tolist() == cols["hist_cate"][r].tolist()
+
+
+def test_a_retriever_without_item_vectors_serves_its_own_scores(data_root, tmp_path):
+    """Popularity (no user tower, no index): the retriever ranks by the model's score_all."""
+    import torch
+
+    from seqrec.config import load_run_config
+    from seqrec.experiment import train_run
+    from seqrec.serve.stages import Retriever
+
+    out = tmp_path / "pop"
+    train_run(load_run_config("configs/pop_retrieval_amazon_beauty.toml", ["train.progress=false"]), out)
+    r = Retriever(out, use_index=False)
+    hist = np.array([5, 9, 11])
+    idx, scores = r.retrieve(hist, 10, hist)
+    s = r.run.model.score_all({"user": torch.zeros(1, dtype=torch.long), "history": torch.from_numpy(hist)[None],
+                               "age": torch.zeros(1)})[0].float().clone()
+    s[0] = -torch.inf
+    s[torch.from_numpy(hist)] = -torch.inf
+    assert np.array_equal(scores, torch.topk(s, 10).values.numpy())
+    assert not set(idx.tolist()) & {5, 9, 11}

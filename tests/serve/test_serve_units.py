@@ -72,7 +72,7 @@ def test_pipeline_file_is_checked(tmp_path):
         (GOOD + "\n[limits]\nmax_k = 0\n", "positive"),
         (GOOD.replace('ranker = "runs/y"', 'ranker = "runs/y"\nranker_backend = "tf"'), "ranker_backend"),
         ("[pipeline]\nname = 't'\n", "at least one"),
-        ("[pipeline\n", "not valid TOML"),
+        ("[pipeline\n", "invalid TOML"),
     ]:
         p.write_text(bad)
         with pytest.raises(ConfigError, match=words):

@@ -72,15 +72,9 @@ class ActivationUnit(nn.Module):
         per row) and the bilinear term sum_d W_p[:, d] k_d q_d, one batched matrix product. Only
         real positions are computed; Dice sees the same (pair, position) rows as in ``weights``.
         """
-        first, rest = self.mlp.net[0], self.mlp.net[1:]
-        d = k.shape[-1]
-        w_k, w_q, w_d, w_p = first.weight.split(d, dim=1)  # (H, D) each
+        rest = self.mlp.net[1:]
         b_idx, t_idx = mask.nonzero(as_tuple=True)
-        kr = k[b_idx, t_idx]  # (R, D) real behaviours
-        a_k = kr @ (w_k + w_d).T + first.bias  # (R, H): the key's own term
-        # one matrix per behaviour maps [q, 1] to the first layer's output:
-        # rows d < D: k_d W_p[:, d] + (W_q - W_d)[:, d] (bilinear + query terms), last row: a_k
-        m = torch.cat([kr[:, :, None] * w_p.T[None] + (w_q - w_d).T[None], a_k[:, None, :]], dim=1)  # (R, D+1, H)
+        m = self.key_terms(k[b_idx, t_idx])  # (R, D + 1, H)
         q1 = torch.cat([q, q.new_ones(q.shape[0], q.shape[1], 1)], dim=2)  # (B, C, D + 1)
         h = torch.bmm(q1.index_select(0, b_idx), m)  # (R, C, H)
         wr = rest(h.reshape(-1, h.shape[-1])).view(h.shape[0], h.shape[1])  # (R, C)
@@ -90,6 +84,15 @@ class ActivationUnit(nn.Module):
         if self.softmax:
             return torch.softmax(w.masked_fill(~mask[:, None, :], -torch.inf), dim=2).nan_to_num(0.0)
         return w
+
+    def key_terms(self, kr: torch.Tensor) -> torch.Tensor:
+        """(R, D) behaviours -> (R, D + 1, H): for each, the matrix that maps [q, 1] to the first
+        layer's output on [k, q, k - q, k ⊙ q]: rows d < D are k_d W_p[:, d] + (W_q - W_d)[:, d]
+        (the bilinear and query terms), the last row (W_k + W_d) k + b (the key's own term)."""
+        first = self.mlp.net[0]
+        w_k, w_q, w_d, w_p = first.weight.split(kr.shape[-1], dim=1)  # (H, D) each
+        a_k = kr @ (w_k + w_d).T + first.bias  # (R, H)
+        return torch.cat([kr[:, :, None] * w_p.T[None] + (w_q - w_d).T[None], a_k[:, None, :]], dim=1)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """-> the weighted sum of the keys (B, D)."""

@@ -25,10 +25,7 @@ class Dice(nn.Module):
         if s.dim() == 3:  # (B, T, C): statistics over batch and time
             return self.forward(s.reshape(-1, s.shape[-1])).reshape(s.shape)
         if not self.training and not torch.is_grad_enabled():  # serving: 4 in-place passes, not 9
-            bn = self.bn
-            a = torch.rsqrt(bn.running_var + bn.eps)
-            p = torch.addcmul(-bn.running_mean * a, s, a).sigmoid_()  # p(s)
-            return p.mul_(1.0 - self.alpha).add_(self.alpha).mul_(s)  # s (α + (1 - α) p)
+            return self.apply_folded(s, self.folded())
         if self.training and s.shape[0] < 2:  # one row has no batch variance: use the running one
             bn = self.bn
             z = F.batch_norm(s, bn.running_mean, bn.running_var, training=False, eps=bn.eps)
@@ -36,3 +33,18 @@ class Dice(nn.Module):
             z = self.bn(s)
         p = torch.sigmoid(z)
         return p * s + (1.0 - p) * self.alpha * s
+
+    @torch.no_grad()
+    def folded(self) -> tuple[torch.Tensor, ...]:
+        """Inference constants (a, b, 1 - α, α) with p(s) = σ(a s + b): the running moments folded
+        once (a = 1 / sqrt(Var + ε), b = -E a). Callers that score many blocks keep them."""
+        a = torch.rsqrt(self.bn.running_var + self.bn.eps)
+        return a, -self.bn.running_mean * a, 1.0 - self.alpha.detach(), self.alpha.detach()
+
+    @staticmethod
+    def apply_folded(s: torch.Tensor, consts: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Eval-mode Dice from :meth:`folded`'s constants: s (α + (1 - α) σ(a s + b)), four passes
+        over a new tensor (``s`` is read, not written)."""
+        a, b, one_minus, alpha = consts
+        return torch.addcmul(b, s, a).sigmoid_().mul_(one_minus).add_(alpha).mul_(s)
+

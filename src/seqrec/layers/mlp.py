@@ -32,16 +32,20 @@ def activation(name: str, channels: int) -> nn.Module:
 
 
 class MLP(nn.Module):
-    """in_dim -> hidden[0] -> ... -> hidden[-1] (activation and dropout after each), then
-    an optional linear output layer of ``out_dim`` units. Works on (B, C) and (B, T, C)."""
+    """in_dim -> hidden[0] -> ... -> hidden[-1] (optional BatchNorm, then activation and dropout
+    after each), then an optional linear output layer of ``out_dim`` units. Works on (B, C) and
+    (B, T, C)."""
 
     def __init__(self, in_dim: int, hidden: Sequence[int], act: str = "relu", dropout: float = 0.0,
-                 out_dim: int = 0) -> None:
+                 out_dim: int = 0, batch_norm: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         d = in_dim
         for h in hidden:
-            layers += [nn.Linear(d, h), activation(act, h)]
+            layers.append(nn.Linear(d, h))
+            if batch_norm:  # after the Linear, before the activation (torch-rechub's MLP)
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(activation(act, h))
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             d = h

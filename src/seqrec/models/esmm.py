@@ -13,12 +13,12 @@ embeddings (16 wide) of the sparse features only, as the paper's model has no de
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from seqrec.models.multitask_base import MultiTaskConfig, MultiTaskInputs, MultiTaskOutput, mlp
+from seqrec.models.multitask_base import MultiTaskConfig, MultiTaskModel, MultiTaskOutput, mlp
 from seqrec.schema import Schema
 
 
@@ -29,20 +29,16 @@ class ESMMConfig(MultiTaskConfig):
     use_dense: bool = False
 
 
-class ESMM(nn.Module):
+class ESMM(MultiTaskModel):
     #: the trainer supervises pCTR with the second task's label and pCTR x pCVR with both
     esmm_tasks = True
 
     def __init__(self, config: ESMMConfig, schema: Schema, tasks: tuple[str, ...]) -> None:
-        super().__init__()
         if len(tasks) != 2:
             raise ValueError(f"ESMM has two tasks (conversion, click), got {tasks}")
-        self.config, self.tasks = config, tuple(tasks)
         if not config.use_dense:
-            from dataclasses import replace
-
-            schema = replace(schema, features=tuple(f for f in schema.features if f.kind != "dense"))
-        self.inp = MultiTaskInputs(schema, config.embedding_dim, config.init_std)
+            schema = dataclasses.replace(schema, features=tuple(f for f in schema.features if f.kind != "dense"))
+        super().__init__(config, schema, tasks)
         self.cvr = mlp(self.inp.width, config.tower_hidden, config, out_dim=1)
         self.ctr = mlp(self.inp.width, config.tower_hidden, config, out_dim=1)
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from seqrec.models.multitask_base import (
     MultiTaskConfig,
-    MultiTaskInputs,
+    MultiTaskModel,
     MultiTaskOutput,
     mlp,
     towers,
@@ -35,11 +35,9 @@ class MMoEConfig(MultiTaskConfig):
             raise ValueError(f"n_experts must be >= 1, got {self.n_experts}")
 
 
-class MMoE(nn.Module):
+class MMoE(MultiTaskModel):
     def __init__(self, config: MMoEConfig, schema: Schema, tasks: tuple[str, ...]) -> None:
-        super().__init__()
-        self.config, self.tasks = config, tuple(tasks)
-        self.inp = MultiTaskInputs(schema, config.embedding_dim, config.init_std)
+        super().__init__(config, schema, tasks)
         d = self.inp.width
         self.experts = nn.ModuleList(mlp(d, config.expert_hidden, config)
                                      for _ in range(config.n_experts))

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from seqrec.layers.embedding import FeatureEmbedding
-from seqrec.layers.mlp import ACTIVATIONS
+from seqrec.layers.mlp import ACTIVATIONS, MLP
 from seqrec.schema import Schema
 
 
@@ -65,29 +65,20 @@ class MultiTaskInputs(nn.Module):
         return torch.cat(parts, 1)  # (B, width)
 
 
-def mlp(in_dim: int, hidden: tuple[int, ...], cfg: MultiTaskConfig, out_dim: int = 0) -> nn.Sequential:
-    """Linear [-> BatchNorm] -> activation [-> dropout] per hidden layer, then an optional linear
-    output of ``out_dim`` units; ``.out_dim`` is the width it returns."""
-    from seqrec.layers.mlp import activation
-
-    layers: list[nn.Module] = []
-    d = in_dim
-    for h in hidden:
-        layers.append(nn.Linear(d, h))
-        if cfg.batch_norm:
-            layers.append(nn.BatchNorm1d(h))
-        layers.append(activation(cfg.activation, h))
-        if cfg.dropout > 0:
-            layers.append(nn.Dropout(cfg.dropout))
-        d = h
-    if out_dim:
-        layers.append(nn.Linear(d, out_dim))
-        d = out_dim
-    net = nn.Sequential(*layers)
-    net.out_dim = d
-    return net
+def mlp(in_dim: int, hidden: tuple[int, ...], cfg: MultiTaskConfig, out_dim: int = 0) -> MLP:
+    """The configured MLP (activation, dropout, optional BatchNorm)."""
+    return MLP(in_dim, hidden, cfg.activation, cfg.dropout, out_dim=out_dim, batch_norm=cfg.batch_norm)
 
 
 def towers(in_dim: int, n: int, cfg: MultiTaskConfig) -> nn.ModuleList:
     """One MLP tower per task ending in a single logit."""
     return nn.ModuleList(mlp(in_dim, cfg.tower_hidden, cfg, out_dim=1) for _ in range(n))
+
+
+class MultiTaskModel(nn.Module):
+    """Base of the multi-task models: the config, the task names and the input layer."""
+
+    def __init__(self, config: MultiTaskConfig, schema: Schema, tasks: tuple[str, ...]) -> None:
+        super().__init__()
+        self.config, self.tasks = config, tuple(tasks)
+        self.inp = MultiTaskInputs(schema, config.embedding_dim, config.init_std)

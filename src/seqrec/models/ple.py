@@ -17,7 +17,7 @@ from torch import nn
 
 from seqrec.models.multitask_base import (
     MultiTaskConfig,
-    MultiTaskInputs,
+    MultiTaskModel,
     MultiTaskOutput,
     mlp,
     towers,
@@ -69,11 +69,9 @@ class _CGC(nn.Module):
         return out
 
 
-class PLE(nn.Module):
+class PLE(MultiTaskModel):
     def __init__(self, config: PLEConfig, schema: Schema, tasks: tuple[str, ...]) -> None:
-        super().__init__()
-        self.config, self.tasks = config, tuple(tasks)
-        self.inp = MultiTaskInputs(schema, config.embedding_dim, config.init_std)
+        super().__init__(config, schema, tasks)
         n, h = len(self.tasks), config.expert_hidden[-1]
         dims = [self.inp.width] + [h] * (config.n_levels - 1)
         self.levels = nn.ModuleList(_CGC(dims[i], n, config, last=i == config.n_levels - 1)

@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from seqrec.models.multitask_base import (
     MultiTaskConfig,
-    MultiTaskInputs,
+    MultiTaskModel,
     MultiTaskOutput,
     mlp,
     towers,
@@ -28,11 +27,9 @@ class SharedBottomConfig(MultiTaskConfig):
     bottom_hidden: tuple[int, ...] = (117,)
 
 
-class SharedBottom(nn.Module):
+class SharedBottom(MultiTaskModel):
     def __init__(self, config: SharedBottomConfig, schema: Schema, tasks: tuple[str, ...]) -> None:
-        super().__init__()
-        self.config, self.tasks = config, tuple(tasks)
-        self.inp = MultiTaskInputs(schema, config.embedding_dim, config.init_std)
+        super().__init__(config, schema, tasks)
         self.bottom = mlp(self.inp.width, config.bottom_hidden, config)
         self.towers = towers(self.bottom.out_dim, len(self.tasks), config)
 

@@ -27,11 +27,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import tomllib
-
-from seqrec.config_values import from_dict
+from seqrec.config_values import from_dict, read_toml
 from seqrec.errors import ConfigError
 
 
@@ -121,11 +118,4 @@ class PipelineConfig:
 
 def load_pipeline_config(path: str | os.PathLike) -> PipelineConfig:
     """Read and check a pipeline TOML file."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"pipeline file {p} not found")
-    try:
-        raw = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
-    return from_dict(PipelineConfig, raw, str(p))
+    return from_dict(PipelineConfig, read_toml(path, "pipeline file"), str(path))

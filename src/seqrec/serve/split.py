@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from seqrec.errors import ConfigError
+from seqrec.layers.dice import Dice
 from seqrec.models.ctr_base import sum_product
 
 _CACHE_FLOATS = 1 << 18  # 1 MiB of float32 (the L2 cache of one core here)
@@ -120,13 +121,10 @@ class DINSplit:
         inp = self.model.inp
         k, mask = inp.keys(user)  # (1, T, D), (1, T)
         kr = k[0][mask[0]]  # (n, D) the real behaviours
-        first = self.model.att.mlp.net[0]
         d = kr.shape[1]
-        w_k, w_q, w_d, w_p = first.weight.split(d, dim=1)  # (Ha, D) each
-        a_k = kr @ (w_k + w_d).T + first.bias  # (n, Ha)
         # [q, 1] @ m[t] is the activation unit's first layer for behaviour t and candidate q
-        m = torch.cat([kr[:, :, None] * w_p.T[None] + (w_q - w_d).T[None], a_k[:, None, :]], 1)  # (n, D+1, Ha)
-        n, ha = kr.shape[0], a_k.shape[1]
+        m = self.model.att.key_terms(kr)  # (n, D + 1, Ha)
+        n, ha = m.shape[0], m.shape[2]
         c = self.b1 + (user_other(inp, user)[0] @ self.w_o.T if self.w_o.shape[1] else 0.0)  # (H1,)
         state = {"kr": kr, "m": m.permute(1, 0, 2).reshape(d + 1, n * ha).contiguous(), "n": n, "ha": ha,
                  # v W_v^T = w (kr W_v^T): the pooled interest's share of the final MLP's first layer
@@ -216,15 +214,11 @@ class _EvalStack:
     them per call: ~15 small ops per block, which added up to milliseconds per request)."""
 
     def __init__(self, layers: nn.Sequential) -> None:
-        from seqrec.layers.dice import Dice
-
         self.ops = []
         with torch.no_grad():
             for m in layers:
                 if isinstance(m, Dice):
-                    a = torch.rsqrt(m.bn.running_var + m.bn.eps)
-                    self.ops.append(("dice", a.clone(), (-m.bn.running_mean * a).clone(), (1.0 - m.alpha).clone(),
-                                     m.alpha.detach().clone()))
+                    self.ops.append(("dice", *(t.clone() for t in m.folded())))
                 elif isinstance(m, nn.Linear) and m.out_features == 1:
                     self.ops.append(("dot", m.weight[0].detach().clone(), float(m.bias[0]) if m.bias is not None
                                      else 0.0))
@@ -238,9 +232,8 @@ class _EvalStack:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         for op in self.ops:
             kind = op[0]
-            if kind == "dice":  # x (α + (1 - α) σ(a x + b)), four passes in place
-                _, a, b, one_minus, alpha = op
-                x = torch.addcmul(b, x, a).sigmoid_().mul_(one_minus).add_(alpha).mul_(x)
+            if kind == "dice":
+                x = Dice.apply_folded(x, op[1:])
             elif kind == "linear":
                 x = torch.addmm(op[2], x, op[1])
             elif kind == "dot":

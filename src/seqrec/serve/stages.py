@@ -92,28 +92,32 @@ class Retriever:
                 idx.append(i)
         return np.asarray(idx, dtype=np.int64), unknown
 
-    def user_vectors(self, hist: np.ndarray) -> np.ndarray:
-        """(K, D) query vectors of one history (K interests for multi-interest models)."""
+    def _batch(self, hist: np.ndarray) -> dict:
         from seqrec.families.retrieval import user_batch
 
         tail = hist[-self.max_len:]
-        batch = user_batch(np.zeros(1, np.int64), tail[None, :],
-                           {k: np.zeros(1, np.int64) for k in self.feature_names})
-        return self.run.query_vectors(batch)[0]
+        return user_batch(np.zeros(1, np.int64), tail[None, :], {k: np.zeros(1, np.int64) for k in self.feature_names})
+
+    def user_vectors(self, hist: np.ndarray) -> np.ndarray:
+        """(K, D) query vectors of one history (K interests for multi-interest models)."""
+        return self.run.query_vectors(self._batch(hist))[0]
 
     def retrieve(self, hist: np.ndarray, n: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` item indices and scores for a history of item indices, ``exclude`` left out."""
         exclude = np.zeros(0, np.int64) if exclude is None else exclude
         n = min(n, len(self.item_ids) - len(np.unique(exclude)))
-        with torch.inference_mode():
-            q = self.user_vectors(hist)
         if self.index is not None:
             from seqrec.serve.index import top_k_excluding
 
+            with torch.inference_mode():
+                q = self.user_vectors(hist)
             return top_k_excluding(self.index, q, n, exclude)
         with torch.inference_mode():
-            items = self._item_matrix()
-            s = (torch.from_numpy(q) @ items.T).max(0).values  # (N + 1,)
+            if getattr(self.run.model, "dot_product", False):
+                q = torch.from_numpy(self.user_vectors(hist))
+                s = (q @ self._item_matrix().T).max(0).values  # (N + 1,)
+            else:  # popularity, ItemCF, TDM, NCF's MLP: the model's own scores of every item
+                s = self.run.model.score_all(self._batch(hist))[0].float().clone()
             s[0] = -torch.inf
             if len(exclude):
                 s[torch.from_numpy(exclude)] = -torch.inf

@@ -10,19 +10,17 @@ tasks decides early stopping (``train.patience``) and the best weights are resto
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from seqrec.config import RunConfig
-from seqrec.errors import SeqrecError
 from seqrec.evaluate.classification import auc, logloss
 from seqrec.train.logs import RunLog
-from seqrec.train.session_trainer import TrainState, fit_epochs, lr_factor
+from seqrec.train.objective_trainer import ObjectiveTrainer
+from seqrec.train.session_trainer import TrainState
 
 
 def batches(cols: dict[str, np.ndarray], batch_size: int, *, shuffle: bool = False, seed: int = 0):
@@ -73,49 +71,37 @@ def evaluate_multitask(model: torch.nn.Module, cols: dict[str, np.ndarray], batc
     return out
 
 
-class MultiTaskTrainer:
+class MultiTaskObjective:
+    """The examples (shuffled rows, a new permutation per epoch) and the loss of a multi-task model."""
+
+    def __init__(self, model: torch.nn.Module, train: dict[str, np.ndarray], cfg: RunConfig) -> None:
+        self.model, self.train, self.cfg = model, train, cfg
+        self.n_examples = len(next(iter(train.values())))
+
+    def batches(self, epoch: int):
+        tc = self.cfg.train
+        return batches(self.train, tc.batch_size, shuffle=True, seed=tc.seed + epoch)
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        return multitask_loss(self.model, self.model(batch).logits, batch)
+
+    def batch_size(self, batch: dict) -> int:
+        return len(batch[f"label_{self.model.tasks[0]}"])
+
+
+class MultiTaskTrainer(ObjectiveTrainer):
+    """Adam with ``model.config.weight_decay``; validation's mean AUC over the tasks decides early
+    stopping and the best weights are restored."""
+
     def __init__(self, model: torch.nn.Module, cfg: RunConfig, train: dict[str, np.ndarray],
                  log: RunLog | None = None) -> None:
-        self.model, self.cfg, self.train_data, self.log = model, cfg, train, log
-        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
-                                    weight_decay=float(getattr(model.config, "weight_decay", 0.0)))
-        self.state = TrainState()
-        self.best_state: dict | None = None
-
-    def _epoch(self, epoch: int) -> tuple[float, int, float]:
-        tc = self.cfg.train
-        self.model.train()
-        for g in self.opt.param_groups:
-            g["lr"] = tc.lr * lr_factor(tc.lr_schedule, epoch, tc.epochs)
-        n = len(next(iter(self.train_data.values())))
-        bar = tqdm(total=n, desc=f"epoch {epoch + 1}/{tc.epochs}", unit="sample", disable=not tc.progress,
-                   leave=False, mininterval=1.0)
-        loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
-        for step, batch in enumerate(batches(self.train_data, tc.batch_size, shuffle=True, seed=tc.seed + epoch), 1):
-            loss = multitask_loss(self.model, self.model(batch).logits, batch)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            lv, b = loss.item(), len(batch[f"label_{self.model.tasks[0]}"])
-            if not math.isfinite(lv):
-                raise SeqrecError(f"training diverged at epoch {epoch + 1}, step {step}: loss is {lv}; lower train.lr")
-            loss_sum += lv * b
-            seen += b
-            bar.update(b)
-        bar.close()
-        return loss_sum / max(seen, 1), seen, time.perf_counter() - t0
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
+                               weight_decay=float(getattr(model.config, "weight_decay", 0.0)))
+        super().__init__(model, MultiTaskObjective(model, train, cfg), cfg, opt, log)
 
     def fit(self, valid: dict[str, np.ndarray] | None = None, on_epoch_end=None) -> TrainState:
         def validate(v):
             m = evaluate_multitask(self.model, v, self.cfg.eval.batch_size)
             return {f"valid_auc_{t}": m[t]["auc"] for t in self.model.tasks}, m["mean_auc"]
 
-        return fit_epochs(self, valid, validate, on_epoch_end)
-
-    def training_state(self) -> dict:
-        return {"optimizer": self.opt.state_dict(), "state": self.state.__dict__, "best_state": self.best_state}
-
-    def load_training_state(self, blob: dict) -> None:
-        self.opt.load_state_dict(blob["optimizer"])
-        self.state = TrainState(**blob["state"])
-        self.best_state = blob.get("best_state")
+        return self.fit_with(valid, validate, on_epoch_end)
