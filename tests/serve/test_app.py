@@ -227,6 +227,7 @@ def test_hot_reload_swaps_atomically_rejects_broken_versions_and_survives_restar
     shutil.rmtree(v2)
     holder = PipelineHolder(cfg)
     assert not holder.restored and holder.current.variants["main"].versions["ranker"].startswith("din@")
+    assert "din_v2" in holder.restore_error  # said, not silent
 
 
 def test_ab_assignment_is_sticky_and_follows_the_shares(serve_runs, tmp_path, make_pipeline):

@@ -259,7 +259,7 @@ def create_app(cfg: "PipelineConfig | str | os.PathLike", *, holder: "PipelineHo
     async def ready():
         p = holder.current
         return {"ready": p is not None, "variants": list(p.variants), "loaded_at": p.loaded_at,
-                "restored_last_good": holder.restored}
+                "restored_last_good": holder.restored, "restore_error": holder.restore_error}
 
     @app.get("/version")
     async def version():

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from seqrec.errors import ConfigError, SeqrecError
 from seqrec.io import atomic_write_text
 from seqrec.serve.config import PipelineConfig, VariantConfig
 from seqrec.serve.stages import Ranker, Retriever, SessionModel
+
+log = logging.getLogger("seqrec.serve")
 
 
 class DeadlineExceeded(SeqrecError):
@@ -242,6 +245,7 @@ class PipelineHolder:
         self.state_file = Path(cfg.pipeline.state_dir) / "active.json" if cfg.pipeline.state_dir else None
         self._lock = threading.Lock()  # one reload at a time
         self.restored = False
+        self.restore_error: str | None = None
         self._checked = time.monotonic()
         self._written = 0.0
         self.current = self._start()
@@ -254,8 +258,10 @@ class PipelineHolder:
                 p = Pipeline(saved)
                 self.restored = True
                 return p
-            except SeqrecError:
-                pass  # the saved versions no longer load: start from the pipeline file
+            except SeqrecError as exc:  # the saved versions no longer load: start from the pipeline file
+                self.restore_error = str(exc)
+                log.warning("the last good versions in %s do not load (%s); serving the pipeline file's runs",
+                            self.state_file, exc)
         p = Pipeline(self.base)
         self._persist(p.cfg)
         return p
@@ -278,8 +284,10 @@ class PipelineHolder:
             if saved is not None and saved.variants != self.current.cfg.variants:
                 self.current = Pipeline(saved)
             self._written = mtime
-        except SeqrecError:
+        except SeqrecError as exc:
             self._written = mtime  # the other worker's version does not load here: keep serving
+            log.warning("the versions another worker wrote to %s do not load here (%s); keeping the current "
+                        "ones", self.state_file, exc)
         finally:
             self._lock.release()
 
