@@ -24,6 +24,20 @@ PURCHASE_PROTOCOLS = ("article-1to1", "deployment")  # see seqrec.data.tasks.pur
 
 
 @dataclass(frozen=True)
+class MultiTaskDataConfig:
+    """``[data.multitask]``: which tasks and days a multi-task dataset builds
+    (:mod:`seqrec.data.tasks.taobao_multitask`; census-income has its two tasks only)."""
+
+    tasks: tuple[str, ...] = ()  # () = the dataset's default tasks
+    test_day: int = -1  # Taobao: the test day (0 = 2017-11-25); valid = the day before; -1 = the last
+    train_from_day: int = 0  # Taobao: drop training rows before this day (a daily update trains on one)
+
+    def __post_init__(self) -> None:
+        if self.train_from_day < 0:
+            raise ValueError(f"train_from_day must be >= 0, got {self.train_from_day}")
+
+
+@dataclass(frozen=True)
 class PurchaseTaskConfig:
     """``[data.purchase]``: who buys from ``category`` in the window after a cut-off.
 
@@ -128,6 +142,7 @@ class DataConfig:
     dwell_max_repeat: int = 10
     max_len: int = 50  # CTR / purchase tasks: behaviours kept in a history (the most recent)
     purchase: PurchaseTaskConfig = field(default_factory=PurchaseTaskConfig)
+    multitask: MultiTaskDataConfig = field(default_factory=MultiTaskDataConfig)
 
     def __post_init__(self) -> None:
         if self.format not in ("", *DATA_FORMATS):
@@ -190,6 +205,9 @@ class TrainConfig:
     # bfloat16 = inputs rounded to bf16, see kernels/gru4rec_step.py; parameters stay float32)
     matmul_dtype: str = "float32"
     progress: bool = True
+    # multi-task family: a finished run whose parameters start this one (transfer, fine-tuning, a
+    # daily update); its tables are grown when the vocabulary grew (seqrec.train.warm_start)
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         if self.momentum and self.optimizer in ("adagrad", "adam", "sgd"):  # (unknown names: the choices' error)

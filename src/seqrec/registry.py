@@ -50,6 +50,8 @@ def _entries() -> dict[str, ModelEntry]:
     from seqrec.models.dlrm import DLRM, DLRMConfig
     from seqrec.models.dsin import DSIN, DSINConfig
     from seqrec.models.esmm import ESMM, ESMMConfig
+    from seqrec.models.dupn import DUPN, DUPNConfig
+    from seqrec.models.single_din import SingleDIN, SingleDINConfig
     from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig
     from seqrec.models.hrnn import HRNN, HRNNConfig
     from seqrec.models.mf_bpr import MFBPR, MFBPRConfig
@@ -121,6 +123,10 @@ def _entries() -> dict[str, ModelEntry]:
                        PLE),
             ModelEntry("esmm", ESMMConfig, "multitask", "Entire Space Multi-task Model, pCTCVR = pCTR x pCVR "
                        "(Ma et al. SIGIR 2018)", ESMM),
+            ModelEntry("dupn", DUPNConfig, "multitask", "DUPN: behaviour LSTM + query/user attention -> one user "
+                       "representation, a head per task (Ni et al. KDD 2018)", DUPN),
+            ModelEntry("single_din", SingleDINConfig, "multitask", "one independent DIN per task (the single-task "
+                       "baseline of DUPN)", SingleDIN),
             # retrieval (candidate generation over the whole catalogue)
             ModelEntry("pop_retrieval", PopRetrievalConfig, "retrieval",
                        "most popular training items for every user (the rule baseline)", PopRetrieval),

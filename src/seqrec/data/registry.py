@@ -62,6 +62,12 @@ class MultiTaskRecipe:
     how: str
 
 
+def _taobao_multitask_build(name: str, folder: Path, **kw: Any) -> Any:
+    from seqrec.data.tasks.taobao_multitask import taobao_multitask
+
+    return taobao_multitask(name, folder, **kw)
+
+
 def _census_build(name: str, folder: Path, **kw: Any) -> Any:
     from seqrec.data.tasks.multitask import census_task
 
@@ -247,6 +253,10 @@ DATASETS: dict[str, DatasetEntry] = {
                     has_users=True, has_time=True),
                 "ctr": _TAOBAO_CTR,
                 "purchase": purchase.TAOBAO,
+                "multitask": MultiTaskRecipe(
+                    _taobao_multitask_build, "DUPN's tasks: ctr (click vs sampled), l2r (click vs same-category "
+                    "item, query = category), pref (cart/fav vs viewed), buy (buys that day), cat_buy (held out: "
+                    "buys from a recent category that day); last day test, day before valid"),
                 "retrieval": RetrievalRecipe(
                     _retrieval_build("taobao"),
                     "every behaviour in the official window, items at first occurrence per user, "

@@ -1,5 +1,5 @@
 """The multi-task family: several binary labels per row, one model with a head per task
-(Shared-Bottom, MMoE, PLE, ESMM; DUPN to come).
+(Shared-Bottom, MMoE, PLE, ESMM, DUPN, and single-task DINs).
 
 Data: a registered dataset's ``multitask`` recipe (:mod:`seqrec.data.tasks.multitask`; census-income
 now). A run directory holds ``config.json``, ``schema.json``, ``tasks.json``, ``model.pt``,
@@ -31,8 +31,10 @@ def load_task(cfg: RunConfig):
         raise ConfigError("multi-task models read a registered dataset (data.dataset); [data] path is not "
                           "supported for this family yet")
     entry = get_dataset(cfg.data.dataset, "multitask")
+    mt = cfg.data.multitask
     return entry.recipes["multitask"].build(cfg.data.dataset, require_files(entry, cfg.data.data_dir or None),
-                                            seed=cfg.train.seed)
+                                            seed=cfg.train.seed, tasks=mt.tasks, test_day=mt.test_day,
+                                            train_from_day=mt.train_from_day)
 
 
 def build_model(cfg: RunConfig, schema: Schema, tasks: tuple[str, ...]) -> torch.nn.Module:
@@ -56,6 +58,12 @@ def train_multitask_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool 
     model = build_model(cfg, data.schema, data.tasks)
     log = RunLog(out, append=resume)
     trainer = MultiTaskTrainer(model, cfg, data.train, log)
+    warm = None
+    if cfg.train.init_from and not resume:
+        from seqrec.train.warm_start import warm_start
+
+        warm = warm_start(model, cfg.train.init_from, trainer.opt)
+        save_json(out / "warm_start.json", warm)
     st = fit_resumable(model, trainer, out, data.valid, resume=resume, log=log)
     bs = cfg.eval.batch_size
     metrics = {"family": "multitask", "dataset": cfg.data.name, "model": cfg.model_name, "tasks": list(data.tasks),
@@ -63,7 +71,8 @@ def train_multitask_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool 
                "train_seconds": st.train_seconds, "train_samples": st.train_events,
                "train_samples_per_s": st.train_events / st.train_seconds if st.train_seconds else None,
                "epochs": st.epoch, "best_epoch": st.best_epoch, "peak_rss_mb": peak_rss_mb(),
-               "threads": torch.get_num_threads(), "data": data.summary()}
+               "threads": torch.get_num_threads(), "data": data.summary(),
+               **({"warm_start": warm} if warm else {})}
     save_json(out / "metrics.json", metrics)
     return metrics
 

@@ -50,18 +50,23 @@ class MultiTaskOutput:
 
 
 class MultiTaskInputs(nn.Module):
-    """Sparse embeddings and dense features concatenated: batch -> (B, width)."""
+    """Sparse embeddings, mean-pooled behaviour histories (each ``sequence`` feature averaged over
+    its real positions, DeepCTR's variable-length sparse feature) and dense features
+    concatenated: batch -> (B, width)."""
 
     def __init__(self, schema: Schema, dim: int, init_std: float) -> None:
         super().__init__()
         self.schema = schema.with_dim(dim)
         self.emb = FeatureEmbedding(self.schema, init_std=init_std)
         self.sparse = [f.name for f in self.schema.of_kind("sparse")]
+        self.sequence = [f.name for f in self.schema.of_kind("sequence")]
         self.dense = [f.name for f in self.schema.of_kind("dense")]
-        self.width = len(self.sparse) * dim + self.schema.dense_dim()
+        self.width = (len(self.sparse) + len(self.sequence)) * dim + self.schema.dense_dim()
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        parts = [self.emb.lookup(batch, n) for n in self.sparse] + [batch[n] for n in self.dense]
+        parts = [self.emb.lookup(batch, n) for n in self.sparse]
+        parts += [self.emb.pooled(batch, n, "mean") for n in self.sequence]
+        parts += [batch[n] for n in self.dense]
         return torch.cat(parts, 1)  # (B, width)
 
 

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from seqrec.config import RunConfig
-from seqrec.evaluate.classification import auc, logloss
+from seqrec.errors import DataValidationError
+from seqrec.evaluate.classification import auc, gauc, logloss
 from seqrec.train.logs import RunLog
 from seqrec.train.objective_trainer import ObjectiveTrainer
 from seqrec.train.session_trainer import TrainState
@@ -42,7 +43,15 @@ def multitask_loss(model: torch.nn.Module, logits: torch.Tensor, batch: dict) ->
         y = y_click * y_conv
         ctcvr = -(y * log_p + (1 - y) * log_not).mean()
         return F.binary_cross_entropy_with_logits(ctr, y_click) + ctcvr
-    return sum(F.binary_cross_entropy_with_logits(logits[:, k], batch[f"label_{t}"]) for k, t in enumerate(tasks))
+    total = logits.new_zeros(())
+    for k, t in enumerate(tasks):
+        y = batch[f"label_{t}"]
+        m = y >= 0  # -1: the row belongs to another task
+        if bool(m.all()):
+            total = total + F.binary_cross_entropy_with_logits(logits[:, k], y)
+        elif bool(m.any()):
+            total = total + F.binary_cross_entropy_with_logits(logits[:, k][m], y[m])
+    return total
 
 
 @torch.no_grad()
@@ -52,16 +61,30 @@ def predict(model: torch.nn.Module, cols: dict[str, np.ndarray], batch_size: int
     return torch.cat([model(b).logits for b in batches(cols, batch_size)]).numpy().astype(np.float64)
 
 
+def task_metrics(y: np.ndarray, logit: np.ndarray, users: np.ndarray | None = None) -> dict:
+    """AUC, logloss (and GAUC over ``users``) of one task's rows (labels -1 are skipped)."""
+    m = y >= 0
+    y, logit = y[m], logit[m]
+    out = {"auc": auc(y, logit), "logloss": logloss(y, 1 / (1 + np.exp(-logit))),
+           "positives": int(y.sum()), "samples": len(y)}
+    if users is not None:  # undefined where no user has both labels (one row per user and day)
+        try:
+            out["gauc"], out["gauc_users"] = gauc(users[m], y, logit)
+        except DataValidationError:
+            out["gauc"], out["gauc_users"] = None, 0
+    return out
+
+
 def evaluate_multitask(model: torch.nn.Module, cols: dict[str, np.ndarray], batch_size: int = 8192) -> dict:
-    """Per task: AUC and logloss of its output (ESMM: pCVR and pCTR, and pCTCVR against the joint
-    label); ``mean_auc`` over the tasks; ``eval_seconds``."""
+    """Per task: AUC and logloss of its output over the task's rows, GAUC where rows have a
+    ``user`` (ESMM: pCVR and pCTR, and pCTCVR against the joint label); ``mean_auc`` over the
+    tasks; ``eval_seconds``. GAUC groups by ``user_key`` (raw user ids) when present."""
     t0 = time.perf_counter()
     logits = predict(model, cols, batch_size)
+    users = cols.get("user_key", cols.get("user"))
     out: dict = {}
     for k, t in enumerate(model.tasks):
-        y = cols[f"label_{t}"]
-        out[t] = {"auc": auc(y, logits[:, k]), "logloss": logloss(y, 1 / (1 + np.exp(-logits[:, k]))),
-                  "positives": int(y.sum()), "samples": len(y)}
+        out[t] = task_metrics(cols[f"label_{t}"], logits[:, k], users)
     if getattr(model, "esmm_tasks", False):
         p = 1 / (1 + np.exp(-logits[:, 0])) / (1 + np.exp(-logits[:, 1]))
         y = cols[f"label_{model.tasks[0]}"] * cols[f"label_{model.tasks[1]}"]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqrec.errors import DataValidationError
+from seqrec.errors import ConfigError, DataValidationError
 from seqrec.schema import Feature, Schema, Table
 
 CENSUS_COLUMNS = (
@@ -44,7 +44,8 @@ _NOT_FEATURES = {"marital_stat", "income_50k", "instance_weight"}
 @dataclass
 class MultiTaskData:
     """Train / valid / test columns of a multi-task dataset: features by schema name, one label column
-    ``label_<task>`` (float32 0/1) per task."""
+    ``label_<task>`` (float32 0/1) per task; -1 where a row belongs to another task (datasets whose
+    tasks have their own rows, e.g. Taobao's)."""
 
     name: str
     schema: Schema
@@ -62,8 +63,11 @@ class MultiTaskData:
         out = {"tasks": list(self.tasks)}
         for part in ("train", "valid", "test"):
             cols = self.split(part)
-            out[part] = {"samples": len(cols[f"label_{self.tasks[0]}"]),
-                         **{f"positives_{t}": int(cols[f"label_{t}"].sum()) for t in self.tasks}}
+            out[part] = {"samples": len(cols[f"label_{self.tasks[0]}"])}
+            for t in self.tasks:  # a label of -1: the row belongs to another task
+                y = cols[f"label_{t}"]
+                out[part][f"rows_{t}"] = int((y >= 0).sum())
+                out[part][f"positives_{t}"] = int((y > 0).sum())
         return out
 
 
@@ -86,7 +90,11 @@ def read_census(path: Path) -> list[list[str]]:
 
 
 def census_task(name: str, folder: Path, *, seed: int = 0, dim: int = 4,
-                fractions: tuple[float, float] = (0.6, 0.2)) -> MultiTaskData:
+                fractions: tuple[float, float] = (0.6, 0.2), tasks: tuple[str, ...] = (), test_day: int = -1,
+                train_from_day: int = 0) -> MultiTaskData:
+    if tuple(tasks) not in ((), CENSUS_TASKS) or test_day != -1 or train_from_day:
+        raise ConfigError(f"census_income has the tasks {list(CENSUS_TASKS)} and no days: leave "
+                          "[data.multitask] tasks / test_day / train_from_day unset")
     path = folder / "census-income.test.gz"
     rows = read_census(path)
     cols = {c: np.asarray([r[j] for r in rows], dtype=object) for j, c in enumerate(CENSUS_COLUMNS)}

@@ -1,0 +1,286 @@
+"""DUPN's tasks on the Taobao UserBehavior sample: one behaviour log, five binary tasks.
+
+DUPN (Ni et al. KDD 2018) learns one user representation from Taobao's search logs with four
+tasks (CTR, learning to rank, fashion-icon-follow prediction, purchase-power prediction) and
+tests transfer on a fifth (shop preference). The staged sample (814 users, pv / cart / fav /
+buy with category and time, nine days) has no search queries, impressions, shops, fashion
+icons or purchase-power labels, so each task is its closest honest equivalent here:
+
+* ``ctr``  — at a click (pv), the clicked item (1) vs an item the user never clicked, drawn
+  uniformly from the catalogue (0). No query.
+* ``l2r``  — at a click, rank the clicked item (1) above an unclicked item **of the same
+  category** (0); the query is that category (a search for it: the paper's L2R ranks the
+  items of one query). Both are pointwise rows of a pair, scored by AUC and GAUC.
+* ``pref`` — at a cart / fav, the item carted or faved (1) vs an item the user viewed
+  earlier but never carted, faved or bought (0); stands in for FIFP (a preference the user
+  declares, rarer than a click). No query.
+* ``buy``  — at the start of a day, will the user buy anything that day; one row per user and
+  day with history (no candidate); stands in for PPP (a property of the user, not of an item).
+* ``cat_buy`` — the held-out transfer task (the paper's fifth): at the start of a day, will the
+  user buy from category c that day, for each of the (up to 5) most recent distinct
+  categories of the history; the query and candidate category are c.
+
+A pv position goes to ``ctr`` or ``l2r`` by a seeded coin (half each) so the two tasks do not
+repeat the same histories. Every row has the history before its cut (the event, or the day
+start): the most recent ``max_len`` behaviours with item, category, behaviour type and the
+time gap to the cut in log2-minute buckets. A row carries ``label_<task>`` for its own task
+and -1 for the others (the trainer and the metrics skip -1), its ``task`` index, ``user``,
+``user_key`` (the raw user id: GAUC groups by it, users unseen before the test day share the
+OOV ``user`` id) and ``day`` (0 = 2017-11-25, UTC+8).
+
+Split by day: test = the day ``test_day`` (default the last, 2017-12-03), valid = the day
+before, train = the earlier days (``train_from_day`` drops older training rows: a daily
+incremental update trains on one day). The vocabularies hold the ids of the log **before the
+test day** in order of first appearance (time order), so the vocabulary of fewer days is a
+prefix of the vocabulary of more days (old ids keep their rows when tables grow) and ids first
+seen on the test day are out of vocabulary (1), as they would be in production.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from seqrec.data.tasks.ctr import BEHAVIOURS, DAY, _gather, _histories, _sample_untouched
+from seqrec.data.tasks.multitask import MultiTaskData
+from seqrec.data.vocab import Vocab
+from seqrec.errors import ConfigError, DataValidationError
+from seqrec.schema import Feature, Schema, Table
+
+TAOBAO_TASKS = ("ctr", "l2r", "pref", "buy", "cat_buy")
+DEFAULT_TASKS = ("ctr", "l2r", "pref", "buy")  # the four joint tasks; cat_buy is held out
+GAP_BUCKETS = 15  # log2(minutes + 1) in 0..14, ids 2..16
+PV, CART, FAV, BUY = (BEHAVIOURS.index(b) + 2 for b in ("pv", "cart", "fav", "buy"))
+CAT_CANDIDATES = 5
+
+
+def gap_bucket(seconds: np.ndarray) -> np.ndarray:
+    """Time gap (seconds, >= 0) -> bucket id 2 + min(floor(log2(minutes + 1)), 14)."""
+    minutes = np.maximum(seconds, 0.0) / 60.0
+    return (2 + np.minimum(np.floor(np.log2(minutes + 1.0)), GAP_BUCKETS - 1)).astype(np.int64)
+
+
+def schema_of(n_items: int, n_cates: int, n_users: int, max_len: int, dim: int = 16) -> Schema:
+    """The features of every row (DIN reads the same schema: ``item`` / ``cate`` pair with the
+    history, ``user`` and ``query`` are other fields)."""
+    tables = (Table("item", n_items, dim), Table("cate", n_cates, dim), Table("user", n_users, dim),
+              Table("query", n_cates, dim), Table("btype", len(BEHAVIOURS) + 2, dim),
+              Table("gap", GAP_BUCKETS + 2, dim))
+    feats = (Feature("user", "sparse", "user"), Feature("item", "sparse", "item"), Feature("cate", "sparse", "cate"),
+             Feature("query", "sparse", "query"),
+             Feature("hist_item", "sequence", "item", max_len=max_len),
+             Feature("hist_cate", "sequence", "cate", max_len=max_len),
+             Feature("hist_btype", "sequence", "btype", max_len=max_len),
+             Feature("hist_gap", "sequence", "gap", max_len=max_len))
+    return Schema(tables=tables, features=feats, label=f"label_{DEFAULT_TASKS[0]}", user="user")
+
+
+class _Log:
+    """The encoded log, sorted by (user, time): arrays and per-event user start."""
+
+    def __init__(self, df: pl.DataFrame, day0: float, vocab_days: int) -> None:
+        df = df.with_columns(day=((pl.col("timestamp") - day0) // DAY).cast(pl.Int64))
+        known = df.filter(pl.col("day") < vocab_days).sort("timestamp", "user_id", maintain_order=True)
+        if known.height == 0:
+            raise DataValidationError("taobao: no event before the test day; nothing to build a vocabulary from")
+        self.vocabs = {"item": Vocab(name="item").fit(known["item_id"].unique(maintain_order=True)),
+                       "cate": Vocab(name="cate").fit(known["category_id"].unique(maintain_order=True)),
+                       "user": Vocab(name="user").fit(known["user_id"].unique(maintain_order=True))}
+        df = df.sort("user_id", "timestamp", maintain_order=True)
+        self.users = self.vocabs["user"].encode_series(df["user_id"])
+        self.raw_users = df["user_id"].to_numpy()
+        self.items = self.vocabs["item"].encode_series(df["item_id"])
+        self.cates = self.vocabs["cate"].encode_series(df["category_id"])
+        self.btype = df["event_type"].replace_strict({b: i + 2 for i, b in enumerate(BEHAVIOURS)},
+                                                     return_dtype=pl.Int64).to_numpy()
+        self.times = df["timestamp"].to_numpy().astype(np.float64)
+        self.days = df["day"].to_numpy()
+        new_user = np.r_[True, self.raw_users[1:] != self.raw_users[:-1]]
+        self.user_first = np.flatnonzero(new_user)
+        self.start = np.maximum.accumulate(np.where(new_user, np.arange(len(new_user)), 0))
+        self.end = np.r_[self.user_first[1:], len(new_user)][np.cumsum(new_user) - 1]
+        self.n_items = len(self.vocabs["item"])
+        self.item_cate = np.ones(self.n_items, dtype=np.int64)
+        self.item_cate[0] = 0
+        known_item = self.items > 1
+        self.item_cate[self.items[known_item]] = self.cates[known_item]
+
+    def rows(self, cut: np.ndarray, cut_time: np.ndarray, max_len: int) -> dict[str, np.ndarray]:
+        """History columns of rows whose history is the events before index ``cut``."""
+        hidx, _ = _histories(self.items, self.start[cut], cut, max_len)
+        gap = cut_time[:, None] - np.where(hidx >= 0, self.times[np.maximum(hidx, 0)], 0.0)
+        return {"user": self.users[cut], "user_key": self.raw_users[cut].astype(np.int64),
+                "hist_item": _gather(self.items, hidx),
+                "hist_cate": _gather(self.cates, hidx), "hist_btype": _gather(self.btype, hidx),
+                "hist_gap": np.where(hidx >= 0, gap_bucket(gap), 0)}
+
+
+def _pairs(cols: dict, pos_item: np.ndarray, neg_item: np.ndarray, item_cate: np.ndarray) -> dict:
+    n = len(pos_item)
+    out = {k: np.repeat(v, 2, axis=0) for k, v in cols.items()}
+    out["item"] = np.stack([pos_item, neg_item], 1).reshape(-1)
+    out["cate"] = item_cate[out["item"]]
+    out["label"] = np.tile(np.array([1.0, 0.0], dtype=np.float32), n)
+    return out
+
+
+def _same_category_negatives(log: _Log, pos: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+    """For each click position, an item of its category that its user never clicked; positions
+    whose category has no such item are dropped (returned mask)."""
+    known = log.items > 1
+    cat_items = np.unique(np.stack([log.cates[known], log.items[known]], 1), axis=0)  # sorted by (cate, item)
+    offsets = np.searchsorted(cat_items[:, 0], np.arange(log.item_cate.max() + 2))
+    c = log.cates[pos]
+    lo, hi = offsets[c], offsets[np.minimum(c + 1, len(offsets) - 1)]
+    clicked = np.unique(log.users[log.btype == PV] * log.n_items + log.items[log.btype == PV])
+    out = np.zeros(len(pos), dtype=np.int64)
+    ok = np.zeros(len(pos), dtype=bool)
+    todo = np.flatnonzero((hi - lo > 1) & (c > 1))
+    for _ in range(20):
+        if len(todo) == 0:
+            break
+        draw = cat_items[lo[todo] + (rng.random(len(todo)) * (hi[todo] - lo[todo])).astype(np.int64), 1]
+        key = log.users[pos[todo]] * log.n_items + draw
+        at = np.minimum(np.searchsorted(clicked, key), len(clicked) - 1)
+        good = clicked[at] != key
+        out[todo[good]], ok[todo[good]] = draw[good], True
+        todo = todo[~good]
+    return out, ok
+
+
+def _viewed_negatives(log: _Log, pos: np.ndarray, rng) -> np.ndarray:
+    """For each cart / fav position, an item its user viewed before it and never carted, faved or
+    bought (anywhere in the log); a never-touched catalogue item when there is none."""
+    engaged = np.unique(log.users[log.btype != PV] * log.n_items + log.items[log.btype != PV])
+    out = np.zeros(len(pos), dtype=np.int64)
+    for r, p in enumerate(pos):
+        s = log.start[p]
+        cand = log.items[s:p][(log.btype[s:p] == PV) & (log.items[s:p] > 1)]
+        if len(cand):
+            keys = log.users[p] * log.n_items + cand
+            at = np.minimum(np.searchsorted(engaged, keys), len(engaged) - 1)
+            cand = cand[engaged[at] != keys]
+        if len(cand):
+            out[r] = cand[rng.integers(len(cand))]
+    missing = np.flatnonzero(out == 0)
+    if len(missing):
+        touched = log.users * log.n_items + log.items
+        out[missing] = _sample_untouched(log.users[pos[missing]], touched, log.n_items, rng)
+    return out
+
+
+def _day_cuts(log: _Log, n_days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user-first-event index u, day d, cut index) for every user and day d >= 1 with history
+    before the day start."""
+    us, ds, cuts = [], [], []
+    for f, e in zip(log.user_first, np.r_[log.user_first[1:], len(log.days)]):
+        first_day = np.searchsorted(log.days[f:e], np.arange(n_days), side="left") + f  # first index with day >= d
+        for d in range(1, n_days):
+            if first_day[d] > f:
+                us.append(f), ds.append(d), cuts.append(first_day[d])
+    return np.asarray(us, np.int64), np.asarray(ds, np.int64), np.asarray(cuts, np.int64)
+
+
+def build_rows(log: _Log, tasks: tuple[str, ...], *, max_len: int, day0: float, n_days: int,
+               seed: int) -> dict[str, dict]:
+    rng = np.random.default_rng(seed)
+    has_hist = np.arange(len(log.users)) > log.start
+    out: dict[str, dict] = {}
+    clicks = np.flatnonzero(has_hist & (log.btype == PV))
+    to_ctr = rng.random(len(clicks)) < 0.5
+    clicked = log.users[log.btype == PV] * log.n_items + log.items[log.btype == PV]
+    if "ctr" in tasks:
+        p = clicks[to_ctr]
+        neg = _sample_untouched(log.users[p], clicked, log.n_items, rng)
+        out["ctr"] = _pairs({**log.rows(p, log.times[p], max_len), "query": np.zeros(len(p), np.int64),
+                             "day": log.days[p]}, log.items[p], neg, log.item_cate)
+    if "l2r" in tasks:
+        p = clicks[~to_ctr]
+        neg, ok = _same_category_negatives(log, p, rng)
+        p, neg = p[ok], neg[ok]
+        out["l2r"] = _pairs({**log.rows(p, log.times[p], max_len), "query": log.cates[p], "day": log.days[p]},
+                            log.items[p], neg, log.item_cate)
+    if "pref" in tasks:
+        p = np.flatnonzero(has_hist & ((log.btype == CART) | (log.btype == FAV)))
+        neg = _viewed_negatives(log, p, rng)
+        out["pref"] = _pairs({**log.rows(p, log.times[p], max_len), "query": np.zeros(len(p), np.int64),
+                              "day": log.days[p]}, log.items[p], neg, log.item_cate)
+    if "buy" in tasks or "cat_buy" in tasks:
+        first, day, cut = _day_cuts(log, n_days)
+        cut_time = day0 + day * DAY
+        buy_idx = np.flatnonzero(log.btype == BUY)
+        buy_key = np.unique(log.raw_users[buy_idx].astype(np.int64) * n_days + log.days[buy_idx])
+        key = log.raw_users[first].astype(np.int64) * n_days + day
+        if "buy" in tasks:
+            cols = {**log.rows(cut, cut_time, max_len), "query": np.zeros(len(cut), np.int64),
+                    "item": np.zeros(len(cut), np.int64), "cate": np.zeros(len(cut), np.int64), "day": day}
+            cols["label"] = np.isin(key, buy_key).astype(np.float32)
+            out["buy"] = cols
+        if "cat_buy" in tasks:
+            out["cat_buy"] = _category_rows(log, first, day, cut, cut_time, max_len, n_days)
+    return out
+
+
+def _category_rows(log: _Log, first, day, cut, cut_time, max_len: int, n_days: int) -> dict:
+    """One row per (user, day, recent category): bought from it that day?"""
+    base = log.rows(cut, cut_time, max_len)
+    buy_idx = np.flatnonzero((log.btype == BUY) & (log.cates > 1))
+    bought = np.unique(((log.raw_users[buy_idx].astype(np.int64) * n_days + log.days[buy_idx]) << 24)
+                       + log.cates[buy_idx])
+    rows, cates = [], []
+    for r in range(len(cut)):
+        h = base["hist_cate"][r]
+        h = h[h > 1][::-1]  # most recent first
+        _, at = np.unique(h, return_index=True)
+        recent = h[np.sort(at)][:CAT_CANDIDATES]
+        rows.append(np.full(len(recent), r)), cates.append(recent)
+    rows, cates = np.concatenate(rows), np.concatenate(cates)
+    cols = {k: v[rows] for k, v in base.items()}
+    key = ((log.raw_users[first[rows]].astype(np.int64) * n_days + day[rows]) << 24) + cates
+    cols.update(query=cates, cate=cates, item=np.zeros(len(rows), np.int64), day=day[rows],
+                label=np.isin(key, bought).astype(np.float32))
+    return cols
+
+
+def taobao_multitask(name: str, folder: Path, *, tasks: tuple[str, ...] = (), test_day: int = -1,
+                     train_from_day: int = 0, max_len: int = 30, dim: int = 16, seed: int = 0) -> MultiTaskData:
+    """Build the rows (see the module docstring) from the staged UserBehavior sample."""
+    from seqrec.data.readers.raw_logs import TAOBAO_END, TAOBAO_FILE, TAOBAO_START, in_taobao_window, read_taobao_raw
+
+    tasks = tuple(tasks) or DEFAULT_TASKS
+    unknown = [t for t in tasks if t not in TAOBAO_TASKS]
+    if unknown or len(set(tasks)) != len(tasks):
+        raise ConfigError(f"data.multitask.tasks: {list(tasks)}; choose distinct tasks from {list(TAOBAO_TASKS)}")
+    n_days = int(round((TAOBAO_END - TAOBAO_START) / DAY))
+    test_day = n_days - 1 if test_day < 0 else test_day
+    if not 2 <= test_day < n_days or not 0 <= train_from_day <= test_day - 2:
+        raise ConfigError(f"data.multitask: test_day must be in [2, {n_days - 1}] and train_from_day in "
+                          f"[0, test_day - 2]; got {test_day}, {train_from_day}")
+    path = Path(folder) / TAOBAO_FILE
+    df = in_taobao_window(read_taobao_raw(path), path).filter(pl.col("timestamp") < TAOBAO_START + (test_day + 1) * DAY)
+    log = _Log(df, TAOBAO_START, vocab_days=test_day)
+    per_task = build_rows(log, tasks, max_len=max_len, day0=TAOBAO_START, n_days=test_day + 1, seed=seed)
+    parts = []
+    for k, t in enumerate(tasks):
+        cols = per_task[t]
+        label = cols.pop("label")
+        cols["task"] = np.full(len(label), k, np.int64)
+        for u in tasks:
+            cols[f"label_{u}"] = label if u == t else np.full(len(label), -1.0, np.float32)
+        parts.append(cols)
+    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    day = data["day"]
+    split = {"train": (day < test_day - 1) & (day >= train_from_day), "valid": day == test_day - 1,
+             "test": day == test_day}
+    out = {}
+    for part, m in split.items():
+        if not m.any():
+            raise DataValidationError(f"{name}: the day split leaves no {part} rows (test_day = {test_day})")
+        out[part] = {k: v[m] for k, v in data.items()}
+    v = log.vocabs
+    schema = schema_of(len(v["item"]), len(v["cate"]), len(v["user"]), max_len, dim)
+    mt = MultiTaskData(name, schema, tasks, out["train"], out["valid"], out["test"])
+    mt.vocabs, mt.item_cate = v, log.item_cate
+    return mt
