@@ -184,6 +184,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_embed_users(args: argparse.Namespace) -> int:
+    from seqrec.families.dupn_users import embed_users_cli
+
+    return embed_users_cli(args)
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from seqrec.families.dupn_explain import explain_cli
+
+    return explain_cli(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqrec", description="Deep models for behaviour sequences.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -292,6 +304,24 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--no-progress", action="store_true")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=_cmd_replay)
+
+    eu = sub.add_parser("embed-users", help="a DUPN run's user representations, computed once per user "
+                        "(Parquet: user id, vector)")
+    eu.add_argument("run_dir", help="a DUPN run (seqrec train configs/dupn_taobao.toml)")
+    eu.add_argument("--out", required=True, help="Parquet file to write (atomically)")
+    eu.add_argument("--data-dir", default=None)
+    eu.set_defaults(func=_cmd_embed_users)
+
+    xp = sub.add_parser("explain", help="a DUPN user's behaviours with the largest attention weights, and a "
+                        "figure of the weights over the sequence")
+    xp.add_argument("run_dir", help="a DUPN run")
+    xp.add_argument("--user", required=True, help="a raw user id of the run's dataset")
+    xp.add_argument("--task", default=None, help="the task whose query context to use (default: the first)")
+    xp.add_argument("--top", type=int, default=10, help="behaviours to print (default 10)")
+    xp.add_argument("--out", default=None, help="figure to write (default RUN_DIR/explain_<user>.png)")
+    xp.add_argument("--data-dir", default=None)
+    xp.add_argument("--json", action="store_true")
+    xp.set_defaults(func=_cmd_explain)
     return p
 
 
