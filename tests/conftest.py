@@ -44,3 +44,15 @@ def bench_script():
         return mod
 
     return load
+
+
+@pytest.fixture(scope="session")
+def dupn_run(data_root, tmp_path_factory) -> Path:
+    """A small DUPN run on the real Taobao sample (configs/dupn_taobao.toml, one epoch), shared by
+    the tests of the tools that read a DUPN run (explain, embed-users, look-alike)."""
+    from seqrec.cli import main
+
+    out = tmp_path_factory.mktemp("dupn") / "run"
+    assert main(["train", "configs/dupn_taobao.toml", "--out", str(out), "--no-progress",
+                 "--set", "train.epochs=1", "--set", "train.threads=1"]) == 0
+    return out
