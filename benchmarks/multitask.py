@@ -41,7 +41,7 @@ from _common import (
 DATASET = "census_income"
 MODELS = ("shared_bottom", "mmoe", "ple", "esmm")
 LIB, PEER = "seqrec", "torch-rechub"
-KEY = ("dataset", "model", "task", "library")
+KEY = ("dataset", "model", "task", "library", "day")  # day: the daily-update records (benchmarks/dupn_incremental.py)
 RESULTS = ROOT / "benchmarks" / "results"
 
 FOOTNOTES = [

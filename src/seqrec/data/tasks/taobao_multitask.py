@@ -107,11 +107,15 @@ class _Log:
         known_item = self.items > 1
         self.item_cate[self.items[known_item]] = self.cates[known_item]
 
-    def rows(self, cut: np.ndarray, cut_time: np.ndarray, max_len: int) -> dict[str, np.ndarray]:
-        """History columns of rows whose history is the events before index ``cut``."""
-        hidx, _ = _histories(self.items, self.start[cut], cut, max_len)
+    def rows(self, cut: np.ndarray, cut_time: np.ndarray, max_len: int,
+             first: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """History columns of rows whose history is the events before index ``cut`` of the user
+        whose first event is ``first`` (default: the user of event ``cut``; a day cut past a
+        user's last event points at the next user's first event, so day rows pass ``first``)."""
+        first = self.start[cut] if first is None else first
+        hidx, _ = _histories(self.items, first, cut, max_len)
         gap = cut_time[:, None] - np.where(hidx >= 0, self.times[np.maximum(hidx, 0)], 0.0)
-        return {"user": self.users[cut], "user_key": self.raw_users[cut].astype(np.int64),
+        return {"user": self.users[first], "user_key": self.raw_users[first].astype(np.int64),
                 "hist_item": _gather(self.items, hidx),
                 "hist_cate": _gather(self.cates, hidx), "hist_btype": _gather(self.btype, hidx),
                 "hist_gap": np.where(hidx >= 0, gap_bucket(gap), 0)}
@@ -214,7 +218,7 @@ def build_rows(log: _Log, tasks: tuple[str, ...], *, max_len: int, day0: float, 
         buy_key = np.unique(log.raw_users[buy_idx].astype(np.int64) * n_days + log.days[buy_idx])
         key = log.raw_users[first].astype(np.int64) * n_days + day
         if "buy" in tasks:
-            cols = {**log.rows(cut, cut_time, max_len), "query": np.zeros(len(cut), np.int64),
+            cols = {**log.rows(cut, cut_time, max_len, first), "query": np.zeros(len(cut), np.int64),
                     "item": np.zeros(len(cut), np.int64), "cate": np.zeros(len(cut), np.int64), "day": day}
             cols["label"] = np.isin(key, buy_key).astype(np.float32)
             out["buy"] = cols
@@ -225,7 +229,7 @@ def build_rows(log: _Log, tasks: tuple[str, ...], *, max_len: int, day0: float, 
 
 def _category_rows(log: _Log, first, day, cut, cut_time, max_len: int, n_days: int) -> dict:
     """One row per (user, day, recent category): bought from it that day?"""
-    base = log.rows(cut, cut_time, max_len)
+    base = log.rows(cut, cut_time, max_len, first)
     buy_idx = np.flatnonzero((log.btype == BUY) & (log.cates > 1))
     bought = np.unique(((log.raw_users[buy_idx].astype(np.int64) * n_days + log.days[buy_idx]) << 24)
                        + log.cates[buy_idx])
