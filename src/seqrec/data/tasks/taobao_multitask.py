@@ -7,13 +7,22 @@ buy with category and time, nine days) has no search queries, impressions, shops
 icons or purchase-power labels, so each task is its closest honest equivalent here:
 
 * ``ctr``  — at a click (pv), the clicked item (1) vs an item the user never clicked, drawn
-  uniformly from the catalogue (0). No query.
+  uniformly from the items someone touched **that day** (0; a stand-in for the day's
+  impressions, which the sample does not have). No query.
 * ``l2r``  — at a click, rank the clicked item (1) above an unclicked item **of the same
-  category** (0); the query is that category (a search for it: the paper's L2R ranks the
-  items of one query). Both are pointwise rows of a pair, scored by AUC and GAUC.
+  category** someone touched that day (0); the query is that category (a search for it:
+  the paper's L2R ranks the items of one query). Both are pointwise rows of a pair, scored by
+  AUC and GAUC.
 * ``pref`` — at a cart / fav, the item carted or faved (1) vs an item the user viewed
-  earlier but never carted, faved or bought (0); stands in for FIFP (a preference the user
+  earlier that day but never carted, faved or bought (0); stands in for FIFP (a preference the user
   declares, rarer than a click). No query.
+
+Negatives are drawn among the log's raw items **of the positive's day** and then encoded like
+the positives, so an item first seen on the test day is out of vocabulary whichever side it is
+on, about as often. (Drawing them from the vocabulary instead made "the candidate is OOV" alone
+score test AUC 0.83-0.88: two thirds of test-day positives are new items and no negative was;
+the test ``tests/models/test_dupn_contract.py`` keeps that rule near 0.5.) Rows without such a
+negative are left out.
 * ``buy``  — at the start of a day, will the user buy anything that day; one row per user and
   day with history (no candidate); stands in for PPP (a property of the user, not of an item).
 * ``cat_buy`` — the held-out transfer task (the paper's fifth): at the start of a day, will the
@@ -43,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from seqrec.data.tasks.ctr import BEHAVIOURS, DAY, _gather, _histories, _sample_untouched
+from seqrec.data.tasks.ctr import BEHAVIOURS, DAY, _gather, _histories
 from seqrec.data.tasks.multitask import MultiTaskData
 from seqrec.data.vocab import Vocab
 from seqrec.errors import ConfigError, DataValidationError
@@ -106,6 +115,23 @@ class _Log:
         self.item_cate[0] = 0
         known_item = self.items > 1
         self.item_cate[self.items[known_item]] = self.cates[known_item]
+        # every item of the log, known or not (negatives are drawn here, then encoded: an item first
+        # seen on the test day is out of vocabulary whether it is a positive or a negative)
+        raw_items = df["item_id"].to_numpy()
+        _, self.g = np.unique(raw_items, return_inverse=True)  # (events,) global item index
+        self.n_g = int(self.g.max()) + 1
+        self.g_item = np.ones(self.n_g, np.int64)
+        self.g_item[self.g] = self.items
+        self.g_cate = np.ones(self.n_g, np.int64)
+        self.g_cate[self.g] = self.cates  # an item's category: the one it was last seen with
+        self.g_first_day = np.full(self.n_g, 1 << 30, np.int64)
+        np.minimum.at(self.g_first_day, self.g, self.days)
+        _, self.u = np.unique(self.raw_users, return_inverse=True)  # dense raw-user index
+        self.u = self.u.astype(np.int64)
+
+    def keys(self, mask: np.ndarray) -> np.ndarray:
+        """Sorted (user, global item) keys of the events in ``mask``."""
+        return np.unique(self.u[mask] * self.n_g + self.g[mask])
 
     def rows(self, cut: np.ndarray, cut_time: np.ndarray, max_len: int,
              first: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -121,58 +147,74 @@ class _Log:
                 "hist_gap": np.where(hidx >= 0, gap_bucket(gap), 0)}
 
 
-def _pairs(cols: dict, pos_item: np.ndarray, neg_item: np.ndarray, item_cate: np.ndarray) -> dict:
-    n = len(pos_item)
+def _pairs(cols: dict, pos_g: np.ndarray, neg_g: np.ndarray, log: _Log) -> dict:
+    """Each row twice: with its positive and with its negative item (global indices, encoded here)."""
+    n = len(pos_g)
     out = {k: np.repeat(v, 2, axis=0) for k, v in cols.items()}
-    out["item"] = np.stack([pos_item, neg_item], 1).reshape(-1)
-    out["cate"] = item_cate[out["item"]]
+    g = np.stack([pos_g, neg_g], 1).reshape(-1)
+    out["item"], out["cate"] = log.g_item[g], log.g_cate[g]
     out["label"] = np.tile(np.array([1.0, 0.0], dtype=np.float32), n)
     return out
 
 
-def _same_category_negatives(log: _Log, pos: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
-    """For each click position, an item of its category that its user never clicked; positions
-    whose category has no such item are dropped (returned mask)."""
-    known = log.items > 1
-    cat_items = np.unique(np.stack([log.cates[known], log.items[known]], 1), axis=0)  # sorted by (cate, item)
-    offsets = np.searchsorted(cat_items[:, 0], np.arange(log.item_cate.max() + 2))
-    c = log.cates[pos]
-    lo, hi = offsets[c], offsets[np.minimum(c + 1, len(offsets) - 1)]
-    clicked = np.unique(log.users[log.btype == PV] * log.n_items + log.items[log.btype == PV])
-    out = np.zeros(len(pos), dtype=np.int64)
-    ok = np.zeros(len(pos), dtype=bool)
-    todo = np.flatnonzero((hi - lo > 1) & (c > 1))
-    for _ in range(20):
+def _in(keys: np.ndarray, q: np.ndarray) -> np.ndarray:
+    at = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+    return keys[at] == q
+
+
+def _draw(pools: np.ndarray, lo: np.ndarray, hi: np.ndarray, ok_fn, rng, rounds: int = 30):
+    """For each row, an element of ``pools[lo:hi]`` accepted by ``ok_fn(rows, draws)``; rows
+    without one after ``rounds`` tries are left out (returned mask)."""
+    out = np.zeros(len(lo), np.int64)
+    ok = np.zeros(len(lo), bool)
+    todo = np.flatnonzero(hi > lo)
+    for _ in range(rounds):
         if len(todo) == 0:
             break
-        draw = cat_items[lo[todo] + (rng.random(len(todo)) * (hi[todo] - lo[todo])).astype(np.int64), 1]
-        key = log.users[pos[todo]] * log.n_items + draw
-        at = np.minimum(np.searchsorted(clicked, key), len(clicked) - 1)
-        good = clicked[at] != key
-        out[todo[good]], ok[todo[good]] = draw[good], True
+        d = pools[lo[todo] + (rng.random(len(todo)) * (hi[todo] - lo[todo])).astype(np.int64)]
+        good = ok_fn(todo, d)
+        out[todo[good]], ok[todo[good]] = d[good], True
         todo = todo[~good]
     return out, ok
 
 
-def _viewed_negatives(log: _Log, pos: np.ndarray, rng) -> np.ndarray:
-    """For each cart / fav position, an item its user viewed before it and never carted, faved or
-    bought (anywhere in the log); a never-touched catalogue item when there is none."""
-    engaged = np.unique(log.users[log.btype != PV] * log.n_items + log.items[log.btype != PV])
+def _day_negatives(log: _Log, pos: np.ndarray, rng):
+    """For each click position, an item some user touched **on the same day** that this user
+    never clicked (a stand-in for what was on display that day)."""
+    day_items = np.unique(np.stack([log.days, log.g], 1), axis=0)  # sorted by (day, item)
+    off = np.searchsorted(day_items[:, 0], np.arange(log.days.max() + 2))
+    d = log.days[pos]
+    clicked = log.keys(log.btype == PV)
+    return _draw(day_items[:, 1], off[d], off[d + 1],
+                 lambda r, x: ~_in(clicked, log.u[pos[r]] * log.n_g + x), rng)
+
+
+def _same_category_negatives(log: _Log, pos: np.ndarray, rng):
+    """For each click position, an item of its category that someone touched the same day and
+    that its user never clicked; rows without one are left out."""
+    trip = np.unique(np.stack([log.days, log.g_cate[log.g], log.g], 1), axis=0)  # sorted (day, cate, item)
+    key = trip[:, 0] * (log.g_cate.max() + 2) + trip[:, 1]
+    d, c = log.days[pos], log.g_cate[log.g[pos]]
+    q = d * (log.g_cate.max() + 2) + c
+    clicked = log.keys(log.btype == PV)
+    return _draw(trip[:, 2], np.searchsorted(key, q, "left"), np.searchsorted(key, q, "right"),
+                 lambda r, x: ~_in(clicked, log.u[pos[r]] * log.n_g + x), rng)
+
+
+def _viewed_negatives(log: _Log, pos: np.ndarray, rng):
+    """For each cart / fav position, an item its user viewed earlier **the same day** and never
+    carted, faved or bought (anywhere in the log); rows whose user has none are left out."""
+    engaged = log.keys(log.btype != PV)
     out = np.zeros(len(pos), dtype=np.int64)
+    ok = np.zeros(len(pos), dtype=bool)
     for r, p in enumerate(pos):
-        s = log.start[p]
-        cand = log.items[s:p][(log.btype[s:p] == PV) & (log.items[s:p] > 1)]
+        s = max(log.start[p], int(np.searchsorted(log.days[log.start[p]:p], log.days[p])) + log.start[p])
+        cand = log.g[s:p][log.btype[s:p] == PV]
         if len(cand):
-            keys = log.users[p] * log.n_items + cand
-            at = np.minimum(np.searchsorted(engaged, keys), len(engaged) - 1)
-            cand = cand[engaged[at] != keys]
+            cand = cand[~_in(engaged, log.u[p] * log.n_g + cand)]
         if len(cand):
-            out[r] = cand[rng.integers(len(cand))]
-    missing = np.flatnonzero(out == 0)
-    if len(missing):
-        touched = log.users * log.n_items + log.items
-        out[missing] = _sample_untouched(log.users[pos[missing]], touched, log.n_items, rng)
-    return out
+            out[r], ok[r] = cand[rng.integers(len(cand))], True
+    return out, ok
 
 
 def _day_cuts(log: _Log, n_days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -194,23 +236,16 @@ def build_rows(log: _Log, tasks: tuple[str, ...], *, max_len: int, day0: float, 
     out: dict[str, dict] = {}
     clicks = np.flatnonzero(has_hist & (log.btype == PV))
     to_ctr = rng.random(len(clicks)) < 0.5
-    clicked = log.users[log.btype == PV] * log.n_items + log.items[log.btype == PV]
-    if "ctr" in tasks:
-        p = clicks[to_ctr]
-        neg = _sample_untouched(log.users[p], clicked, log.n_items, rng)
-        out["ctr"] = _pairs({**log.rows(p, log.times[p], max_len), "query": np.zeros(len(p), np.int64),
-                             "day": log.days[p]}, log.items[p], neg, log.item_cate)
-    if "l2r" in tasks:
-        p = clicks[~to_ctr]
-        neg, ok = _same_category_negatives(log, p, rng)
-        p, neg = p[ok], neg[ok]
-        out["l2r"] = _pairs({**log.rows(p, log.times[p], max_len), "query": log.cates[p], "day": log.days[p]},
-                            log.items[p], neg, log.item_cate)
-    if "pref" in tasks:
-        p = np.flatnonzero(has_hist & ((log.btype == CART) | (log.btype == FAV)))
-        neg = _viewed_negatives(log, p, rng)
-        out["pref"] = _pairs({**log.rows(p, log.times[p], max_len), "query": np.zeros(len(p), np.int64),
-                              "day": log.days[p]}, log.items[p], neg, log.item_cate)
+    for task, pos, negatives in (("ctr", clicks[to_ctr], _day_negatives), ("l2r", clicks[~to_ctr], _same_category_negatives),
+                                 ("pref", np.flatnonzero(has_hist & ((log.btype == CART) | (log.btype == FAV))),
+                                  _viewed_negatives)):
+        if task not in tasks:
+            continue
+        neg, ok = negatives(log, pos, rng)
+        p, neg = pos[ok], neg[ok]
+        query = log.g_cate[log.g[p]] if task == "l2r" else np.zeros(len(p), np.int64)
+        out[task] = _pairs({**log.rows(p, log.times[p], max_len), "query": query, "day": log.days[p]},
+                           log.g[p], neg, log)
     if "buy" in tasks or "cat_buy" in tasks:
         first, day, cut = _day_cuts(log, n_days)
         cut_time = day0 + day * DAY
