@@ -231,3 +231,14 @@ def test_transfer_warm_start_keeps_the_shared_layers_and_adds_a_head(taobao, tmp
     assert rep["new"] and all(k.startswith("heads.cat_buy") for k in rep["new"])
     s, d = src.state_dict(), dst.state_dict()
     assert all(torch.equal(s[k], d[k]) for k in d if not k.startswith("heads."))
+
+
+def test_a_one_row_batch_still_backpropagates(taobao):
+    """BatchNorm cannot train on one row: the head skips it, and the loss still has a graph
+    (a final batch of one row used to stop training with 'does not require grad')."""
+    m, _ = _model("dupn", taobao)
+    m.train()
+    b = {k: v[:1] for k, v in _mixed_batch(taobao, 4, "train").items()}
+    loss = multitask_loss(m, m(b).logits, b)
+    loss.backward()
+    assert loss.requires_grad

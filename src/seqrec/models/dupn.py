@@ -111,7 +111,9 @@ class DUPN(nn.Module):
         x = torch.cat([r, cand], -1)
         if not self.training or task is None:
             return torch.cat([self.heads[t](x) for t in self.tasks], 1)
-        out = x.new_zeros(x.shape[0], len(self.tasks))
+        # zeros tied to the graph: a batch whose only rows a BatchNorm head cannot take (one row)
+        # still gives a loss that backpropagates (a zero gradient)
+        out = x.new_zeros(x.shape[0], len(self.tasks)) + 0.0 * x.sum()
         for k, t in enumerate(self.tasks):
             rows = torch.nonzero(task == k).squeeze(1)
             if len(rows) > 1 or (len(rows) == 1 and not self.config.batch_norm):
