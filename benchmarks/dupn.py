@@ -4,6 +4,8 @@ For every seed (default 0, 1, 2) this trains, each in its own ``python -m seqrec
 (so ``peak_rss_mb`` is that run's) and in this order:
 
 * ``dupn`` on the four joint tasks (ctr / l2r / pref / buy; ``configs/dupn_taobao.toml``);
+* ``dupn+cand`` (not the paper: the attention context also gets the candidate's category,
+  ``model.candidate_attention``): the row that measures what DIN's target attention is worth;
 * ``single_din`` once per task (``configs/single_din_taobao.toml`` with ``data.multitask.tasks =
   [task]``): the single-task model of the paper's multi- vs single-task comparison;
 * ``shared_bottom``, ``mmoe``, ``ple`` on the four tasks (``configs/<model>_taobao.toml``);
@@ -73,6 +75,12 @@ def run_seed(seed: int, runs: Path, args) -> dict[tuple[str, str], dict]:
         print(line(f"seed {seed} dupn", m, TASKS), flush=True)
         for t in TASKS:
             out[("dupn", t)] = m
+    if "dupn+cand" in args.only:
+        m = train("configs/dupn_taobao.toml", runs / f"seed{seed}" / "dupn_cand",
+                  seed_set + ["model.candidate_attention=true"], args.threads)
+        print(line(f"seed {seed} dupn+cand", m, TASKS), flush=True)
+        for t in TASKS:
+            out[("dupn+cand", t)] = m
     if "single_din" in args.only:
         for t in TASKS:
             m = train("configs/single_din_taobao.toml", runs / f"seed{seed}" / f"single_din_{t}",
@@ -137,7 +145,7 @@ def pm(rec: dict | None, key: str = "auc") -> str:
 def tables(recs: list[dict]) -> tuple[str, str]:
     by = {(r["model"], r["task"]): r for r in recs if r["dataset"] == "taobao" and r.get("day") is None}
     rows = []
-    for model in ("dupn", "single_din", *BASELINES, "dupn-ra"):
+    for model in ("dupn", "dupn+cand", "single_din", *BASELINES, "dupn-ra"):
         if any((model, t) in by for t in TASKS):
             rows.append([model, *[pm(by.get((model, t))) for t in TASKS]])
     joint = markdown_table(["model", *[f"{t} AUC" for t in TASKS]], rows)
@@ -154,7 +162,7 @@ def tables(recs: list[dict]) -> tuple[str, str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--only", default="dupn,single_din,shared_bottom,mmoe,ple,transfer",
+    p.add_argument("--only", default="dupn,dupn+cand,single_din,shared_bottom,mmoe,ple,transfer",
                    help="comma-separated parts to run")
     p.add_argument("--runs", default=str(ROOT / "runs" / "dupn_bench"))
     p.add_argument("--threads", type=int, default=2)

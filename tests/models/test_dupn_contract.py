@@ -242,3 +242,16 @@ def test_a_one_row_batch_still_backpropagates(taobao):
     loss = multitask_loss(m, m(b).logits, b)
     loss.backward()
     assert loss.requires_grad
+
+
+def test_candidate_attention_makes_r_depend_on_the_candidate_category_only(taobao):
+    m, _ = _model("dupn", taobao, "model.candidate_attention=true")
+    m.eval()
+    b = _mixed_batch(taobao, 8)
+    other = dict(b, item=b["item"].flip(0))  # other items, same categories
+    with torch.no_grad():
+        assert torch.equal(m.represent(b)[0], m.represent(other)[0])
+        moved = dict(b, cate=b["cate"].flip(0))
+        assert not torch.equal(m.represent(b)[0], m.represent(moved)[0])
+    with pytest.raises(ValueError, match="one category"):
+        m.score_candidates(m.represent(b)[0][:1], b["item"][:4], torch.tensor([2, 3, 4, 5]), "ctr")

@@ -55,6 +55,10 @@ class DUPNConfig(MultiTaskConfig):
     batch_norm: bool = True
     init_std: float = 1e-2
     freeze_representation: bool = False  # transfer RT: embeddings, LSTM and attention stay fixed
+    # not in the paper (the benchmark's ``dupn+cand`` row): the attention context also gets the
+    # candidate's category, so r depends on (user, query, candidate category) — DIN-like target
+    # attention at category level; the split then computes r once per candidate category
+    candidate_attention: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -76,7 +80,8 @@ class DUPN(nn.Module):
         self.item_dim, self.prop_dim = len(ITEM_PART) * d, len(HIST_PROPERTY) * d
         h = config.lstm_hidden
         self.lstm = nn.LSTM(self.item_dim + self.prop_dim, h, batch_first=True)
-        self.att = mlp(h + self.prop_dim + 2 * d, config.att_hidden, _no_bn(config), out_dim=1)
+        ctx = (3 if config.candidate_attention else 2) * d
+        self.att = mlp(h + self.prop_dim + ctx, config.att_hidden, _no_bn(config), out_dim=1)
         self.repr_dim = h + d
         self.heads = nn.ModuleDict({t: mlp(self.repr_dim + self.item_dim, config.tower_hidden, config, out_dim=1)
                                     for t in self.tasks})
@@ -94,7 +99,8 @@ class DUPN(nn.Module):
         u = self.emb.lookup(batch, "user")  # (B, d)
         q = self.emb.lookup(batch, "query")  # (B, d), zero for "no query" (id 0)
         T = hs.shape[1]
-        ctx = torch.cat([u, q], -1).unsqueeze(1).expand(-1, T, -1)
+        ctx = [u, q] + ([self.emb.lookup(batch, "cate")] if self.config.candidate_attention else [])
+        ctx = torch.cat(ctx, -1).unsqueeze(1).expand(-1, T, -1)
         score = self.att(torch.cat([hs, p, ctx], -1)).squeeze(-1)  # (B, T)
         score = score.masked_fill(~mask, float("-inf"))
         w = torch.softmax(score, 1).nan_to_num(0.0)  # a user without history: all zero
@@ -128,6 +134,9 @@ class DUPN(nn.Module):
     def score_candidates(self, r: torch.Tensor, item: torch.Tensor, cate: torch.Tensor, task: str) -> torch.Tensor:
         """The split model: logits (U, C) of task ``task`` for every user representation r (U, R)
         and candidate (C,) — r computed once by :meth:`represent`, the head run per candidate."""
+        if self.config.candidate_attention and bool((cate != cate[0]).any()):
+            raise ValueError("candidate_attention: r depends on the candidate's category; score the "
+                             "candidates of one category with the r computed for it")
         cand = torch.cat([self.emb.tables["item"](item), self.emb.tables["cate"](cate)], -1)  # (C, 2d)
         U, C = r.shape[0], cand.shape[0]
         x = torch.cat([r.unsqueeze(1).expand(U, C, -1), cand.unsqueeze(0).expand(U, C, -1)], -1)
