@@ -85,10 +85,13 @@ def plot(rec: dict, path: Path) -> None:
         axes[0].bar(xs, [a["mass"][b] for b in beh], width, label=t, color=f"C{i}")
         axes[0].scatter(xs, [a["share"][b] for b in beh], marker="_", s=120, color="black",
                         label="share of positions" if i == 0 else None, zorder=3)
-        axes[1].bar(xs, [a["relative"][b] or 0.0 for b in beh], width, label=t, color=f"C{i}")
+        axes[1].bar(xs, [(a["relative"][b] or 1.0) - 1.0 for b in beh], width, bottom=1.0, label=t, color=f"C{i}")
     axes[0].set_yscale("log")
     axes[0].set_title("mean attention mass per behaviour type (log scale)", fontsize=9)
     axes[1].axhline(1.0, color="black", ls=":", lw=1, label="in proportion to frequency")
+    rel = [r for t in tasks for r in rec["attention"][t]["relative"].values() if r is not None]
+    m = 1.35 * max([abs(r - 1.0) for r in rel] + [0.02])  # bars grow from 1, up or down
+    axes[1].set_ylim(max(0.0, 1.0 - m), 1.0 + m)
     axes[1].set_title("mass / share of positions (1 = proportional to frequency)", fontsize=9)
     for ax in axes:
         ax.set_xticks(range(len(beh)))
@@ -96,7 +99,7 @@ def plot(rec: dict, path: Path) -> None:
         ax.set_xlabel("behaviour type")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7)
-    ep = f", {rec['epochs']} epoch(s)" if rec.get("epochs") else ""
+    ep = f", best epoch {rec['best_epoch']} of {rec['epochs']}" if rec.get("epochs") else ""
     fig.suptitle(f"DUPN attention by behaviour type ({rec['dataset']} {rec['split']} rows, "
                  f"run {rec['run']}{ep})", fontsize=10)
     fig.tight_layout()

@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("--user", required=True, help="a raw user id of the run's dataset")
     xp.add_argument("--task", default=None, help="the task whose query context to use (default: the first)")
     xp.add_argument("--top", type=int, default=10, help="behaviours to print (default 10)")
-    xp.add_argument("--out", default=None, help="figure to write (default RUN_DIR/explain_<user>.png)")
+    xp.add_argument("--out", default=None, help="figure to write (default RUN_DIR/explain_<user>_<task>.png)")
     xp.add_argument("--data-dir", default=None)
     xp.add_argument("--json", action="store_true")
     xp.set_defaults(func=_cmd_explain)

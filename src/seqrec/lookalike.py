@@ -23,19 +23,29 @@ Deviations from the paper, forced by the sample or chosen (stated):
   layer); they are fixed (not fine-tuned with the look-alike loss);
 * no seed clustering (the paper's K-means of the seeds, for speed with millions of seeds): a
   category here has 3 to a few dozen seeds, the attention runs over all of them;
-* vectors are L2-normalised after the projection (the attention logits are then cosines, the local
+* the vector methods (RALM and seed-mean) read the DUPN vectors standardised per dimension over the
+  users (:func:`standardise`): raw, every user's r shares one dominant direction (mean pairwise cosine
+  0.77, 0.92 for its LSTM part, on a 4-epoch run), so a raw cosine mostly measures that; chosen on
+  the day before the test day (raw vectors: chance-level recall there), the benchmark prints both;
+* the projected vectors are L2-normalised (the attention logits are then cosines, the local
   one scaled by a learned temperature τ, so that a target equal to a seed can concentrate its local
   weight on it); α is one learned number through a sigmoid (the paper's α, β weight factors);
 * P and W_l are parameterised as identity + Δ with an L2 penalty on Δ and w starts at 0, so the
   untrained model (:attr:`RALM.trained` False) is parameter-free: uniform global weights (the mean
   of the normalised seeds) and cosine local attention. The benchmark reports both;
-* training (:func:`train_ralm`): a listwise softmax over each training case's candidates (the
-  paper trains on (seeds, user, clicked?) samples with a sigmoid loss); **only windows whose target
-  day is before the evaluation day** (the seed sets and targets of earlier days), never the
-  evaluation targets. Settings were chosen with the day before the test day as the evaluation
-  window (``benchmarks/ralm.py --eval-day``), then run once on the test day.
+* training (:func:`train_ralm`): a listwise softmax over each training case's candidates with the
+  case's targets as the positives (our choice of loss, not the paper's sampled click samples);
+  **only windows whose target day is before the evaluation day** (the seed sets and targets of
+  earlier days), never the evaluation targets. Settings (steps, lr, l2, learning P and W_l, the
+  standardisation) were chosen with the day before the test day as the evaluation window
+  (``benchmarks/ralm.py --eval-day``), then run once on the test day;
+* a caveat of those training windows: the DUPN model was trained on the rows of the days before
+  its validation day, so the vectors of a window inside that period come from a model that has
+  fitted that window's behaviour (not its look-alike targets as such, but e.g. its ``buy`` labels);
+  the evaluation window (the test day) has no such help. RALM may learn to use what does not
+  carry over.
 
-Baselines: ``seed-mean`` — cosine of u to the mean of the seeds' (raw) vectors; ``popularity`` —
+Baselines: ``seed-mean`` — cosine of u to the mean of the seeds' vectors; ``popularity`` —
 no vectors at all: candidates ranked by their own number of events (pv / cart / fav / buy) on the
 category in the seed window, ties by their number of events of any category in the seed window,
 then by user index (the sceptic's rule: "who already browses it, then who is most active").
@@ -144,12 +154,15 @@ class RALM(nn.Module):
     """RALM's look-alike tower pair (see the module docstring) over fixed user vectors of size
     ``dim``; ``att_hidden`` is the width of the global attention's W."""
 
-    def __init__(self, dim: int, att_hidden: int = 16, temperature: float = 10.0, alpha: float = 0.5) -> None:
+    def __init__(self, dim: int, att_hidden: int = 16, temperature: float = 10.0, alpha: float = 0.5,
+                 seed: int = 0) -> None:
         super().__init__()
         self.dim = dim
         self.d_proj = nn.Parameter(torch.zeros(dim, dim))  # P = I + d_proj (shared by both towers)
         self.d_local = nn.Parameter(torch.zeros(dim, dim))  # W_l = I + d_local
-        self.W = nn.Linear(dim, att_hidden)
+        with torch.random.fork_rng():  # W's initial values depend on ``seed`` only
+            torch.manual_seed(seed)
+            self.W = nn.Linear(dim, att_hidden)
         self.w = nn.Parameter(torch.zeros(att_hidden))  # 0: uniform global attention
         self.log_tau = nn.Parameter(torch.tensor(float(np.log(temperature))))
         self.mix = nn.Parameter(torch.logit(torch.tensor(float(alpha))))
@@ -159,23 +172,37 @@ class RALM(nn.Module):
     def project(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(x + x @ self.d_proj, dim=-1)
 
-    def attention(self, seeds: torch.Tensor, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(global weights (S,), local weights (N, S)) of seed vectors (S, dim) for users (N, dim)."""
-        s, u = self.project(seeds), self.project(users)
-        a = torch.softmax(torch.tanh(self.W(s)) @ self.w, 0)
-        b = torch.softmax(self.log_tau.exp() * (u @ (s + s @ self.d_local.T).T), 1)
-        return a, b
+    def _attend(self, seeds, users, mask):
+        single = seeds.dim() == 2
+        if single:
+            seeds = seeds.unsqueeze(0)
+            mask = None if mask is None else mask.unsqueeze(0)
+        if mask is None:
+            mask = torch.ones(seeds.shape[:2], dtype=torch.bool)
+        s, u = self.project(seeds), self.project(users)  # (B, S, d), (N, d)
+        a = torch.softmax((torch.tanh(self.W(s)) @ self.w).masked_fill(~mask, float("-inf")), 1)  # (B, S)
+        logit = self.log_tau.exp() * torch.einsum("nd,bsd->bns", u, s + s @ self.d_local.T)
+        b = torch.softmax(logit.masked_fill(~mask.unsqueeze(1), float("-inf")), 2)  # (B, N, S)
+        return single, s, u, a, b
 
-    def forward(self, seeds: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
-        """score(u) (N,) for users (N, dim) against the seed set (S, dim)."""
-        s, u = self.project(seeds), self.project(users)
-        a, b = self.attention(seeds, users)
-        g = a @ s  # (dim,)
-        loc = b @ s  # (N, dim)
-        cos_g = nn.functional.cosine_similarity(u, g.unsqueeze(0), dim=-1)
-        cos_l = nn.functional.cosine_similarity(u, loc, dim=-1)
+    def attention(self, seeds: torch.Tensor, users: torch.Tensor,
+                  mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(global weights (S,), local weights (N, S)) of seed vectors (S, dim) for users (N, dim);
+        with a batch of seed sets (B, S, dim) and their ``mask`` (B, S): (B, S) and (B, N, S)."""
+        single, _, _, a, b = self._attend(seeds, users, mask)
+        return (a[0], b[0]) if single else (a, b)
+
+    def forward(self, seeds: torch.Tensor, users: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """score(u) (N,) of users (N, dim) against one seed set (S, dim), or (B, N) against a batch
+        of padded seed sets (B, S, dim) with ``mask`` (B, S) True at real seeds."""
+        single, s, u, a, b = self._attend(seeds, users, mask)
+        g = torch.einsum("bs,bsd->bd", a, s)
+        loc = torch.einsum("bns,bsd->bnd", b, s)
+        cos_g = u @ nn.functional.normalize(g, dim=-1).T  # (N, B); u is unit length
+        cos_l = nn.functional.cosine_similarity(u.unsqueeze(0), loc, dim=-1)  # (B, N)
         alpha = torch.sigmoid(self.mix)
-        return alpha * cos_g + (1 - alpha) * cos_l
+        out = alpha * cos_g.T + (1 - alpha) * cos_l
+        return out[0] if single else out
 
     def penalty(self) -> torch.Tensor:
         return (self.d_proj ** 2).sum() + (self.d_local ** 2).sum() + (self.W.weight ** 2).sum() + (self.w ** 2).sum()
@@ -188,36 +215,58 @@ def ralm_scores(model: RALM, vectors: np.ndarray, seeds: np.ndarray) -> np.ndarr
     return model(v[seeds], v).double().numpy()
 
 
-def train_ralm(model: RALM, windows: Sequence[tuple[np.ndarray, Sequence[Case]]], *, steps: int = 150,
-               lr: float = 0.01, l2: float = 1e-3, seed: int = 0) -> dict:
+def _pad(vecs: torch.Tensor, cases: Sequence[Case]):
+    """Padded seed vectors (B, S, d), seed mask (B, S), candidate and target masks (B, N)."""
+    B, N, S = len(cases), vecs.shape[0], max(len(c.seeds) for c in cases)
+    idx = torch.zeros(B, S, dtype=torch.long)
+    mask = torch.zeros(B, S, dtype=torch.bool)
+    cand = torch.zeros(B, N, dtype=torch.bool)
+    tgt = torch.zeros(B, N, dtype=torch.bool)
+    for i, c in enumerate(cases):
+        idx[i, :len(c.seeds)] = torch.as_tensor(c.seeds)
+        mask[i, :len(c.seeds)] = True
+        cand[i, torch.as_tensor(c.candidates)] = True
+        tgt[i, torch.as_tensor(c.targets)] = True
+    return vecs[idx], mask, cand, tgt
+
+
+def train_ralm(model: RALM, windows: Sequence[tuple[np.ndarray, Sequence[Case]]], *, steps: int = 100,
+               lr: float = 0.01, l2: float = 1e-2, seed: int = 0) -> dict:
     """Fit ``model`` on ``windows`` = [(user vectors as of the window's target day, its cases)]:
     each step, for every case, a softmax over its candidates' scores (times a learned scale) with
-    the targets as the classes (mean negative log-likelihood over targets), plus ``l2`` · the
-    penalty; Adam, full batch. Returns {"cases", "targets", "steps", "loss_first", "loss_last"}."""
+    the targets as the classes (mean negative log-likelihood over a case's targets, then over the
+    cases), plus ``l2`` · the penalty; Adam, full batch. Returns {"cases", "targets", "steps",
+    "loss_first", "loss_last"} (the look-alike loss without the penalty)."""
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    data = []
-    for vecs, cases in windows:
-        v = torch.as_tensor(vecs, dtype=torch.float32)
-        for c in cases:
-            pos = torch.as_tensor(np.searchsorted(c.candidates, c.targets))
-            data.append((v[torch.as_tensor(c.seeds)], v[torch.as_tensor(c.candidates)], pos))
+    data = [(torch.as_tensor(v, dtype=torch.float32), *_pad(torch.as_tensor(v, dtype=torch.float32), cs))
+            for v, cs in windows if len(cs)]
     if not data:
         raise ValueError("no training case: the earlier windows have no category with enough seeds and targets")
+    n_cases = sum(len(d[2]) for d in data)
     model.train()
     losses = []
     for _ in range(steps):
         opt.zero_grad()
-        nll = torch.stack([-torch.log_softmax(model.log_scale.exp() * model(s, cand), 0)[pos].mean()
-                           for s, cand, pos in data]).mean()
+        nll = 0.0
+        for users, seeds, mask, cand, tgt in data:
+            logit = model.log_scale.exp() * model(seeds, users, mask)
+            logp = torch.log_softmax(logit.masked_fill(~cand, float("-inf")), 1)
+            nll = nll - (logp.masked_fill(~tgt, 0.0).sum(1) / tgt.sum(1)).sum() / n_cases
         loss = nll + l2 * model.penalty()
         loss.backward()
         opt.step()
-        losses.append(float(nll))
+        losses.append(float(nll.detach()))
     model.eval()
     model.trained = True
-    return {"cases": len(data), "targets": int(sum(len(p) for *_, p in data)), "steps": steps,
+    return {"cases": n_cases, "targets": int(sum(int(d[4].sum()) for d in data)), "steps": steps,
             "loss_first": losses[0], "loss_last": losses[-1]}
+
+
+def standardise(vectors: np.ndarray) -> np.ndarray:
+    """Each dimension centred and scaled to unit variance over the users (rows) given."""
+    v = np.asarray(vectors, np.float64)
+    return ((v - v.mean(0)) / np.maximum(v.std(0), 1e-12)).astype(np.float32)
 
 
 # -- metrics -------------------------------------------------------------------------------------
@@ -237,9 +286,13 @@ def precision_recall(scores: np.ndarray, case: Case, ks: Sequence[int] = KS) -> 
 
 def evaluate(score_fn, cases: Sequence[Case], ks: Sequence[int] = KS) -> dict:
     """Macro averages over ``cases`` of :func:`precision_recall` with ``score_fn(case)`` (scores of
-    all users), plus ``categories``, ``targets``, ``seeds_median`` and ``candidates_median``."""
+    all users), the standard error of each recall@K (``recall@K_se``), ``categories``, ``targets``,
+    ``seeds_median`` and ``candidates_median``."""
     per = [precision_recall(score_fn(c), c, ks) for c in cases]
     out = {k: float(np.mean([p[k] for p in per])) for k in per[0]} if per else {}
+    for k in ks:  # the standard error of the mean over categories (they are few)
+        out[f"recall@{k}_se"] = float(np.std([p[f"recall@{k}"] for p in per], ddof=1) / np.sqrt(len(per))) \
+            if len(per) > 1 else None
     out.update(categories=len(cases), targets=int(sum(len(c.targets) for c in cases)),
                seeds_median=float(np.median([len(c.seeds) for c in cases])) if cases else None,
                candidates_median=float(np.median([len(c.candidates) for c in cases])) if cases else None)
@@ -247,7 +300,8 @@ def evaluate(score_fn, cases: Sequence[Case], ks: Sequence[int] = KS) -> dict:
 
 
 def chance(cases: Sequence[Case], ks: Sequence[int] = KS) -> dict:
-    """Expected precision@K and recall@K of a random ranking (K targets-per-candidate)."""
+    """Expected precision@K and recall@K of a random ranking of the candidates (targets /
+    candidates and K / candidates), averaged over the cases."""
     out = {}
     for k in ks:
         out[f"precision@{k}"] = float(np.mean([len(c.targets) / len(c.candidates) for c in cases]))

@@ -49,7 +49,7 @@ def _check_dupn_run(run_dir: Path) -> None:
 def load_dupn_run(run_dir: str | os.PathLike, data_dir: str | None = None):
     """A finished DUPN run (:class:`~seqrec.families.multitask.MultiTaskRun`, model in eval mode);
     a CheckpointError naming the model for a run of another model."""
-    from seqrec.families.multitask import MultiTaskRun, load_task
+    from seqrec.families.multitask import MultiTaskRun
     from seqrec.models.dupn import DUPN
 
     run_dir = Path(run_dir)
@@ -199,7 +199,7 @@ def plot_weights(res: dict, path: Path) -> None:
         ax.legend(handles=handles, fontsize=8, loc="upper left", ncol=len(handles), frameon=False)
     ax.set_xlabel("position in the history (0 = oldest; the most recent is the last)")
     ax.set_ylabel("attention weight")
-    query = f", query category {res['query']}" if res["query"] is not None else ""
+    query = _query_text(res)
     when = res["date"] or f"day {res['day']}"
     ax.set_title(f"DUPN attention: user {res['user']}, task {res['task']}{query}, {when} "
                  f"({res['split']} row; {Path(res['run']).name})", fontsize=9)
@@ -208,9 +208,15 @@ def plot_weights(res: dict, path: Path) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=100))
 
 
+def _query_text(res: dict) -> str:
+    if not res["query_index"]:
+        return ""
+    return f", query category {'oov' if res['query'] is None else res['query']}"
+
+
 def format_table(res: dict) -> str:
     """The top behaviours as a small text table."""
-    query = f", query category {res['query']}" if res["query"] is not None else ""
+    query = _query_text(res)
     when = res["date"] or f"day {res['day']}"
     lines = [f"{res['model']} run {res['run']}: user {res['user']}, task {res['task']}{query}; "
              f"row of {when} ({res['split']} split), {res['history_length']} behaviours "
@@ -271,8 +277,10 @@ def attention_by_type(model, cols: dict[str, np.ndarray], tasks, batch_size: int
         rec = {"rows": int(len(rows)), "rows_with_history": int(n)}
         if n:
             mass, share = mass / n, share / n
-            rec |= {"mass": dict(zip(BEHAVIOURS, mass.tolist())), "share": dict(zip(BEHAVIOURS, share.tolist())),
-                    "relative": {b: (float(m / s) if s > 0 else None) for b, m, s in zip(BEHAVIOURS, mass, share)},
+            rec |= {"mass": dict(zip(BEHAVIOURS, mass.tolist(), strict=True)),
+                    "share": dict(zip(BEHAVIOURS, share.tolist(), strict=True)),
+                    "relative": {b: (float(m / s) if s > 0 else None)
+                                 for b, m, s in zip(BEHAVIOURS, mass, share, strict=True)},
                     "mass_total": float(mass.sum()), "last_position_mass": float(last / n),
                     "last_position_uniform": float(uniform_last / n)}
         else:

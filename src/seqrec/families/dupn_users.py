@@ -78,7 +78,12 @@ def read_log(run):
     to the end of the run's test day, the vocabularies of the days before it."""
     import polars as pl
 
-    from seqrec.data.readers.raw_logs import TAOBAO_FILE, TAOBAO_START, in_taobao_window, read_taobao_raw
+    from seqrec.data.readers.raw_logs import (
+        TAOBAO_FILE,
+        TAOBAO_START,
+        in_taobao_window,
+        read_taobao_raw,
+    )
     from seqrec.data.registry import get_dataset, require_files
     from seqrec.data.tasks.ctr import DAY
     from seqrec.data.tasks.taobao_multitask import _Log
@@ -102,9 +107,9 @@ def user_rows(run, data=None, *, before_day: int | None = None, log=None) -> dic
     from seqrec.data.tasks.taobao_multitask import gap_bucket
 
     log = read_log(run) if log is None else log
-    if data is not None and getattr(data, "vocabs", None) is not None:
-        if data.vocabs["user"].ids_ != log.vocabs["user"].ids_ or data.vocabs["item"].ids_ != log.vocabs["item"].ids_:
-            raise CheckpointError("the run's data and the raw log disagree on the vocabularies")
+    vocabs = getattr(data, "vocabs", None)
+    if vocabs is not None and any(vocabs[k].ids_ != log.vocabs[k].ids_ for k in ("user", "item", "cate")):
+        raise CheckpointError("the run's data and the raw log disagree on the vocabularies")
     before_day = run_test_day(run) + 1 if before_day is None else before_day
     cut_time = TAOBAO_START + before_day * DAY
     max_len = next(f.max_len for f in run.schema.features if f.name == "hist_item")
@@ -115,7 +120,7 @@ def user_rows(run, data=None, *, before_day: int | None = None, log=None) -> dic
     seg_user = log.users[first]  # vocabulary index of each user's events (1 = first seen on the test day)
     start = np.zeros(n, np.int64)
     cut = np.zeros(n, np.int64)
-    for f, e, u in zip(first, last, seg_user):
+    for f, e, u in zip(first, last, seg_user, strict=True):
         if u >= 2:
             start[u - 2] = f
             cut[u - 2] = f + np.searchsorted(log.times[f:e], cut_time, side="left")
@@ -125,7 +130,7 @@ def user_rows(run, data=None, *, before_day: int | None = None, log=None) -> dic
     return {"user": np.arange(2, n + 2, dtype=np.int64), "user_key": np.asarray(vocab.ids_, dtype=np.int64),
             "hist_item": _gather(log.items, hidx), "hist_cate": _gather(log.cates, hidx),
             "hist_btype": _gather(log.btype, hidx), "hist_gap": np.where(hidx >= 0, gap_bucket(gap), 0),
-            "query": zeros, "item": zeros, "cate": zeros.copy()}
+            "query": zeros, "item": zeros.copy(), "cate": zeros.copy()}
 
 
 @torch.no_grad()
