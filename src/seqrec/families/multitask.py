@@ -2,7 +2,8 @@
 (Shared-Bottom, MMoE, PLE, ESMM, DUPN, and single-task DINs).
 
 Data: a registered dataset's ``multitask`` recipe (:mod:`seqrec.data.tasks.multitask`; census-income
-now). A run directory holds ``config.json``, ``schema.json``, ``tasks.json``, ``model.pt``,
+now). A run directory holds ``config.json``, ``schema.json``, ``tasks.json``, ``vocab_<table>.json`` and
+``item_cate.pt`` (datasets with raw ids, e.g. Taobao: what serving reads), ``model.pt``,
 ``train_state.pt`` (resume), ``metrics.json`` (valid and test AUC / logloss per task, speed) and
 ``log.csv`` / ``tb/``.
 """
@@ -54,6 +55,12 @@ def train_multitask_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool 
     save_json(out / "config.json", cfg.to_dict())
     save_json(out / "schema.json", data.schema.to_dict())
     save_json(out / "tasks.json", {"tasks": list(data.tasks)})
+    if getattr(data, "vocabs", None):  # datasets with raw ids (Taobao): what serving maps ids with
+        from seqrec.train.checkpoint import save_tensors
+
+        for name, v in data.vocabs.items():
+            v.save(out / f"vocab_{name}.json")
+        save_tensors(out / "item_cate.pt", {"item_cate": torch.from_numpy(data.item_cate)})
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, data.schema, data.tasks)
     log = RunLog(out, append=resume)

@@ -41,6 +41,7 @@ class VariantConfig:
     candidates: int = 1000
     index: bool = True  # serve through the retriever's faiss index (exact scoring without one)
     ranker_backend: str = "eager"  # eager (torch, model split) | onnx (an exported ranker.onnx)
+    ranker_task: str = ""  # a multi-task (DUPN) ranker: the task head that scores ("" = its first task)
 
     def __post_init__(self) -> None:
         if not self.retriever:

@@ -36,7 +36,7 @@ import numpy as np
 from seqrec.errors import ConfigError, SeqrecError
 from seqrec.io import atomic_write_text
 from seqrec.serve.config import PipelineConfig, VariantConfig
-from seqrec.serve.stages import Ranker, Retriever, SessionModel
+from seqrec.serve.stages import Retriever, SessionModel, make_ranker
 
 log = logging.getLogger("seqrec.serve")
 
@@ -87,7 +87,7 @@ class Variant:
         self.long_history, self.long_threads = long_history, long_threads
         self.retriever = Retriever(cfg.retriever, use_index=cfg.index)
         self.retriever.load_data()
-        self.ranker = Ranker(cfg.ranker, backend=cfg.ranker_backend) if cfg.ranker else None
+        self.ranker = make_ranker(cfg) if cfg.ranker else None
         if self.ranker is not None:  # retriever index -> ranker row (1 = unknown to the ranker)
             self.to_ranker = np.concatenate([[0], self.ranker.rows(self.retriever.item_ids.tolist())])
         self.versions = {"variant": self.name, "retriever": version_of(self.retriever)}
