@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import env_info, load_records, markdown_table, merge_records, write_json, write_text
 
 ROOT = Path(__file__).resolve().parents[1]

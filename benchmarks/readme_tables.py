@@ -25,6 +25,8 @@ SECTIONS = {
     "ctr.md": ("ctr", 3),
     "purchase.md": ("purchase", 4),
     "retrieval_quality.md": ("retrieval-quality", 4),
+    "dupn.md": ("dupn", 4),
+    "dupn_incremental.md": ("dupn-incremental", 4),
 }
 
 

@@ -208,7 +208,7 @@ def test_datasets_lists_found(shared_data, capsys):
     assert all(r["source"] and r["licence"] and r["recipes"] for r in table.values())
     assert {n: r["found"] for n, r in table.items() if "ctr" in r["families"]} == {
         "amazon_beauty": True, "amazon_sports": True, "taobao": True}
-    assert table["taobao"]["families"] == ["session", "ctr", "purchase", "retrieval"]
+    assert table["taobao"]["families"] == ["session", "ctr", "purchase", "retrieval", "multitask"]
     assert {n for n, r in table.items() if "retrieval" in r["families"]} == {
         "gowalla", "movielens1m_m1", "amazon_beauty", "amazon_sports", "ml-100k", "taobao"}
 

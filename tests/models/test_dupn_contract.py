@@ -84,7 +84,7 @@ def test_out_of_vocabulary_candidates_do_not_give_the_label_away(taobao):
     for k, t in enumerate(taobao.tasks[:3]):
         rows = cols["task"] == k
         y, oov = cols[f"label_{t}"][rows], (cols["item"][rows] == 1).astype(float)
-        assert 0.4 < oov[y == 1].mean() and abs(auc(y, oov) - 0.5) < 0.05, t
+        assert oov[y == 1].mean() > 0.4 and abs(auc(y, oov) - 0.5) < 0.05, t
 
 
 def test_day_tasks_one_row_per_user_and_day(taobao):
@@ -95,7 +95,7 @@ def test_day_tasks_one_row_per_user_and_day(taobao):
     cb = cols["task"] == taobao.tasks.index("cat_buy")
     assert np.array_equal(cols["query"][cb], cols["cate"][cb]) and (cols["cate"][cb] > 1).all()
     # the candidate categories come from the user's history
-    assert all(c in h for c, h in zip(cols["cate"][cb][:200], cols["hist_cate"][cb][:200]))
+    assert all(c in h for c, h in zip(cols["cate"][cb][:200], cols["hist_cate"][cb][:200], strict=True))
 
 
 def test_histories_and_gaps(taobao):

@@ -253,14 +253,16 @@ DATASETS: dict[str, DatasetEntry] = {
                     has_users=True, has_time=True),
                 "ctr": _TAOBAO_CTR,
                 "purchase": purchase.TAOBAO,
-                "multitask": MultiTaskRecipe(
-                    _taobao_multitask_build, "DUPN's tasks: ctr (click vs sampled), l2r (click vs same-category "
-                    "item, query = category), pref (cart/fav vs viewed), buy (buys that day), cat_buy (held out: "
-                    "buys from a recent category that day); last day test, day before valid"),
                 "retrieval": RetrievalRecipe(
                     _retrieval_build("taobao"),
                     "every behaviour in the official window, items at first occurrence per user, "
                     "users >= 3 items; " + _LOO_HOW),
+                "multitask": MultiTaskRecipe(
+                    _taobao_multitask_build,
+                    "DUPN's tasks: ctr (click vs an item touched that day), l2r (click vs a same-category item "
+                    "that day, query = category), pref (cart/fav vs an item viewed that day), buy (buys that "
+                    "day), cat_buy (held out: buys from a recent category that day); last day test, day "
+                    "before valid"),
             },
         ),
         DatasetEntry(

@@ -36,7 +36,7 @@ import numpy as np
 from seqrec.errors import ConfigError, SeqrecError
 from seqrec.io import atomic_write_text
 from seqrec.serve.config import PipelineConfig, VariantConfig
-from seqrec.serve.stages import Retriever, SessionModel, make_ranker
+from seqrec.serve.stages import Ranker, Retriever, SessionModel
 
 log = logging.getLogger("seqrec.serve")
 
@@ -76,6 +76,24 @@ def bucket(pipeline: str, key: str) -> float:
     """A stable number in [0, 1) for ``key``: the A/B split (sha256, not Python's salted hash)."""
     h = hashlib.sha256(f"{pipeline}\0{key}".encode()).digest()
     return int.from_bytes(h[:8], "big") / 2.0**64
+
+
+def make_ranker(cfg: VariantConfig) -> Ranker:
+    """The ranker of a variant: a CTR run (:class:`Ranker`) or a DUPN run
+    (:class:`seqrec.serve.dupn_ranker.DUPNRanker`, scoring with ``ranker_task``'s head)."""
+    from seqrec.train.checkpoint import load_json
+
+    path = Path(cfg.ranker) / "config.json"
+    family = load_json(path).get("family") if path.is_file() else None
+    if family == "multitask":
+        from seqrec.serve.dupn_ranker import DUPNRanker
+
+        if cfg.ranker_backend != "eager":
+            raise ConfigError(f"variant {cfg.name!r}: a DUPN ranker runs eager (no onnx export)")
+        return DUPNRanker(cfg.ranker, cfg.ranker_task)
+    if cfg.ranker_task:
+        raise ConfigError(f"variant {cfg.name!r}: ranker_task applies to multi-task (DUPN) rankers only")
+    return Ranker(cfg.ranker, backend=cfg.ranker_backend)
 
 
 class Variant:

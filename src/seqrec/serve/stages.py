@@ -225,24 +225,6 @@ class Ranker:
         return logits.numpy(), (None if att is None else att.numpy())
 
 
-def make_ranker(cfg) -> Ranker:
-    """The ranker of a variant: a CTR run (:class:`Ranker`) or a DUPN run
-    (:class:`seqrec.serve.dupn_ranker.DUPNRanker`, scoring with ``ranker_task``'s head)."""
-    from seqrec.train.checkpoint import load_json
-
-    path = Path(cfg.ranker) / "config.json"
-    family = load_json(path).get("family") if path.is_file() else None
-    if family == "multitask":
-        from seqrec.serve.dupn_ranker import DUPNRanker
-
-        if cfg.ranker_backend != "eager":
-            raise ConfigError(f"variant {cfg.name!r}: a DUPN ranker runs eager (no onnx export)")
-        return DUPNRanker(cfg.ranker, cfg.ranker_task)
-    if cfg.ranker_task:
-        raise ConfigError(f"variant {cfg.name!r}: ranker_task applies to multi-task (DUPN) rankers only")
-    return Ranker(cfg.ranker, backend=cfg.ranker_backend)
-
-
 def load_item_cate(run) -> np.ndarray:
     """The category row of every item row of a CTR run (``item_cate.pt``, written at training;
     runs from before it rebuild it from the data)."""

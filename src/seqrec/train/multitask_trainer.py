@@ -121,6 +121,7 @@ class MultiTaskTrainer(ObjectiveTrainer):
         opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
                                weight_decay=float(getattr(model.config, "weight_decay", 0.0)))
         super().__init__(model, MultiTaskObjective(model, train, cfg), cfg, opt, log)
+        self.keep_best_optimizer = True  # train_state.pt keeps the best epoch's Adam state (warm starts)
 
     def fit(self, valid: dict[str, np.ndarray] | None = None, on_epoch_end=None) -> TrainState:
         def validate(v):

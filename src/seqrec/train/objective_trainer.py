@@ -59,9 +59,13 @@ class ObjectiveTrainer:
         return fit_epochs(self, valid, validate, on_epoch_end)
 
     def training_state(self) -> dict:
-        return {"optimizer": self.opt.state_dict(), "state": self.state.__dict__, "best_state": self.best_state}
+        out = {"optimizer": self.opt.state_dict(), "state": self.state.__dict__, "best_state": self.best_state}
+        if getattr(self, "best_optimizer", None) is not None:  # the optimiser state of the best epoch
+            out["best_optimizer"] = self.best_optimizer
+        return out
 
     def load_training_state(self, blob: dict) -> None:
         self.opt.load_state_dict(blob["optimizer"])
         self.state = TrainState(**blob["state"])
         self.best_state = blob.get("best_state")
+        self.best_optimizer = blob.get("best_optimizer")

@@ -94,6 +94,8 @@ def fit_epochs(trainer, valid, validate, on_epoch_end=None) -> TrainState:
             row.update(cols)
             if state.observe(score, e + 1):
                 trainer.best_state = copy.deepcopy(trainer.model.state_dict())
+                if getattr(trainer, "keep_best_optimizer", False):  # what a warm start continues from
+                    trainer.best_optimizer = copy.deepcopy(trainer.opt.state_dict())
         state.history.append(row)
         if trainer.log is not None:
             trainer.log.write(**row)

@@ -8,8 +8,11 @@ rows, N(0, init_std), for the new ids; any other shape mismatch is an error. Par
 run does not have (a new task's head) keep their initialisation.
 
 With the old run's ``train_state.pt`` and an optimiser over exactly the same parameters (same
-names, same order), the optimiser state is carried over too, its per-row moments extended with
-zero rows for the grown tables (:func:`seqrec.train.grow.grow_embedding`'s rule).
+names, same order), the optimiser state is carried over too — the state of the epoch whose weights
+``model.pt`` holds (``best_optimizer``), with this run's own hyper-parameters (lr, weight decay,
+betas) — its per-row moments extended with zero rows for the grown tables
+(:func:`seqrec.train.grow.grow_embedding`'s rule; new rows then start with zero moments and the
+old step count, so their first steps are bias-corrected as late ones).
 """
 
 from __future__ import annotations
@@ -51,10 +54,15 @@ def warm_start(model: torch.nn.Module, run_dir: str | os.PathLike, optimizer: to
     carried = False
     names = [n for n, _ in model.named_parameters()]
     if optimizer is not None and not new and set(names) <= set(old) and (run_dir / "train_state.pt").is_file():
-        blob = load_tensors(run_dir / "train_state.pt")
-        opt_state = blob["trainer"]["optimizer"]
+        blob = load_tensors(run_dir / "train_state.pt")["trainer"]
+        # the state of the epoch whose weights model.pt holds (early stopping restored them), else
+        # the last epoch's (runs from before best_optimizer was kept)
+        opt_state = blob.get("best_optimizer") or blob["optimizer"]
         if len(opt_state["param_groups"][0]["params"]) == len(names):
+            own_settings = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
             optimizer.load_state_dict(opt_state)
+            for g, settings in zip(optimizer.param_groups, own_settings, strict=True):
+                g.update(settings)  # this run's lr / weight decay / betas, not the old run's
             for p in model.parameters():
                 state = optimizer.state.get(p, {})
                 for k, v in list(state.items()):

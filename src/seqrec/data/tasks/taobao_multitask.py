@@ -221,7 +221,7 @@ def _day_cuts(log: _Log, n_days: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     """(user-first-event index u, day d, cut index) for every user and day d >= 1 with history
     before the day start."""
     us, ds, cuts = [], [], []
-    for f, e in zip(log.user_first, np.r_[log.user_first[1:], len(log.days)]):
+    for f, e in zip(log.user_first, np.r_[log.user_first[1:], len(log.days)], strict=True):
         first_day = np.searchsorted(log.days[f:e], np.arange(n_days), side="left") + f  # first index with day >= d
         for d in range(1, n_days):
             if first_day[d] > f:
@@ -286,7 +286,13 @@ def _category_rows(log: _Log, first, day, cut, cut_time, max_len: int, n_days: i
 def taobao_multitask(name: str, folder: Path, *, tasks: tuple[str, ...] = (), test_day: int = -1,
                      train_from_day: int = 0, max_len: int = 30, dim: int = 16, seed: int = 0) -> MultiTaskData:
     """Build the rows (see the module docstring) from the staged UserBehavior sample."""
-    from seqrec.data.readers.raw_logs import TAOBAO_END, TAOBAO_FILE, TAOBAO_START, in_taobao_window, read_taobao_raw
+    from seqrec.data.readers.raw_logs import (
+        TAOBAO_END,
+        TAOBAO_FILE,
+        TAOBAO_START,
+        in_taobao_window,
+        read_taobao_raw,
+    )
 
     tasks = tuple(tasks) or DEFAULT_TASKS
     unknown = [t for t in tasks if t not in TAOBAO_TASKS]
