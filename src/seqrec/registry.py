@@ -49,9 +49,8 @@ def _entries() -> dict[str, ModelEntry]:
     from seqrec.models.din import DIN, DINConfig, DINPaperConfig
     from seqrec.models.dlrm import DLRM, DLRMConfig
     from seqrec.models.dsin import DSIN, DSINConfig
-    from seqrec.models.esmm import ESMM, ESMMConfig
     from seqrec.models.dupn import DUPN, DUPNConfig
-    from seqrec.models.single_din import SingleDIN, SingleDINConfig
+    from seqrec.models.esmm import ESMM, ESMMConfig
     from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig
     from seqrec.models.hrnn import HRNN, HRNNConfig
     from seqrec.models.mf_bpr import MFBPR, MFBPRConfig
@@ -69,6 +68,7 @@ def _entries() -> dict[str, ModelEntry]:
     )
     from seqrec.models.sasrec import SASRec, SASRecCEConfig, SASRecConfig
     from seqrec.models.shared_bottom import SharedBottom, SharedBottomConfig
+    from seqrec.models.single_din import SingleDIN, SingleDINConfig
     from seqrec.models.tdm import TDM, TDMConfig
     from seqrec.models.wide_deep import WideDeep, WideDeepConfig, WideDeepPaperConfig
     from seqrec.models.youtube_dnn import YouTubeDNN, YouTubeDNNConfig
