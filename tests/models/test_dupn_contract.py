@@ -255,3 +255,12 @@ def test_candidate_attention_makes_r_depend_on_the_candidate_category_only(taoba
         assert not torch.equal(m.represent(b)[0], m.represent(moved)[0])
     with pytest.raises(ValueError, match="one category"):
         m.score_candidates(m.represent(b)[0][:1], b["item"][:4], torch.tensor([2, 3, 4, 5]), "ctr")
+
+
+@pytest.mark.slow
+def test_the_run_log_has_every_tasks_validation_auc(dupn_run):
+    import csv
+
+    rows = list(csv.DictReader((dupn_run / "log.csv").open()))
+    epochs = [r for r in rows if r["kind"] == "epoch"]
+    assert epochs and all(float(r[f"valid_auc_{t}"]) > 0 for r in epochs for t in ("ctr", "l2r", "pref", "buy"))

@@ -63,7 +63,7 @@ def train_multitask_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool 
         save_tensors(out / "item_cate.pt", {"item_cate": torch.from_numpy(data.item_cate)})
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, data.schema, data.tasks)
-    log = RunLog(out, append=resume)
+    log = RunLog(out, append=resume, extra_columns=tuple(f"valid_auc_{t}" for t in data.tasks))
     trainer = MultiTaskTrainer(model, cfg, data.train, log)
     warm = None
     if cfg.train.init_from and not resume:

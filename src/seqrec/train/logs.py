@@ -13,11 +13,14 @@ COLUMNS = ("kind", "epoch", "step", "events", "loss", "events_per_s", "lr", "ela
 class RunLog:
     """Appends rows to ``log.csv`` (flushed each row) and mirrors scalars to TensorBoard."""
 
-    def __init__(self, run_dir: str | os.PathLike, tensorboard: bool = True, append: bool = False) -> None:
+    def __init__(self, run_dir: str | os.PathLike, tensorboard: bool = True, append: bool = False,
+                 extra_columns: tuple[str, ...] = ()) -> None:
+        """``extra_columns``: a family's own columns after the common ones (the multi-task
+        family's per-task validation AUCs)."""
         self.path = Path(run_dir) / "log.csv"
         new = not (append and self.path.exists())
         self._fh = open(self.path, "w" if new else "a", newline="")  # noqa: SIM115 - closed in close()
-        self._csv = csv.DictWriter(self._fh, fieldnames=COLUMNS, extrasaction="ignore")
+        self._csv = csv.DictWriter(self._fh, fieldnames=(*COLUMNS, *extra_columns), extrasaction="ignore")
         if new:
             self._csv.writeheader()
         self._tb = None
@@ -30,7 +33,10 @@ class RunLog:
         self._csv.writerow({k: _fmt(v) for k, v in row.items()})
         self._fh.flush()
         if self._tb is not None:
-            step = int(row.get("events", row.get("step", 0)) or 0)
+            # epoch rows: the epoch number (their ``events`` is the epoch's own count, the same
+            # every epoch); interval rows: the events seen so far
+            step = int(row["epoch"]) if row.get("kind") == "epoch" and row.get("epoch") else \
+                int(row.get("events", row.get("step", 0)) or 0)
             for k, v in row.items():
                 if k not in ("kind", "epoch", "step", "events") and isinstance(v, int | float):
                     self._tb.add_scalar(f"{row.get('kind', 'train')}/{k}", v, step)
