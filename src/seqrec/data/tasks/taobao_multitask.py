@@ -109,7 +109,6 @@ class _Log:
         new_user = np.r_[True, self.raw_users[1:] != self.raw_users[:-1]]
         self.user_first = np.flatnonzero(new_user)
         self.start = np.maximum.accumulate(np.where(new_user, np.arange(len(new_user)), 0))
-        self.end = np.r_[self.user_first[1:], len(new_user)][np.cumsum(new_user) - 1]
         self.n_items = len(self.vocabs["item"])
         self.item_cate = np.ones(self.n_items, dtype=np.int64)
         self.item_cate[0] = 0
@@ -124,8 +123,6 @@ class _Log:
         self.g_item[self.g] = self.items
         self.g_cate = np.ones(self.n_g, np.int64)
         self.g_cate[self.g] = self.cates  # an item's category: the one it was last seen with
-        self.g_first_day = np.full(self.n_g, 1 << 30, np.int64)
-        np.minimum.at(self.g_first_day, self.g, self.days)
         _, self.u = np.unique(self.raw_users, return_inverse=True)  # dense raw-user index
         self.u = self.u.astype(np.int64)
 
