@@ -28,3 +28,13 @@ def test_records_average_over_seeds_and_tables_show_them(bench_script):
             "command"} <= set(ctr)
     joint, transfer = mod.tables(recs)
     assert "0.7100 ± 0.0100" in joint and "dupn-rt" in transfer and "0.6100" in transfer
+
+
+def test_rule_scores_count_the_candidate_and_its_category_in_the_history(bench_script):
+    import numpy as np
+
+    mod = bench_script("dupn")
+    cols = {"hist_item": np.array([[5, 6, 5, 0], [7, 0, 0, 0]]), "hist_cate": np.array([[2, 3, 2, 0], [2, 0, 0, 0]]),
+            "hist_btype": np.array([[2, 5, 3, 0], [5, 5, 0, 0]]), "item": np.array([5, 9]), "cate": np.array([2, 3])}
+    assert mod.rule_scores(cols, "ctr").tolist() == [2002.0, 0.0]  # item twice, its category twice
+    assert mod.rule_scores(cols, "buy").tolist() == [101.0, 200.0]  # 100 x buys + carts + favs
