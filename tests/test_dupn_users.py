@@ -124,11 +124,11 @@ def test_embed_users_errors_are_one_line(dupn_run, tmp_path, capsys):
     cfg = json.loads((dupn_run / "config.json").read_text())
     cfg["model"] = {"name": "mmoe"}
     (other / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ConfigError, match="needs a DUPN run"):
+    with pytest.raises(ConfigError, match="not a DUPN run"):
         embed_users(other, tmp_path / "u.parquet")
     assert main(["embed-users", str(other), "--out", str(tmp_path / "u.parquet")]) != 0
     err = capsys.readouterr().err.strip()
-    assert "needs a DUPN run" in err and "\n" not in err
+    assert "not a DUPN run" in err and "\n" not in err
     assert not (tmp_path / "u.parquet").exists()
 
 

@@ -35,29 +35,12 @@ COLOURS = {"pv": "#9e9e9e", "cart": "#ff7f0e", "fav": "#9467bd", "buy": "#d62728
 TAOBAO_TZ = timezone(timedelta(hours=8))  # the dataset's days are UTC+8 days
 
 
-def _check_dupn_run(run_dir: Path) -> None:
-    from seqrec.train.checkpoint import load_json
-
-    if not (run_dir / "config.json").is_file():
-        raise CheckpointError(f"{run_dir} is not a finished run: config.json is missing")
-    model = (load_json(run_dir / "config.json").get("model") or {}).get("name")
-    if model != "dupn":
-        raise CheckpointError(f"{run_dir} is a {model or 'unknown'} run, not a DUPN run: explain reads "
-                              "DUPN's attention weights")
-
-
 def load_dupn_run(run_dir: str | os.PathLike, data_dir: str | None = None):
-    """A finished DUPN run (:class:`~seqrec.families.multitask.MultiTaskRun`, model in eval mode);
-    a CheckpointError naming the model for a run of another model."""
-    from seqrec.families.multitask import MultiTaskRun
-    from seqrec.models.dupn import DUPN
+    """A finished DUPN run on the Taobao sample (model in eval mode); one-line errors otherwise
+    (:func:`seqrec.families.dupn_users.check_dupn`)."""
+    from seqrec.families.dupn_users import check_dupn
 
-    run_dir = Path(run_dir)
-    _check_dupn_run(run_dir)
-    run = MultiTaskRun(run_dir, data_dir)
-    if not isinstance(run.model, DUPN):
-        raise CheckpointError(f"{run_dir}: the model is a {type(run.model).__name__}, not DUPN")
-    return run
+    return check_dupn(run_dir, data_dir)
 
 
 def _task_index(run, run_dir: Path, task: str | None) -> tuple[str, int]:

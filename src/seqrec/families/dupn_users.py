@@ -39,17 +39,11 @@ from seqrec.errors import CheckpointError, ConfigError
 BATCH = 4096
 
 
-def _n_days() -> int:
-    from seqrec.data.readers.raw_logs import TAOBAO_END, TAOBAO_START
-    from seqrec.data.tasks.ctr import DAY
-
-    return int(round((TAOBAO_END - TAOBAO_START) / DAY))
-
-
 def run_test_day(run) -> int:
     """The run's test day index (0 = 2017-11-25)."""
-    d = run.config.data.multitask.test_day
-    return _n_days() - 1 if d < 0 else d
+    from seqrec.data.tasks.taobao_multitask import resolve_test_day
+
+    return resolve_test_day(run.config.data.multitask.test_day)
 
 
 def check_dupn(run_dir: str | os.PathLike, data_dir: str | None = None):
@@ -64,8 +58,7 @@ def check_dupn(run_dir: str | os.PathLike, data_dir: str | None = None):
     cfg = load_json(run_dir / "config.json")
     name = (cfg.get("model") or {}).get("name")
     if name != "dupn":
-        raise ConfigError(f"{run_dir} is a {name!r} run; embed-users needs a DUPN run "
-                          "(seqrec train configs/dupn_taobao.toml)")
+        raise ConfigError(f"{run_dir} is a {name!r} run, not a DUPN run (seqrec train configs/dupn_taobao.toml)")
     run = MultiTaskRun(run_dir, data_dir)
     if run.config.data.dataset != "taobao":
         raise ConfigError(f"{run_dir}: user rows are built from the Taobao log; the run's dataset is "
@@ -74,26 +67,14 @@ def check_dupn(run_dir: str | os.PathLike, data_dir: str | None = None):
 
 
 def read_log(run):
-    """The encoded log (``taobao_multitask._Log``) the run's data was built from: the Taobao sample up
-    to the end of the run's test day, the vocabularies of the days before it."""
-    import polars as pl
-
-    from seqrec.data.readers.raw_logs import (
-        TAOBAO_FILE,
-        TAOBAO_START,
-        in_taobao_window,
-        read_taobao_raw,
-    )
+    """The encoded log the run's data was built from (the Taobao sample up to the end of the run's
+    test day, the vocabularies of the days before it)."""
     from seqrec.data.registry import get_dataset, require_files
-    from seqrec.data.tasks.ctr import DAY
-    from seqrec.data.tasks.taobao_multitask import _Log
+    from seqrec.data.tasks.taobao_multitask import load_log
 
     cfg = run.config
     folder = require_files(get_dataset(cfg.data.dataset, "multitask"), cfg.data.data_dir or None)
-    path = Path(folder) / TAOBAO_FILE
-    td = run_test_day(run)
-    df = in_taobao_window(read_taobao_raw(path), path).filter(pl.col("timestamp") < TAOBAO_START + (td + 1) * DAY)
-    return _Log(df, TAOBAO_START, vocab_days=td)
+    return load_log(folder, run_test_day(run))
 
 
 def user_rows(run, data=None, *, before_day: int | None = None, log=None) -> dict[str, np.ndarray]:
@@ -103,8 +84,7 @@ def user_rows(run, data=None, *, before_day: int | None = None, log=None) -> dic
     ``data`` (the run's :class:`MultiTaskData`, optional) is checked against the rebuilt log's
     vocabularies; ``log`` reuses an already read log (:func:`read_log`)."""
     from seqrec.data.readers.raw_logs import TAOBAO_START
-    from seqrec.data.tasks.ctr import DAY, _gather, _histories
-    from seqrec.data.tasks.taobao_multitask import gap_bucket
+    from seqrec.data.tasks.ctr import DAY
 
     log = read_log(run) if log is None else log
     vocabs = getattr(data, "vocabs", None)
@@ -113,24 +93,18 @@ def user_rows(run, data=None, *, before_day: int | None = None, log=None) -> dic
     before_day = run_test_day(run) + 1 if before_day is None else before_day
     cut_time = TAOBAO_START + before_day * DAY
     max_len = next(f.max_len for f in run.schema.features if f.name == "hist_item")
-    vocab = log.vocabs["user"]
-    n = vocab.n_known
-    first = log.user_first
-    last = np.r_[first[1:], len(log.users)]
-    seg_user = log.users[first]  # vocabulary index of each user's events (1 = first seen on the test day)
-    start = np.zeros(n, np.int64)
-    cut = np.zeros(n, np.int64)
-    for f, e, u in zip(first, last, seg_user, strict=True):
-        if u >= 2:
-            start[u - 2] = f
-            cut[u - 2] = f + np.searchsorted(log.times[f:e], cut_time, side="left")
-    hidx, _ = _histories(log.items, start, cut, max_len)
-    gap = cut_time - np.where(hidx >= 0, log.times[np.maximum(hidx, 0)], 0.0)
+    n = log.vocabs["user"].n_known
+    known = log.users[log.user_first] >= 2  # users first seen on the test day have no row
+    first = log.user_first[known]
+    # each user's cut: its first event + its events before the cut (events are sorted by user, time)
+    cut = first + np.add.reduceat((log.times < cut_time).astype(np.int64), log.user_first)[known]
+    rows = log.rows(cut, np.full(len(cut), cut_time), max_len, first)
+    order = np.argsort(rows["user"])  # vocabulary order: row i is user index i + 2
+    rows = {k: v[order] for k, v in rows.items()}
+    if len(order) != n or not (rows["user"] == np.arange(2, n + 2)).all():
+        raise CheckpointError("the raw log does not hold every user of the run's vocabulary")
     zeros = np.zeros(n, np.int64)
-    return {"user": np.arange(2, n + 2, dtype=np.int64), "user_key": np.asarray(vocab.ids_, dtype=np.int64),
-            "hist_item": _gather(log.items, hidx), "hist_cate": _gather(log.cates, hidx),
-            "hist_btype": _gather(log.btype, hidx), "hist_gap": np.where(hidx >= 0, gap_bucket(gap), 0),
-            "query": zeros, "item": zeros.copy(), "cate": zeros.copy()}
+    return {**rows, "query": zeros, "item": zeros.copy(), "cate": zeros.copy()}
 
 
 @torch.no_grad()

@@ -280,29 +280,51 @@ def _category_rows(log: _Log, first, day, cut, cut_time, max_len: int, n_days: i
     return cols
 
 
-def taobao_multitask(name: str, folder: Path, *, tasks: tuple[str, ...] = (), test_day: int = -1,
-                     train_from_day: int = 0, max_len: int = 30, dim: int = 16, seed: int = 0) -> MultiTaskData:
-    """Build the rows (see the module docstring) from the staged UserBehavior sample."""
+def n_days() -> int:
+    """Days in the official window (2017-11-25 .. 2017-12-03, UTC+8)."""
+    from seqrec.data.readers.raw_logs import TAOBAO_END, TAOBAO_START
+
+    return int(round((TAOBAO_END - TAOBAO_START) / DAY))
+
+
+def resolve_test_day(test_day: int) -> int:
+    """``data.multitask.test_day`` (-1 = the last day) checked: a ConfigError outside [2, last]."""
+    last = n_days() - 1
+    day = last if test_day < 0 else test_day
+    if not 2 <= day <= last:
+        raise ConfigError(f"data.multitask: test_day must be in [2, {last}] (or -1, the last); got {test_day}")
+    return day
+
+
+def load_log(folder: Path, test_day: int) -> _Log:
+    """The encoded log of the staged sample up to the end of ``test_day`` (vocabularies of the days
+    before it): what the rows of a run with that test day are built from."""
     from seqrec.data.readers.raw_logs import (
-        TAOBAO_END,
         TAOBAO_FILE,
         TAOBAO_START,
         in_taobao_window,
         read_taobao_raw,
     )
 
+    path = Path(folder) / TAOBAO_FILE
+    df = in_taobao_window(read_taobao_raw(path), path).filter(pl.col("timestamp") < TAOBAO_START + (test_day + 1) * DAY)
+    return _Log(df, TAOBAO_START, vocab_days=test_day)
+
+
+def taobao_multitask(name: str, folder: Path, *, tasks: tuple[str, ...] = (), test_day: int = -1,
+                     train_from_day: int = 0, max_len: int = 30, dim: int = 16, seed: int = 0) -> MultiTaskData:
+    """Build the rows (see the module docstring) from the staged UserBehavior sample."""
+    from seqrec.data.readers.raw_logs import TAOBAO_START
+
     tasks = tuple(tasks) or DEFAULT_TASKS
     unknown = [t for t in tasks if t not in TAOBAO_TASKS]
     if unknown or len(set(tasks)) != len(tasks):
         raise ConfigError(f"data.multitask.tasks: {list(tasks)}; choose distinct tasks from {list(TAOBAO_TASKS)}")
-    n_days = int(round((TAOBAO_END - TAOBAO_START) / DAY))
-    test_day = n_days - 1 if test_day < 0 else test_day
-    if not 2 <= test_day < n_days or not 0 <= train_from_day <= test_day - 2:
-        raise ConfigError(f"data.multitask: test_day must be in [2, {n_days - 1}] and train_from_day in "
-                          f"[0, test_day - 2]; got {test_day}, {train_from_day}")
-    path = Path(folder) / TAOBAO_FILE
-    df = in_taobao_window(read_taobao_raw(path), path).filter(pl.col("timestamp") < TAOBAO_START + (test_day + 1) * DAY)
-    log = _Log(df, TAOBAO_START, vocab_days=test_day)
+    test_day = resolve_test_day(test_day)
+    if not 0 <= train_from_day <= test_day - 2:
+        raise ConfigError(f"data.multitask: train_from_day must be in [0, test_day - 2]; got {train_from_day} "
+                          f"with test_day {test_day}")
+    log = load_log(folder, test_day)
     per_task = build_rows(log, tasks, max_len=max_len, day0=TAOBAO_START, n_days=test_day + 1, seed=seed)
     parts = []
     for k, t in enumerate(tasks):
