@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from seqrec import lookalike as la
+from seqrec.data.tasks.taobao_multitask import CART
 
 E = torch.eye(4)  # e1..e4
 
@@ -92,7 +93,7 @@ def test_cases_seeds_targets_and_candidates_by_hand():
     assert list(c.candidates) == [3, 4, 6]
     assert la.make_cases(_events(), 2, min_seeds=4) == []
     # carts count only when asked: none here, so the same case
-    assert [list(x.seeds) for x in la.make_cases(_events(), 2, behaviours=(la.BUY, la.CART))] == [[0, 1, 2]]
+    assert [list(x.seeds) for x in la.make_cases(_events(), 2, behaviours=(la.BUY, CART))] == [[0, 1, 2]]
 
 
 def test_popularity_is_activity_on_the_category_then_overall():
