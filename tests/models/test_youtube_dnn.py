@@ -218,3 +218,34 @@ def test_shipped_configs_load(name):
 
     cfg = load_run_config(Path(__file__).parents[2] / "configs" / f"youtube_dnn_{name}.toml")
     assert cfg.model_name == "youtube_dnn" and cfg.data.dataset == name
+
+
+def test_sparse_tables_give_the_dense_model_s_loss_and_row_gradients():
+    """``sparse = true``: the same parameters and loss as the dense model, the item and feature
+    tables' gradients sparse (only the rows the batch used) and equal to the dense gradients' rows,
+    and one step of the CTR/retrieval optimiser (SparseAdam twin) runs."""
+    from seqrec.train.ctr_trainer import build_torch_optimizer
+
+    task = _seq_task()
+    dense, sparse = _model(task), _model(task, sparse=True)
+    sparse.load_state_dict(dense.state_dict())
+    batch = _all_batches(task)[0]
+    cfg = SimpleNamespace(train=SimpleNamespace(seed=0), data=SimpleNamespace(max_len=8))
+    losses = []
+    for m in (dense, sparse):
+        obj = SampledSoftmaxNextItem(m, task, cfg)
+        loss = obj.loss(batch)
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    for name in ("item_in", "item_out"):
+        gd, gs = getattr(dense, name).weight.grad, getattr(sparse, name).weight.grad
+        assert not gd.is_sparse and gs.is_sparse
+        assert torch.allclose(gs.to_dense(), gd, atol=1e-6)
+        assert gs.coalesce().indices().numel() < gd.shape[0]  # only the rows the batch touched
+    opt = build_torch_optimizer("adam", sparse, lr=0.01)
+    assert any(isinstance(o, torch.optim.SparseAdam) for o in opt.opts)
+    before = sparse.item_out.weight.detach().clone()
+    opt.step()
+    moved = (sparse.item_out.weight.detach() != before).any(1)
+    assert moved.any() and not moved.all()  # lazy: untouched rows keep their values

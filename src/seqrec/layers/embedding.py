@@ -1,4 +1,12 @@
-"""Embedding tables built from a :class:`~seqrec.schema.Schema`, and the lookups models need.
+"""Embedding tables: the one place models get them from, and the lookups they need.
+
+Every embedding table of every model is made by :func:`make_table` (a plain ``nn.Embedding``
+today), and the schema-built models read their features through :class:`FeatureEmbedding`
+(``lookup`` / ``group`` / ``pooled``). That is the interface a sharded implementation replaces:
+docs/scale.md says how a TorchRec ``EmbeddingBagCollection`` / ``EmbeddingCollection`` takes
+its place where a TorchRec build matching the installed torch exists (TorchRec 1.9.2's fbgemm
+does not load against torch 2.13.0, so the tables stay replicated, with sparse gradients under
+``torchrun``).
 
 One ``nn.Embedding`` per schema table (row 0 = padding, kept at zero); every feature looks
 up the table it names, so a history of items and the target item share one item table.
@@ -22,13 +30,22 @@ from torch import nn
 from seqrec.schema import NUMERIC, Schema
 
 
+def make_table(rows: int, dim: int, *, padding_idx: int | None = None, sparse: bool = False) -> nn.Embedding:
+    """A ``rows`` x ``dim`` embedding table (torch's default N(0, 1) init; callers re-initialise).
+
+    ``sparse``: the backward pass gives the rows a batch used only (a sparse gradient): lazy
+    optimisers (SparseAdam, Adagrad) touch only those rows, and DistributedDataParallel with gloo
+    all-gathers those rows instead of all-reducing the whole table."""
+    return nn.Embedding(rows, dim, padding_idx=padding_idx, sparse=sparse)
+
+
 class FeatureEmbedding(nn.Module):
     def __init__(self, schema: Schema, init_std: float = 1e-2, sparse: bool = False) -> None:
         super().__init__()
         self.schema = schema
         self.sparse = sparse  # sparse gradients: optimisers update only the rows used
         self.tables = nn.ModuleDict(
-            {t.name: nn.Embedding(t.rows, t.dim, padding_idx=0, sparse=sparse) for t in schema.tables}
+            {t.name: make_table(t.rows, t.dim, padding_idx=0, sparse=sparse) for t in schema.tables}
         )
         for emb in self.tables.values():
             nn.init.normal_(emb.weight, std=init_std)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from seqrec.errors import SchemaError
+from seqrec.layers.embedding import make_table
 from seqrec.layers.mlp import MLP
 from seqrec.layers.transformer import SelfAttentionBlock
 from seqrec.models.ctr_base import ClassifierOutput, CTRConfig, ItemBias, add_item_bias, ctr_inputs
@@ -49,7 +50,7 @@ class BST(nn.Module):
         d = self.inp.key_dim
         if d % config.heads:
             raise SchemaError(f"BST: behaviour width {d} must be divisible by heads={config.heads}")
-        self.pos = nn.Embedding(config.position_buckets, d)
+        self.pos = make_table(config.position_buckets, d)
         nn.init.normal_(self.pos.weight, std=1e-2)  # the item tables' scale: N(0, 1) rows bury them
         self.encoder = SelfAttentionBlock(d, config.heads, dropout=config.dropout, layers=config.layers,
                                           layer_norm=config.layer_norm)

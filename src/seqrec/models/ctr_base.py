@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from seqrec.layers.embedding import make_table
 from seqrec.layers.mlp import ACTIVATIONS
 from seqrec.models.ctr_inputs import CTRInputs
 from seqrec.schema import Schema
@@ -108,7 +109,7 @@ class ItemBias(torch.nn.Module):
         super().__init__()
         self.name = inp.f.targets[0]
         rows = inp.schema.table(inp.schema.feature(self.name).table).rows
-        self.b = torch.nn.Embedding(rows, 1, sparse=inp.emb.sparse)
+        self.b = make_table(rows, 1, sparse=inp.emb.sparse)
         torch.nn.init.zeros_(self.b.weight)
 
     def forward(self, batch) -> torch.Tensor:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from seqrec.layers.embedding import make_table
 from seqrec.models.retrieval_base import RetrievalInfo, RetrievalModel
 
 
@@ -45,8 +46,8 @@ class MFBPR(RetrievalModel):
     def __init__(self, config: MFBPRConfig, info: RetrievalInfo) -> None:
         super().__init__()
         self.config, self.info = config, info
-        self.user = nn.Embedding(info.n_users, config.dim, sparse=config.sparse)
-        self.item = nn.Embedding(info.n_items + 1, config.dim, padding_idx=0, sparse=config.sparse)
+        self.user = make_table(info.n_users, config.dim, sparse=config.sparse)
+        self.item = make_table(info.n_items + 1, config.dim, padding_idx=0, sparse=config.sparse)
         nn.init.normal_(self.user.weight, std=config.init_std)
         nn.init.normal_(self.item.weight, std=config.init_std)
         with torch.no_grad():

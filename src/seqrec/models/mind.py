@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from seqrec.layers.embedding import make_table
 from seqrec.layers.mlp import MLP
 from seqrec.layers.routing import B2IRouting, label_aware_attention
 from seqrec.models.retrieval_base import RetrievalInfo, RetrievalModel
@@ -85,7 +86,7 @@ class MIND(RetrievalModel):
         super().__init__()
         self.config, self.info = config, info
         d = config.dim
-        self.item = nn.Embedding(info.n_items + 1, d, padding_idx=0)
+        self.item = make_table(info.n_items + 1, d, padding_idx=0)
         nn.init.normal_(self.item.weight, std=config.init_std)
         with torch.no_grad():
             self.item.weight[0].zero_()
@@ -95,7 +96,7 @@ class MIND(RetrievalModel):
                                    config.s_identity_init)
                         if config.extractor == "routing" else None)
         self.features = sorted(info.feature_sizes) if config.use_features else []
-        self.feat = nn.ModuleDict({k: nn.Embedding(info.feature_sizes[k], config.feature_dim)
+        self.feat = nn.ModuleDict({k: make_table(info.feature_sizes[k], config.feature_dim)
                                    for k in self.features})
         in_dim = d + config.feature_dim * len(self.features)
         self.tower = (MLP(in_dim, config.hidden, "relu", config.dropout, out_dim=d)

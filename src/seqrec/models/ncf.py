@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from seqrec.layers.embedding import make_table
 from seqrec.layers.mlp import MLP
 from seqrec.models.retrieval_base import RetrievalInfo, RetrievalModel
 
@@ -115,7 +116,7 @@ class _NCFBase(RetrievalModel):
     needs_user = True  # scores known users only (a user embedding)
 
     def _embedding(self, rows: int, dim: int, std: float, padding: bool) -> nn.Embedding:
-        emb = nn.Embedding(rows, dim, padding_idx=0 if padding else None)
+        emb = make_table(rows, dim, padding_idx=0 if padding else None)
         nn.init.normal_(emb.weight, std=std)
         if padding:
             with torch.no_grad():

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqrec.layers.embedding import make_table
 from seqrec.models.retrieval_base import RetrievalInfo, RetrievalModel
 
 
@@ -114,7 +115,7 @@ class PinSage(RetrievalModel):
         super().__init__()
         self.config, self.info = config, info
         n, d, t = info.n_items + 1, config.dim, config.neighbours
-        self.item = nn.Embedding(n, d, padding_idx=0)  # input features x_i
+        self.item = make_table(n, d, padding_idx=0)  # input features x_i
         nn.init.normal_(self.item.weight, std=config.init_std)
         with torch.no_grad():
             self.item.weight[0].zero_()

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from seqrec.layers.embedding import make_table
 from seqrec.layers.transformer import SelfAttentionBlock
 from seqrec.models.retrieval_base import RetrievalInfo, RetrievalModel
 
@@ -86,8 +87,8 @@ class SASRec(RetrievalModel):
         self.config, self.info = config, info
         d = config.dim
         self.max_len = info.max_len
-        self.item = nn.Embedding(info.n_items + 1, d, padding_idx=0)
-        self.pos = nn.Embedding(self.max_len, d)
+        self.item = make_table(info.n_items + 1, d, padding_idx=0)
+        self.pos = make_table(self.max_len, d)
         nn.init.normal_(self.item.weight, std=config.init_std)
         nn.init.normal_(self.pos.weight, std=config.init_std)
         with torch.no_grad():

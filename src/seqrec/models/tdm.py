@@ -52,6 +52,7 @@ import torch
 from torch import nn
 
 from seqrec.layers.attention import ActivationUnit
+from seqrec.layers.embedding import make_table
 from seqrec.layers.mlp import ACTIVATIONS, MLP
 from seqrec.models.retrieval_base import RetrievalInfo, RetrievalModel
 from seqrec.models.tdm_tree import ItemTree
@@ -103,8 +104,8 @@ class TDM(RetrievalModel):
         self.config, self.info = config, info
         c = config
         self.tree = ItemTree(info.n_items)
-        self.item_emb = nn.Embedding(info.n_items + 1, c.dim, padding_idx=0)  # leaves + history
-        self.node_emb = nn.Embedding(max(self.tree.leaf_start, 1), c.dim)  # internal nodes
+        self.item_emb = make_table(info.n_items + 1, c.dim, padding_idx=0)  # leaves + history
+        self.node_emb = make_table(max(self.tree.leaf_start, 1), c.dim)  # internal nodes
         nn.init.normal_(self.item_emb.weight, std=c.init_std)
         nn.init.normal_(self.node_emb.weight, std=c.init_std)
         with torch.no_grad():

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from seqrec.layers.embedding import make_table
 from seqrec.layers.mlp import MLP
 from seqrec.models.ctr_base import (
     ClassifierOutput,
@@ -49,7 +50,7 @@ class FirstOrder(nn.Module):
     def __init__(self, inp: CTRInputs) -> None:
         super().__init__()
         self.inp = inp
-        self.w = nn.ModuleDict({t.name: nn.Embedding(t.rows, 1, padding_idx=0, sparse=inp.emb.sparse)
+        self.w = nn.ModuleDict({t.name: make_table(t.rows, 1, padding_idx=0, sparse=inp.emb.sparse)
                                 for t in inp.schema.tables})
         for e in self.w.values():
             nn.init.zeros_(e.weight)

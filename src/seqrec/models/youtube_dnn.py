@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqrec.layers.embedding import make_table
 from seqrec.models.retrieval_base import RetrievalInfo, RetrievalModel
 
 
@@ -66,6 +67,9 @@ class YouTubeDNNConfig:
     dropout: float = 0.0  # on the tower's input and hidden layers (training only)
     init_std: float = 0.05  # embedding init N(0, init_std)
     reg: float = 0.0  # L2 on the item rows and history rows a batch uses (0 = off)
+    # sparse gradients for the item and feature tables: the optimiser's sparse twin (SparseAdam for
+    # adam) moves only the rows a batch used, and under torchrun DDP sends those rows, not the tables
+    sparse: bool = False
     # objective (seqrec.train.objectives.next_item.SampledSoftmaxNextItem)
     n_negatives: int = 1000  # items drawn per batch from count^sample_alpha, shared by all rows
     sample_alpha: float = 0.0  # 0 = uniform, 1 = popularity (the unigram distribution)
@@ -98,18 +102,18 @@ class YouTubeDNN(RetrievalModel):
         super().__init__()
         self.config, self.info = config, info
         c = config
-        self.item_in = nn.Embedding(info.n_items + 1, c.dim, padding_idx=0)
+        self.item_in = make_table(info.n_items + 1, c.dim, padding_idx=0, sparse=c.sparse)
         nn.init.normal_(self.item_in.weight, std=c.init_std)
         self.item_out = None
         if not c.tie:
-            self.item_out = nn.Embedding(info.n_items + 1, c.dim, padding_idx=0)
+            self.item_out = make_table(info.n_items + 1, c.dim, padding_idx=0, sparse=c.sparse)
             nn.init.normal_(self.item_out.weight, std=c.init_std)
         with torch.no_grad():
             self.item_in.weight[0].zero_()
             if self.item_out is not None:
                 self.item_out.weight[0].zero_()
         self.feature_names = sorted(info.feature_sizes) if c.use_features else []
-        self.features = nn.ModuleDict({k: nn.Embedding(info.feature_sizes[k], c.feature_dim)
+        self.features = nn.ModuleDict({k: make_table(info.feature_sizes[k], c.feature_dim, sparse=c.sparse)
                                        for k in self.feature_names})
         for emb in self.features.values():
             nn.init.normal_(emb.weight, std=c.init_std)
@@ -125,7 +129,8 @@ class YouTubeDNN(RetrievalModel):
     def tower_input(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B, dim + features + 3) the concatenated inputs x of the tower."""
         # mean of the real items' embeddings (padding 0 left out of the mean; empty history -> 0)
-        mean = F.embedding_bag(batch["history"], self.item_in.weight, mode="mean", padding_idx=0)  # (B, D)
+        mean = F.embedding_bag(batch["history"], self.item_in.weight, mode="mean", padding_idx=0,
+                               sparse=self.config.sparse)  # (B, D)
         parts = [mean]
         parts += [self.features[k](batch[f"feat_{k}"]) for k in self.feature_names]  # (B, F) each
         if self.config.example_age:
