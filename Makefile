@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: the CPU wheel on disk; a bare "torch" would pull a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,bench,purchase,index,serve]"
+	$(BIN)/pip install -q -e ".[dev,bench,purchase,index,serve,spark]"
 	touch $(STAMP)
 
 demo: $(STAMP)
