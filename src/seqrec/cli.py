@@ -1,5 +1,5 @@
-"""The ``seqrec`` command line: datasets, download, train, evaluate, recommend, index, score-users,
-serve, export, replay.
+"""The ``seqrec`` command line: datasets, download, prepare, train, evaluate, recommend, index,
+score-users, serve, export, replay.
 
 Every :class:`~seqrec.errors.SeqrecError` becomes one line on stderr and exit
 code 2; no traceback for bad input.
@@ -61,7 +61,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = load_run_config(args.config, args.set)
     # --no-progress wins; without it the config's train.progress decides
     m = train_run(cfg, args.out, resume=args.resume, progress=False if args.no_progress else None)
-    print(summary(cfg, m, args.out))
+    if m:  # under torchrun the ranks other than 0 return no metrics and print nothing
+        print(summary(cfg, m, args.out))
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    """``seqrec prepare CONFIG --engine polars|spark --out DIR``: the config's data as Parquet shards."""
+    from seqrec.config import load_run_config
+    from seqrec.prepare.driver import prepare
+
+    cfg = load_run_config(args.config, args.set)
+    m = prepare(cfg, args.out, engine=args.engine, shards=args.shards, master=args.master)
+    if args.json:
+        print(json.dumps({k: v for k, v in m.items() if k != "data"}, default=str))
+        return 0
+    rows = ", ".join(f"{s} {n:,}" for s, n in m["rows"].items())
+    print(f"prepared {m['dataset']} ({m['family']}, {m['recipe']}) with {m['engine']} in {m['seconds']:.1f}s: "
+          f"{rows} rows in {m['shards']} shards per split; written to {args.out}")
     return 0
 
 
@@ -218,6 +235,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
+
+    pr = sub.add_parser("prepare", help="build a config's data (vocabularies, splits, samples) as Parquet shards "
+                        "with polars or Spark; train from them with --set data.prepared=DIR")
+    pr.add_argument("config", help="a run config (its [data] and model family say what to build)")
+    pr.add_argument("--out", required=True, help="directory to write (replaced atomically if it is a prepared one)")
+    pr.add_argument("--engine", choices=["polars", "spark"], default="polars",
+                    help="polars (default, this machine) or spark (DataFrame jobs); the output is the same")
+    pr.add_argument("--master", default="local[2]", help="Spark master: local[N], spark://HOST:PORT, yarn "
+                    "(default local[2])")
+    pr.add_argument("--shards", type=int, default=8, help="Parquet files per split (default 8)")
+    pr.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override a config value (repeatable), e.g. --set data.max_len=20")
+    pr.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    pr.set_defaults(func=_cmd_prepare)
 
     e = sub.add_parser("evaluate", help="recompute metrics of a run from its checkpoint")
     e.add_argument("run_dir")

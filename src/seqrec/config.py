@@ -141,6 +141,9 @@ class DataConfig:
     dwell_bucket: float = 0.0  # > 0: repeat items by dwell time (seconds per extra copy)
     dwell_max_repeat: int = 10
     max_len: int = 50  # CTR / purchase tasks: behaviours kept in a history (the most recent)
+    # a directory written by `seqrec prepare` (seqrec.prepare): the CTR family streams its training
+    # samples from its Parquet shards instead of building them in memory; "" = build in memory
+    prepared: str = ""
     purchase: PurchaseTaskConfig = field(default_factory=PurchaseTaskConfig)
     multitask: MultiTaskDataConfig = field(default_factory=MultiTaskDataConfig)
 
@@ -208,6 +211,11 @@ class TrainConfig:
     # multi-task family: a finished run whose parameters start this one (transfer, fine-tuning, a
     # daily update); its tables are grown when the vocabulary grew (seqrec.train.warm_start)
     init_from: str = ""
+    # CTR, retrieval and multi-task models: stop after this many optimiser steps in total (0 = no
+    # limit; the epoch that reaches it is the last); step_log: rank 0 writes steps.csv, the global
+    # loss of every step (seqrec.train.steps)
+    max_steps: int = 0
+    step_log: bool = False
 
     def __post_init__(self) -> None:
         if self.momentum and self.optimizer in ("adagrad", "adam", "sgd"):  # (unknown names: the choices' error)

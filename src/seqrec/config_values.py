@@ -25,6 +25,7 @@ _BOUNDS: dict[str, tuple] = {
     "threads": (0, True, None, False),
     "patience": (0, True, None, False),
     "log_every": (1, True, None, False),
+    "max_steps": (0, True, None, False),
     "seed": (0, True, 2**63 - 1, True),
     "dropout": (0, True, 1, False),
     "dropout_embed": (0, True, 1, False),

@@ -23,13 +23,47 @@ def _set_threads(n: int) -> None:
     configure_threads(n)  # train.threads: every pool (seqrec.threads)
 
 
+# families that train under torchrun (seqrec.distributed), and why the others do not
+DISTRIBUTED_FAMILIES = ("ctr", "retrieval", "multitask")
+_NOT_DISTRIBUTED = {
+    "session": "GRU4Rec / HRNN train session-parallel lanes whose hidden state runs from step to step, "
+               "with a hand-written fused backward and row-wise optimiser updates that bypass autograd, so "
+               "DistributedDataParallel cannot reduce them (and lanes split across ranks would no longer "
+               "share a step's negatives)",
+    "purchase": "the purchase models are small and several are not gradient-trained (XGBoost, RFM)",
+}
+
+
 def train_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False,
               progress: bool | None = None) -> dict:
-    """Train the configured model and write the run directory ``out``; the metrics dict."""
-    _set_threads(cfg.train.threads)
+    """Train the configured model and write the run directory ``out``; the metrics dict.
+
+    Under ``torchrun --nproc-per-node N`` (CTR, retrieval and multi-task families) the ranks
+    train one model data-parallel (:mod:`seqrec.distributed`); rank 0 writes the run and
+    returns the metrics, the other ranks return ``{}``. ``train.threads = 0`` then gives each
+    rank an equal share of this machine's cores."""
+    from seqrec import distributed as D
+
+    fam = cfg.family
+    world = D.env_context().world
+    if world > 1 and fam not in DISTRIBUTED_FAMILIES:
+        why = _NOT_DISTRIBUTED.get(fam, "its trainer has no data-parallel path")
+        raise ConfigError(f"{cfg.model_name} ({fam} family) cannot train under torchrun with {world} processes: "
+                          f"{why}; run it as one process")
+    if (cfg.train.max_steps or cfg.train.step_log) and fam not in DISTRIBUTED_FAMILIES:
+        raise ConfigError(f"train.max_steps and train.step_log apply to the {', '.join(DISTRIBUTED_FAMILIES)} "
+                          f"families, not to {cfg.model_name} ({fam})")
+    _set_threads(cfg.train.threads or D.default_threads())
     if progress is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=progress))
-    return get_family(cfg.family).train(cfg, Path(out), resume=resume)
+    with D.session() as ctx:
+        try:
+            return get_family(fam).train(cfg, Path(out), resume=resume)
+        except (D.StopRequested, RuntimeError) as exc:  # a peer gone outside the step loop
+            if not ctx.active or not D.is_peer_failure(exc):
+                raise
+            raise D.PeerStopped(f"rank {ctx.rank}: peer rank stopped ({D.peer_detail(exc)}); "
+                                f"see {Path(out) / 'train_state.pt'} for the last checkpoint") from exc
 
 
 def run_family(run_dir: str | os.PathLike) -> Family:

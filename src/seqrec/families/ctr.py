@@ -78,6 +78,10 @@ def _build_task(cfg: RunConfig) -> CTRTask:
 
 def load_task(cfg: RunConfig) -> CTRTask:
     """The configured CTR task, from the cache when the same recipe was built before."""
+    if cfg.data.prepared:  # `seqrec prepare` output: train streams from its shards, valid / test in memory
+        from seqrec.prepare.reader import load_prepared_ctr
+
+        return load_prepared_ctr(cfg)
     path = cache_dir() / f"ctr-{cfg.data.name}-{_task_key(cfg)}.npz"
     if path.is_file():
         try:
@@ -124,18 +128,24 @@ def build_ctr_model(cfg: RunConfig, schema: Schema) -> torch.nn.Module:
 
 
 def train_ctr_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False) -> dict:
+    from seqrec.distributed import context, seed_ranks
     from seqrec.train.logs import RunLog
 
     out = clear_run_dir(out, resume)
     task = load_task(cfg)
-    save_task_files(out, cfg.to_dict(), task.schema, task.vocabs)
-    # every item row's category row: serving derives a candidate's features from its id alone
-    save_tensors(out / "item_cate.pt", {"item_cate": torch.from_numpy(np.asarray(task.item_cate, np.int64))})
+    main = context().is_main  # under torchrun rank 0 alone writes and evaluates
+    if main:
+        save_task_files(out, cfg.to_dict(), task.schema, task.vocabs)
+        # every item row's category row: serving derives a candidate's features from its id alone
+        save_tensors(out / "item_cate.pt", {"item_cate": torch.from_numpy(np.asarray(task.item_cate, np.int64))})
     torch.manual_seed(cfg.train.seed)
     model = build_ctr_model(cfg, task.schema)
-    log = RunLog(out, append=resume)
+    seed_ranks(cfg.train.seed)
+    log = RunLog(out, append=resume) if main else None
     trainer = CTRTrainer(model, cfg, task.train, log)
     st = fit_resumable(model, trainer, out, task.valid, resume=resume, log=log)
+    if not main:
+        return {}
     test = evaluate_ctr(model, task.test, cfg.eval.batch_size)
     infer = len(task.test) / max(test["predict_seconds"], 1e-9)
     metrics = {
@@ -145,7 +155,7 @@ def train_ctr_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = Fals
         "train_samples_per_s": st.train_events / st.train_seconds if st.train_seconds else None,
         "infer_samples_per_s": infer, "epochs": st.epoch, "best_epoch": st.best_epoch,
         "eval_seconds": test["eval_seconds"], "peak_rss_mb": peak_rss_mb(),
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "world_size": context().world,
         "n_train": len(task.train), "n_valid": len(task.valid), "n_test": len(task.test),
     }
     save_json(out / "metrics.json", metrics)

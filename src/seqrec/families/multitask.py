@@ -46,16 +46,20 @@ def build_model(cfg: RunConfig, schema: Schema, tasks: tuple[str, ...]) -> torch
 
 
 def train_multitask_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False) -> dict:
+    from seqrec.distributed import context, seed_ranks
     from seqrec.train.logs import RunLog
     from seqrec.train.multitask_trainer import MultiTaskTrainer, evaluate_multitask
 
     out = clear_run_dir(out, resume)
-    out.mkdir(parents=True, exist_ok=True)
+    main = context().is_main  # under torchrun rank 0 alone writes and evaluates
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     data = load_task(cfg)
-    save_json(out / "config.json", cfg.to_dict())
-    save_json(out / "schema.json", data.schema.to_dict())
-    save_json(out / "tasks.json", {"tasks": list(data.tasks)})
-    if getattr(data, "vocabs", None):  # datasets with raw ids (Taobao): what serving maps ids with
+    if main:
+        save_json(out / "config.json", cfg.to_dict())
+        save_json(out / "schema.json", data.schema.to_dict())
+        save_json(out / "tasks.json", {"tasks": list(data.tasks)})
+    if main and getattr(data, "vocabs", None):  # datasets with raw ids (Taobao): what serving maps ids with
         from seqrec.train.checkpoint import save_tensors
 
         for name, v in data.vocabs.items():
@@ -63,22 +67,26 @@ def train_multitask_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool 
         save_tensors(out / "item_cate.pt", {"item_cate": torch.from_numpy(data.item_cate)})
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, data.schema, data.tasks)
-    log = RunLog(out, append=resume, extra_columns=tuple(f"valid_auc_{t}" for t in data.tasks))
+    log = RunLog(out, append=resume, extra_columns=tuple(f"valid_auc_{t}" for t in data.tasks)) if main else None
     trainer = MultiTaskTrainer(model, cfg, data.train, log)
     warm = None
     if cfg.train.init_from and not resume:
         from seqrec.train.warm_start import warm_start
 
-        warm = warm_start(model, cfg.train.init_from, trainer.opt)
-        save_json(out / "warm_start.json", warm)
+        warm = warm_start(model, cfg.train.init_from, trainer.opt)  # every rank: the same start
+        if main:
+            save_json(out / "warm_start.json", warm)
+    seed_ranks(cfg.train.seed)
     st = fit_resumable(model, trainer, out, data.valid, resume=resume, log=log)
+    if not main:
+        return {}
     bs = cfg.eval.batch_size
     metrics = {"family": "multitask", "dataset": cfg.data.name, "model": cfg.model_name, "tasks": list(data.tasks),
                "valid": evaluate_multitask(model, data.valid, bs), "test": evaluate_multitask(model, data.test, bs),
                "train_seconds": st.train_seconds, "train_samples": st.train_events,
                "train_samples_per_s": st.train_events / st.train_seconds if st.train_seconds else None,
                "epochs": st.epoch, "best_epoch": st.best_epoch, "peak_rss_mb": peak_rss_mb(),
-               "threads": torch.get_num_threads(), "data": data.summary(),
+               "threads": torch.get_num_threads(), "world_size": context().world, "data": data.summary(),
                **({"warm_start": warm} if warm else {})}
     save_json(out / "metrics.json", metrics)
     return metrics

@@ -42,6 +42,10 @@ def load_task(cfg: RunConfig) -> RetrievalTask:
     """The configured retrieval task (a registered dataset; the files are checked first)."""
     from seqrec.data.registry import get_dataset, require_files
 
+    if cfg.data.prepared:  # `seqrec prepare` output (retrieval-bars): the same task from its lists
+        from seqrec.prepare.retrieval_reader import load_prepared_retrieval
+
+        return load_prepared_retrieval(cfg)
     if cfg.data.path:
         raise ConfigError("retrieval models read a registered dataset (data.dataset); [data] path is for "
                           "session, CTR and purchase data")
@@ -109,30 +113,39 @@ def _save_ids(out: Path, task: RetrievalTask) -> None:
 
 
 def train_retrieval_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False) -> dict:
+    from seqrec.distributed import context, seed_ranks
     from seqrec.train.logs import RunLog
     from seqrec.train.objectives import objective_for
     from seqrec.train.retrieval_trainer import RetrievalTrainer
 
     out = clear_run_dir(out, resume)
-    out.mkdir(parents=True, exist_ok=True)
+    main = context().is_main  # under torchrun rank 0 alone writes and evaluates
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     task = load_task(cfg)
-    save_json(out / "config.json", cfg.to_dict())
-    _save_ids(out, task)
+    if main:
+        save_json(out / "config.json", cfg.to_dict())
+        _save_ids(out, task)
     torch.manual_seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
     model = build_model(cfg, info_of(task, cfg))
     t0 = time.perf_counter()
     objective = None
-    if hasattr(model, "fit_task"):  # closed-form baselines (popularity, ItemCF)
+    if hasattr(model, "fit_task"):  # closed-form baselines (popularity, ItemCF): rank 0 fits, once
+        if not main:
+            return {}
         model.fit_task(task)
         train_seconds, n_examples, epochs, best_epoch = time.perf_counter() - t0, int(task.train.indptr[-1]), 0, 0
         save_tensors(out / "model.pt", model.state_dict())
     else:
-        log = RunLog(out, append=resume)
+        log = RunLog(out, append=resume) if main else None
         objective = objective_for(cfg.model_name, model, task, cfg)
+        seed_ranks(cfg.train.seed)
         trainer = RetrievalTrainer(model, objective, cfg, lambda s: evaluate_split(model, task, s, cfg), log)
         st = fit_resumable(model, trainer, out, task.valid, resume=resume, log=log)
         train_seconds, n_examples, epochs, best_epoch = st.train_seconds, st.train_events, st.epoch, st.best_epoch
+        if not main:
+            return {}
     metrics: dict = {"family": "retrieval", "dataset": cfg.data.name, "model": cfg.model_name,
                      "protocol": task.protocol, "train_split": cfg.data.train_split}
     if getattr(objective, "stats", None):  # an objective's own figures (PinSage's graph build)
@@ -146,7 +159,8 @@ def train_retrieval_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool 
         "train_samples_per_s": n_examples / train_seconds if train_seconds else None,
         "epochs": epochs, "best_epoch": best_epoch,
         "eval_seconds": metrics.get("test", metrics.get("valid", {})).get("eval_seconds"),
-        "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads(), **task.summary(),
+        "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads(), "world_size": context().world,
+        **task.summary(),
     })
     save_json(out / "metrics.json", metrics)
     return metrics

@@ -26,8 +26,13 @@ from seqrec.io import atomic_write, atomic_write_text
 
 def clear_run_dir(out: str | os.PathLike, resume: bool = False) -> Path:
     """``--out`` semantics: an existing seqrec run directory is replaced (kept with ``resume``);
-    any other non-empty directory is refused, so a typo never deletes a user's files."""
+    any other non-empty directory is refused, so a typo never deletes a user's files. Under
+    torchrun only rank 0 touches the directory (the other ranks never write in it)."""
+    from seqrec.distributed import context
+
     out = Path(out)
+    if not context().is_main:
+        return out
     if out.exists() and not resume and any(out.iterdir()):
         if not (out / "config.json").exists():
             raise ConfigError(f"--out {out} exists and is not a seqrec run directory; choose another")
@@ -83,20 +88,48 @@ def _jsonable(x):
 def fit_resumable(model: torch.nn.Module, trainer, out: Path, valid, *, resume: bool, log):
     """``trainer.fit(valid)`` with an atomic checkpoint after every epoch (``model.pt`` and
     ``train_state.pt``), continuing from ``train_state.pt`` when ``resume``; closes ``log``
-    and writes the final (best, when early stopping restored them) weights."""
+    and writes the final (best, when early stopping restored them) weights.
+
+    Under torchrun (:mod:`seqrec.distributed`) every rank reads the checkpoint it resumes from
+    and rank 0 alone writes (``log`` is None on the others). The state holds nothing that
+    depends on the number of ranks (weights, optimiser, epoch and step counters, the sampler's
+    stream; ``world_size`` is recorded for information only), so a run resumes at any world size.
+    A peer that stops mid-epoch ends this rank with one line naming the last checkpoint."""
+    from seqrec import distributed as D
+
     out = Path(out)
+    ctx = D.context()
     if resume and (out / "train_state.pt").exists():
         blob = load_tensors(out / "train_state.pt")
         model.load_state_dict(blob["model"])
         trainer.load_training_state(blob["trainer"])
+    if trainer.cfg.train.step_log and ctx.is_main and hasattr(trainer, "state"):
+        from seqrec.train.steps import StepLog
+
+        trainer.step_log = StepLog(out, append=resume)
 
     def checkpoint(tr) -> None:
-        save_tensors(out / "model.pt", model.state_dict())
-        save_tensors(out / "train_state.pt", {"model": model.state_dict(), "trainer": tr.training_state()})
+        if ctx.is_main:
+            save_tensors(out / "model.pt", model.state_dict())
+            save_tensors(out / "train_state.pt", {"model": model.state_dict(), "trainer": tr.training_state(),
+                                                  "world_size": ctx.world})
 
     try:
         state = trainer.fit(valid, on_epoch_end=checkpoint)
+    except (D.PeerStopped, D.StopRequested, RuntimeError) as exc:
+        if not ctx.active or not (isinstance(exc, D.PeerStopped) or D.is_peer_failure(exc)):
+            raise
+        done = trainer.state.epoch
+        last = (f"the last checkpoint is {out / 'train_state.pt'} (epoch {done})" if done
+                else "no epoch had finished, so there is no checkpoint")
+        what = str(exc) if isinstance(exc, D.PeerStopped) else \
+            f"rank {ctx.rank}: peer rank stopped after epoch {done} ({D.peer_detail(exc)})"
+        raise D.PeerStopped(f"{what}; {last}") from exc
     finally:
-        log.close()
-    save_tensors(out / "model.pt", model.state_dict())
+        if log is not None:
+            log.close()
+        if getattr(trainer, "step_log", None) is not None:
+            trainer.step_log.close()
+    if ctx.is_main:
+        save_tensors(out / "model.pt", model.state_dict())
     return state

@@ -6,24 +6,25 @@ Loss per mini-batch = mean binary cross-entropy of the click logits
 Each epoch ends with a validation pass (AUC) when validation data is given; with
 ``train.patience > 0`` training stops after that many epochs without a better AUC and the
 best weights are restored. Progress bar with samples/s; CSV + TensorBoard rows per epoch.
+Under torchrun each rank trains on its slice of every global batch (:mod:`seqrec.train.steps`).
 """
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from seqrec import distributed as D
 from seqrec.config import RunConfig
 from seqrec.data.samples import LabeledSamples, SampleBatch, sample_batches, to_tensors
-from seqrec.errors import ConfigError, SeqrecError
+from seqrec.errors import ConfigError
 from seqrec.evaluate.classification import classification_metrics
 from seqrec.train.logs import RunLog
 from seqrec.train.session_trainer import TrainState, fit_epochs, lr_factor
+from seqrec.train.steps import run_epoch
 
 
 class _Optimizers:
@@ -100,6 +101,33 @@ def evaluate_ctr(model: torch.nn.Module, data: LabeledSamples, batch_size: int =
     return m
 
 
+def _rows(batch: SampleBatch) -> int:
+    return batch.size
+
+
+def _length(data) -> int:
+    try:
+        return len(data)
+    except TypeError:  # a stream that does not know its length
+        return 0
+
+
+def local_sample_batches(data: LabeledSamples, batch_size: int, *, seed: int):
+    """``(this rank's rows, global rows)`` of the shuffled global batches of ``data``: the
+    permutation of :func:`sample_batches` (seed ``seed``), each global batch cut into the ranks'
+    contiguous slices before its rows are gathered (for one process: the whole batch). A last
+    batch with fewer rows than ranks is left out by every rank."""
+    ctx = D.context()
+    n = len(data)
+    order = np.random.default_rng(seed).permutation(n)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        if len(idx) < ctx.world:
+            continue
+        lo, hi = D.shard_range(len(idx))
+        yield SampleBatch.of(data.schema, {k: v[idx[lo:hi]] for k, v in data.columns.items()}), len(idx)
+
+
 class CTRTrainer:
     def __init__(self, model: torch.nn.Module, cfg: RunConfig, train: LabeledSamples, log: RunLog | None = None):
         self.model, self.cfg, self.train_data, self.log = model, cfg, train, log
@@ -128,29 +156,15 @@ class CTRTrainer:
         self.model.train()
         for g in self.opt.param_groups:
             g["lr"] = tc.lr * lr_factor(tc.lr_schedule, epoch, tc.epochs)
-        n = len(self.train_data)
-        bar = tqdm(total=n, desc=f"epoch {epoch + 1}/{tc.epochs}", unit="sample",
-                   disable=not tc.progress, leave=False, mininterval=1.0)
-        loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
-        for step, batch in enumerate(sample_batches(self.train_data, tc.batch_size, shuffle=True,
-                                                 seed=tc.seed + epoch), 1):
-            loss = self.loss(batch)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            b = batch.size
-            lv = loss.item()
-            if not math.isfinite(lv):
-                raise SeqrecError(f"training diverged at epoch {epoch + 1}, step {step}: loss is {lv}; "
-                                  "lower train.lr")
-            loss_sum += lv * b
-            seen += b
-            bar.update(b)
-            if step % tc.log_every == 0:
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}",
-                                samples_s=f"{seen / (time.perf_counter() - t0):,.0f}")
-        bar.close()
-        return loss_sum / max(seen, 1), seen, time.perf_counter() - t0
+        data = self.train_data
+        if getattr(data, "streamed", False):  # prepared Parquet shards: each rank reads its own
+            ctx = D.context()
+            batches = D.local_batches(data.batches(max(tc.batch_size // ctx.world, 1), shuffle=True,
+                                                   seed=tc.seed + epoch, rank=ctx.rank, world=ctx.world),
+                                      _rows)
+        else:
+            batches = local_sample_batches(data, tc.batch_size, seed=tc.seed + epoch)
+        return run_epoch(self, epoch, batches, _rows, total=_length(data), unit="sample")
 
     def fit(self, valid: LabeledSamples | None = None, on_epoch_end=None) -> TrainState:
         def validate(v):

@@ -122,6 +122,9 @@ class MultiTaskTrainer(ObjectiveTrainer):
                                weight_decay=float(getattr(model.config, "weight_decay", 0.0)))
         super().__init__(model, MultiTaskObjective(model, train, cfg), cfg, opt, log)
         self.keep_best_optimizer = True  # train_state.pt keeps the best epoch's Adam state (warm starts)
+        # DDP: where a task labels only some rows (label -1 elsewhere), a batch may hold none of
+        # its rows and its head gets no gradient that step; only then must DDP look for them
+        self.find_unused = any(bool((train[f"label_{t}"] < 0).any()) for t in model.tasks)
 
     def fit(self, valid: dict[str, np.ndarray] | None = None, on_epoch_end=None) -> TrainState:
         def validate(v):

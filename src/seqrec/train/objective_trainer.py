@@ -5,20 +5,21 @@ An objective supplies ``n_examples``, ``batches(epoch)``, ``loss(batch)`` and ``
 :mod:`seqrec.train.multitask_trainer`). This loop steps the optimiser, sets the learning rate of
 ``train.lr_schedule``, shows progress, stops on a non-finite loss, and checkpoints through
 :func:`seqrec.train.checkpoint.fit_resumable` (``training_state`` / ``load_training_state``).
-Subclasses say how to validate (:meth:`fit`).
+Subclasses say how to validate (:meth:`fit`). Under torchrun every rank builds the same seeded
+global batch and trains on its slice of the rows (:func:`seqrec.distributed.sharded`; an
+objective's ``shared_keys`` name tensors shared by the whole batch, never split); the
+``training_state`` keeps the objective's sampler stream (``sampler.rng``), the same on every
+rank, so a resumed run draws the negatives the uninterrupted one would have, at any world size.
 """
 
 from __future__ import annotations
 
-import math
-import time
-
 import torch
-from tqdm.auto import tqdm
 
-from seqrec.errors import SeqrecError
+from seqrec import distributed as D
 from seqrec.train.logs import RunLog
 from seqrec.train.session_trainer import TrainState, fit_epochs, lr_factor
+from seqrec.train.steps import run_epoch
 
 
 class ObjectiveTrainer:
@@ -26,33 +27,21 @@ class ObjectiveTrainer:
         self.model, self.objective, self.cfg, self.opt, self.log = model, objective, cfg, opt, log
         self.state = TrainState()
         self.best_state: dict | None = None
+        self.find_unused = False  # DDP: parameters some batches never reach (multi-task heads)
 
     def _epoch(self, epoch: int) -> tuple[float, int, float]:
         tc = self.cfg.train
         self.model.train()
         for g in self.opt.param_groups:
             g["lr"] = tc.lr * lr_factor(tc.lr_schedule, epoch, tc.epochs)
-        bar = tqdm(total=self.objective.n_examples, desc=f"epoch {epoch + 1}/{tc.epochs}", unit="ex",
-                   disable=not tc.progress, leave=False, mininterval=1.0)
-        loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
-        for step, batch in enumerate(self.objective.batches(epoch), 1):
-            loss = self.objective.loss(batch)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            lv = loss.item()
-            if not math.isfinite(lv):
-                raise SeqrecError(f"training diverged at epoch {epoch + 1}, step {step}: loss is {lv}; "
-                                  "lower train.lr")
-            b = self.objective.batch_size(batch)
-            loss_sum += lv * b
-            seen += b
-            bar.update(b)
-            if step % tc.log_every == 0:
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}",
-                                ex_s=f"{seen / (time.perf_counter() - t0):,.0f}")
-        bar.close()
-        return loss_sum / max(seen, 1), seen, time.perf_counter() - t0
+        obj = self.objective
+        batches = D.sharded(obj.batches(epoch), obj.batch_size, tuple(getattr(obj, "shared_keys", ())))
+        return run_epoch(self, epoch, batches, obj.batch_size, total=obj.n_examples, unit="ex",
+                         find_unused=self.find_unused)
+
+    def loss(self, batch) -> torch.Tensor:
+        """The objective's loss of ``batch`` (what the step loop's DDP wrapper computes)."""
+        return self.objective.loss(batch)
 
     def fit_with(self, valid, validate, on_epoch_end=None) -> TrainState:
         """``validate(valid)`` -> (log columns, score; higher is better); see :func:`fit_epochs`."""
@@ -62,6 +51,9 @@ class ObjectiveTrainer:
         out = {"optimizer": self.opt.state_dict(), "state": self.state.__dict__, "best_state": self.best_state}
         if getattr(self, "best_optimizer", None) is not None:  # the optimiser state of the best epoch
             out["best_optimizer"] = self.best_optimizer
+        rng = _sampler_rng(self.objective)
+        if rng is not None:
+            out["sampler_rng"] = rng.bit_generator.state
         return out
 
     def load_training_state(self, blob: dict) -> None:
@@ -69,3 +61,11 @@ class ObjectiveTrainer:
         self.state = TrainState(**blob["state"])
         self.best_state = blob.get("best_state")
         self.best_optimizer = blob.get("best_optimizer")
+        rng = _sampler_rng(self.objective)
+        if rng is not None and blob.get("sampler_rng") is not None:
+            rng.bit_generator.state = blob["sampler_rng"]
+
+
+def _sampler_rng(objective):
+    """The numpy generator of an objective's negative sampler (drawn from inside ``loss``), if any."""
+    return getattr(getattr(objective, "sampler", None), "rng", None)

@@ -66,6 +66,7 @@ class TrainState:
     history: list = field(default_factory=list)
     train_seconds: float = 0.0
     train_events: int = 0
+    steps: int = 0  # optimiser steps so far (``train.max_steps``; the CTR and objective trainers count them)
 
     def observe(self, score: float, epoch: int) -> bool:
         """Record epoch ``epoch``'s validation score; True when it is the best so far."""
@@ -80,7 +81,12 @@ def fit_epochs(trainer, valid, validate, on_epoch_end=None) -> TrainState:
     """The epoch loop both trainers share: ``trainer._epoch(e)`` -> (loss, events, seconds);
     ``validate(valid)`` -> (log columns, score, higher is better). Logs a row per epoch,
     keeps the best weights, calls ``on_epoch_end(trainer)`` (checkpointing), stops after
-    ``train.patience`` epochs without a better score and then restores the best weights."""
+    ``train.patience`` epochs without a better score and then restores the best weights.
+    Under torchrun (:mod:`seqrec.distributed`) rank 0 validates and broadcasts the result, so
+    every rank keeps the same best weights and stops at the same epoch; ``train.max_steps``
+    ends the loop after the epoch in which that many steps were taken."""
+    from seqrec.distributed import on_main
+
     tc, state = trainer.cfg.train, trainer.state
     while state.epoch < tc.epochs:
         e = state.epoch
@@ -90,7 +96,7 @@ def fit_epochs(trainer, valid, validate, on_epoch_end=None) -> TrainState:
         row = {"kind": "epoch", "epoch": e + 1, "events": n, "loss": loss,
                "events_per_s": n / secs, "elapsed_s": secs}
         if valid is not None:
-            cols, score = validate(valid)
+            cols, score = on_main(lambda: validate(valid))
             row.update(cols)
             if state.observe(score, e + 1):
                 trainer.best_state = copy.deepcopy(trainer.model.state_dict())
@@ -103,6 +109,8 @@ def fit_epochs(trainer, valid, validate, on_epoch_end=None) -> TrainState:
         if on_epoch_end is not None:
             on_epoch_end(trainer)
         if valid is not None and tc.patience > 0 and state.bad_epochs >= tc.patience:
+            break
+        if getattr(tc, "max_steps", 0) and state.steps >= tc.max_steps:  # (a partial config: no limit)
             break
     if trainer.best_state is not None and tc.patience > 0:
         trainer.model.load_state_dict(trainer.best_state)

@@ -34,6 +34,8 @@ class Objective:
     """Examples + loss of one model for one task (subclasses set ``n_examples``)."""
 
     n_examples: int = 0
+    # batch keys shared by every row (negatives drawn once per batch): never split across ranks
+    shared_keys: tuple[str, ...] = ()
 
     def __init__(self, model: torch.nn.Module, task, cfg) -> None:
         self.model, self.task, self.cfg = model, task, cfg

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from seqrec.distributed import gather_rows
 from seqrec.losses.retrieval import sampled_softmax
 from seqrec.train.objectives.next_item import SampledSoftmaxNextItem
 
@@ -30,11 +31,14 @@ class MINDSampledSoftmax(SampledSoftmaxNextItem):
         neg_q = self.sampler.log_q(neg) + log_s if self.logq else None
         pos_q = self.sampler.log_q(target) + log_s if self.logq else None
         if self.in_batch:
-            # the other rows' targets as negatives, drawn with their data frequency
-            neg_logits = torch.cat([neg_logits, u @ pos_vec.T], dim=1)  # (B, S + B)
-            acc = torch.cat([acc, target[None, :] == target[:, None]], dim=1)
+            # the other rows' targets as negatives, drawn with their data frequency: the whole
+            # global batch's (gathered from every rank under torchrun)
+            every = gather_rows(target)  # (G,)
+            every_vec = pos_vec if every is target else items[every]  # (G, D)
+            neg_logits = torch.cat([neg_logits, u @ every_vec.T], dim=1)  # (B, S + G)
+            acc = torch.cat([acc, every[None, :] == target[:, None]], dim=1)
             if self.logq:
-                neg_q = torch.cat([neg_q, self.log_q_data[target] + np.log(len(target))])
-                pos_q = self.log_q_data[target] + np.log(len(target))
+                neg_q = torch.cat([neg_q, self.log_q_data[every] + np.log(len(every))])
+                pos_q = self.log_q_data[target] + np.log(len(every))
         return sampled_softmax(pos_logits, neg_logits, pos_log_q=pos_q, neg_log_q=neg_q, accidental=acc,
                                temperature=self.temperature)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from seqrec.data.retrieval_sampling import ItemSampler, next_item_batches, next_item_examples
+from seqrec.distributed import gather_rows
 from seqrec.losses.retrieval import sampled_softmax
 from seqrec.train.objectives import Objective
 
@@ -55,17 +56,21 @@ class SampledSoftmaxNextItem(Objective):
     def loss(self, batch):
         model = self.model
         target = batch["target"]  # (B,)
+        b = len(target)
+        # the in-batch negatives are the global batch's targets (a row's own is masked below):
+        # under torchrun every rank's rows, gathered, so N ranks score what one process would
+        every = gather_rows(target) if self.in_batch else target  # (G,) G = global batch
         u = model.user_vectors(batch)  # (B, D)
-        sampled = self.sampler.sample(self.n_neg)  # (S,) shared by every row
-        # the in-batch negatives are the other rows' targets (a row's own is masked below)
-        neg = torch.cat([sampled, target]) if self.in_batch else sampled  # (S [+ B],)
-        vec = self._vectors(torch.cat([target, sampled]))  # (B + S, D)
-        pos_logits = (u * vec[:len(target)]).sum(-1)  # (B,)
-        neg_vec = torch.cat([vec[len(target):], vec[:len(target)]]) if self.in_batch else vec[len(target):]
-        neg_logits = u @ neg_vec.T  # (B, S [+ B])
-        acc = neg[None, :] == target[:, None]  # (B, S [+ B]) accidental hits, the own target included
-        pos_q = self.log_q(target, len(target)) if self.logq else None
-        neg_q = self.log_q(neg, len(target)) if self.logq else None
+        sampled = self.sampler.sample(self.n_neg)  # (S,) shared by every row (the same on every rank)
+        neg = torch.cat([sampled, every]) if self.in_batch else sampled  # (S [+ G],)
+        gathered = every is not target
+        vec = self._vectors(torch.cat([target, sampled, every] if gathered else [target, sampled]))  # (B + S [+ G], D)
+        pos_logits = (u * vec[:b]).sum(-1)  # (B,)
+        neg_vec = torch.cat([vec[b:], vec[:b]]) if self.in_batch and not gathered else vec[b:]
+        neg_logits = u @ neg_vec.T  # (B, S [+ G])
+        acc = neg[None, :] == target[:, None]  # (B, S [+ G]) accidental hits, the own target included
+        pos_q = self.log_q(target, len(every)) if self.logq else None
+        neg_q = self.log_q(neg, len(every)) if self.logq else None
         loss = sampled_softmax(pos_logits, neg_logits, pos_log_q=pos_q, neg_log_q=neg_q, accidental=acc,
                                temperature=self.temperature)
         reg = getattr(model, "regularization", None)

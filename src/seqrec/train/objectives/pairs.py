@@ -26,6 +26,7 @@ class BPRPairs(Objective):
         self.sampler = ItemSampler(task.item_counts(), 0.0, cfg.train.seed)
         self.n_neg = int(getattr(model.config, "n_negatives", 1))
         self.shared = bool(getattr(model.config, "shared_negatives", False))
+        self.shared_keys = ("neg",) if self.shared else ()
         self.users = task.train.row_ids()
         self.items = task.train.values
         self.n_examples = len(self.items)

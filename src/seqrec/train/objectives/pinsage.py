@@ -61,6 +61,8 @@ def draw_hard(hard_ptr: np.ndarray, hard_val: np.ndarray, query: np.ndarray, pos
 
 
 class PinSageMaxMargin(Objective):
+    shared_keys = ("neg",)  # (S,) random negatives shared by the batch
+
     def __init__(self, model, task, cfg) -> None:
         super().__init__(model, task, cfg)
         mc = model.config

@@ -75,6 +75,7 @@ class SASRecObjective(Objective):
         super().__init__(model, task, cfg)
         mc = model.config
         self.kind, self.n_neg = mc.loss, int(mc.n_negatives)
+        self.shared_keys = ("neg",) if self.kind == "sampled" else ()
         tr = task.train
         L = cfg.data.max_len
         self.users = np.flatnonzero(tr.lengths() >= 2)
