@@ -28,6 +28,10 @@ def load_task(cfg: RunConfig):
     """The configured multi-task data (a registered dataset; files checked first), split by the seed."""
     from seqrec.data.registry import get_dataset, require_files
 
+    if cfg.data.prepared:  # `seqrec prepare` output (multitask-taobao): its rows, read into memory
+        from seqrec.prepare.reader import load_prepared_multitask
+
+        return load_prepared_multitask(cfg)
     if cfg.data.path:
         raise ConfigError("multi-task models read a registered dataset (data.dataset); [data] path is not "
                           "supported for this family yet")
