@@ -25,6 +25,8 @@ def _set_threads(n: int) -> None:
 
 # families that train under torchrun (seqrec.distributed), and why the others do not
 DISTRIBUTED_FAMILIES = ("ctr", "retrieval", "multitask")
+# families that read `seqrec prepare` output (data.prepared)
+PREPARED_FAMILIES = ("ctr", "retrieval", "multitask")
 _NOT_DISTRIBUTED = {
     "session": "GRU4Rec / HRNN train session-parallel lanes whose hidden state runs from step to step, "
                "with a hand-written fused backward and row-wise optimiser updates that bypass autograd, so "
@@ -50,6 +52,9 @@ def train_run(cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False,
         why = _NOT_DISTRIBUTED.get(fam, "its trainer has no data-parallel path")
         raise ConfigError(f"{cfg.model_name} ({fam} family) cannot train under torchrun with {world} processes: "
                           f"{why}; run it as one process")
+    if cfg.data.prepared and fam not in PREPARED_FAMILIES:
+        raise ConfigError(f"data.prepared: {cfg.model_name} ({fam} family) does not read a prepared directory "
+                          f"(the {', '.join(PREPARED_FAMILIES)} families do); unset it to build the data in memory")
     if (cfg.train.max_steps or cfg.train.step_log) and fam not in DISTRIBUTED_FAMILIES:
         raise ConfigError(f"train.max_steps and train.step_log apply to the {', '.join(DISTRIBUTED_FAMILIES)} "
                           f"families, not to {cfg.model_name} ({fam})")

@@ -68,3 +68,9 @@ def test_max_steps_is_refused_where_it_would_do_nothing(monkeypatch, tmp_path):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     with pytest.raises(ConfigError, match="max_steps and train.step_log apply to"):
         train_run(load_run_config(GRU4REC, ["train.max_steps=5"]), tmp_path / "run")
+
+
+def test_prepared_data_is_refused_where_the_family_does_not_read_it(tmp_path):
+    cfg = load_run_config(GRU4REC, [f"data.prepared={tmp_path}"])
+    with pytest.raises(ConfigError, match="does not read a prepared directory"):
+        train_run(cfg, tmp_path / "run")
