@@ -105,3 +105,24 @@ def test_out_that_is_not_prepared_is_refused(tmp_path, capsys):
     with pytest.raises(SeqrecError, match="not a prepared directory"):
         prepare(_cfg(path), other)
     assert (other / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_cli_prepares_a_registered_dataset_and_replaces_its_own_output(tmp_path, capsys, data_root):
+    """``seqrec prepare CONFIG --out DIR`` end to end (polars, gowalla): the summary line, the
+    manifest and shard files it names, ``--json``, and a second run replacing the first."""
+    import json
+
+    out = tmp_path / "gowalla"
+    args = ["prepare", "configs/youtube_dnn_gowalla.toml", "--out", str(out), "--shards", "3",
+            "--set", f"data.data_dir={data_root}"]
+    assert main(args) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("prepared gowalla (retrieval, retrieval-bars) with polars in ") and str(out) in line
+    manifest = json.loads((out / "prepared.json").read_text())
+    assert manifest["engine"] == "polars" and manifest["shards"] == 3
+    assert sorted(p.name for p in (out / "train").iterdir()) == [f"part-0000{k}.parquet" for k in range(3)]
+    assert main(args + ["--json"]) == 0  # an existing prepared directory is replaced
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["rows"] == manifest["rows"] and "data" not in shown
+    assert not list(tmp_path.glob("gowalla.tmp-*"))  # no temporary directory left behind
