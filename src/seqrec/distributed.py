@@ -18,7 +18,8 @@ What N ranks do (the trainers' shared step loop is :mod:`seqrec.train.steps`):
   wrapper, which all-reduces the gradients of the dense parameters; the sparse gradients of
   ``nn.Embedding(sparse=True)`` tables are averaged by :class:`Replicated` itself (one
   all-gather of the rows each rank used), because DDP's own sparse reduction gives wrong
-  gradients here once a model has two sparse tables (tested against one process in
+  gradients here on the CTR models' shape, a sparse table looked up twice next to a second sparse
+  table (``benchmarks/ddp_sparse_check.py``; ours is tested against one process in
   ``tests/distributed``). The tables stay replicated: TorchRec, which would shard them, does
   not load against torch 2.13. Each rank's loss is scaled by
   ``local rows * world / global rows``, so DDP's average equals the gradient of the global
@@ -314,9 +315,9 @@ class Replicated:
     the backward pass), the ``nn.Embedding(sparse=True)`` tables by :meth:`reduce_sparse`
     (one all-gather of every table's used rows and their gradients, then divided by the world
     size: DDP's average). DDP is told to ignore the tables: with gloo on torch 2.13 its own
-    reduction of sparse gradients is wrong as soon as a model has more than one sparse table
-    (the dense gradients came out halved, and the tables' too; ``tests/distributed`` checks the
-    result against one process)."""
+    reduction of sparse gradients is wrong when a sparse table is looked up twice next to a second
+    sparse table (the shared table's and the dense gradients come back halved:
+    ``benchmarks/ddp_sparse_check.py``; ``tests/distributed`` checks ours against one process)."""
 
     def __init__(self, module: torch.nn.Module, find_unused: bool = False) -> None:
         import torch.distributed as dist

@@ -38,7 +38,7 @@ ROWS, BATCH = 19 * 32 + 17, 32  # 20 global batches, the last one short
 
 class Tiny(torch.nn.Module):
     """Two tables (one looked up twice, padding row 0) and a per-id bias, + a linear layer:
-    the shape of the CTR models' inputs (DDP's own sparse reduction fails from two tables)."""
+    the shape of the CTR models' inputs (DDP's own sparse reduction halves these gradients)."""
 
     def __init__(self, sparse: bool) -> None:
         super().__init__()

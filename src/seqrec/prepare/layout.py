@@ -98,6 +98,48 @@ def write_manifest(root: Path, info: dict) -> None:
                                                   sort_keys=True, default=str))
 
 
+_NOT_COMPARED = ("prepared", "data_dir")  # where the directory and the raw files are, not what was built
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def open_prepared(cfg, family: str, *, seeded: bool = True) -> tuple[Path, dict]:
+    """(root, manifest) of ``cfg.data.prepared``, checked against the config it is trained with: a
+    ConfigError when the directory is missing, was prepared for another family, with another
+    ``[data]`` setting (every one the manifest records, the dataset, max_len, splits and task
+    settings included) or, when ``seeded`` (hashed negatives or hold-out), another ``train.seed``."""
+    import dataclasses
+
+    root = Path(cfg.data.prepared).expanduser()
+    m = read_manifest(root)
+    if m["family"] != family:
+        raise ConfigError(f"data.prepared {root}: prepared for the {m['family']} family, not {family}")
+    have = _flat(m["data"])
+    want = _flat(json.loads(json.dumps(dataclasses.asdict(cfg.data), default=str)))
+    for k in sorted(set(have) | set(want)):
+        if k not in _NOT_COMPARED and have.get(k) != want.get(k):
+            raise ConfigError(f"data.prepared {root}: prepared with data.{k} = {have.get(k)!r}, the config has "
+                              f"{want.get(k)!r}; prepare again with this config")
+    if seeded and int(m["seed"]) != cfg.train.seed:
+        raise ConfigError(f"data.prepared {root}: its random draws used seed {m['seed']}, the config's train.seed "
+                          f"is {cfg.train.seed}; prepare again with this config")
+    return root, m
+
+
+def read_item_cate(root: Path):
+    """The category index of every item index (``item_cate.parquet``), int64."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    return np.array(pq.read_table(root / "item_cate.parquet", columns=["cate"]).column("cate").to_numpy(),
+                      dtype=np.int64)
+
+
 def read_manifest(root: str | os.PathLike) -> dict:
     """The manifest of a prepared directory; a ConfigError naming the path when there is none."""
     p = Path(root) / MANIFEST
@@ -182,3 +224,20 @@ def split_info(root: Path, split: str, shards: int) -> dict:
     schema = pl.read_parquet_schema(files[0])
     return {"rows": int(sum(rows)), "shard_rows": rows, "files": [str(f.relative_to(root)) for f in files],
             "columns": column_types(schema)}
+
+
+def write_result(root: Path, family: str, res, shards: int, write_split) -> None:
+    """Write an engine's :class:`~seqrec.prepare.spec.Result` under ``root``: the vocabularies,
+    ``item_cate.parquet``, every split through the engine's ``write_split(frame, root, split,
+    family, shards)``, and the splits' shard files and row counts into ``res.info``."""
+    import numpy as np
+
+    for name, v in res.vocabs.items():
+        v.save(root / f"vocab_{name}.json")
+    if res.item_cate is not None:
+        ic = np.asarray(res.item_cate, np.int64)
+        pl.DataFrame({"item": np.arange(len(ic), dtype=np.int64), "cate": ic}).write_parquet(root / "item_cate.parquet")
+    for split, frame in res.splits.items():
+        write_split(frame, root, split, family, shards)
+    res.info["splits"] = {s: split_info(root, s, shards) for s in res.splits}
+    res.info["rows"] = {s: res.info["splits"][s]["rows"] for s in res.splits}

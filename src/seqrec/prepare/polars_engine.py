@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 import seqrec.prepare.layout as layout
+from seqrec.data.tasks.ctr import BEHAVIOURS, DAY, log_behaviours
 from seqrec.data.vocab import Vocab
 from seqrec.errors import DataValidationError
 from seqrec.prepare.hashing import SHARD_SALT, mix_pl
@@ -27,9 +28,6 @@ from seqrec.prepare.spec import (
     n_train_sessions,
     srgnn_tables,
 )
-
-BEHAVIOURS = ("pv", "cart", "fav", "buy")
-DAY = 86400.0
 
 
 def run(job: Job, root: Path, shards: int) -> dict:
@@ -45,20 +43,11 @@ def run(job: Job, root: Path, shards: int) -> dict:
 
 
 def write_result(root: Path, family: str, res: Result, shards: int) -> None:
-    for name, v in res.vocabs.items():
-        v.save(root / f"vocab_{name}.json")
-    if res.item_cate is not None:
-        write_item_cate(root, res.item_cate)
-    for split, frame in res.splits.items():
+    def write(frame, root: Path, split: str, family: str, shards: int) -> None:
         write_split(frame.lazy().collect() if isinstance(frame, pl.LazyFrame) else frame, root, split, family,
                     shards)
-    res.info["splits"] = {s: layout.split_info(root, s, shards) for s in res.splits}
-    res.info["rows"] = {s: res.info["splits"][s]["rows"] for s in res.splits}
 
-
-def write_item_cate(root: Path, item_cate: np.ndarray) -> None:
-    pl.DataFrame({"item": np.arange(len(item_cate), dtype=np.int64),
-                  "cate": np.asarray(item_cate, np.int64)}).write_parquet(root / "item_cate.parquet")
+    layout.write_result(root, family, res, shards, write)
 
 
 def write_split(df: pl.DataFrame, root: Path, split: str, family: str, shards: int) -> None:
@@ -244,19 +233,7 @@ def ctr_log(job: Job) -> Result:
     from seqrec.data.sessionize import sessionize
 
     p, name = job.params, job.dataset
-    df = read_log(job)
-    if "event_type" not in df.columns:
-        df = df.with_columns(event_type=pl.lit("pv"))
-    if "category_id" not in df.columns:
-        df = df.with_columns(category_id=pl.lit(0, pl.Int64))
-    bad = df.filter(~pl.col("event_type").is_in(BEHAVIOURS))
-    if bad.height:
-        raise DataValidationError(f"{name}: behaviour type must be one of {BEHAVIOURS}; got "
-                                  f"{bad['event_type'][0]!r}")
-    df = df.select("user_id", "item_id", "category_id", pl.col("event_type").alias("btype"),
-                   pl.col("timestamp").cast(pl.Float64))
-    if df.height == 0:
-        raise DataValidationError(f"{name}: no events")
+    df = log_behaviours(read_log(job), name)
     df = sessionize(df, gap_seconds=p["session_gap"])  # sorted by (user, time, input row)
     vocabs = {k: Vocab(name=k).fit(df[c].unique().sort())
               for k, c in (("item", "item_id"), ("cate", "category_id"), ("user", "user_id"))}

@@ -9,13 +9,12 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from seqrec.data.tasks.ctr import BEHAVIOURS, DAY
 from seqrec.data.vocab import Vocab
 from seqrec.errors import DataValidationError
 from seqrec.prepare.hashing import mix_pl
 from seqrec.prepare.spec import MT_ATTEMPTS, MT_COIN, MT_CTR, MT_L2R, MT_PREF, Job, Result
 
-DAY = 86400.0
-BEHAVIOURS = ("pv", "cart", "fav", "buy")
 PV, CART, FAV, BUY = 2, 3, 4, 5
 CAT_CANDIDATES = 5
 # hist_gap = 2 + #{k in 1..14: gap >= GAP_THRESHOLDS[k - 1]}: 2 + min(floor(log2(minutes + 1)), 14)

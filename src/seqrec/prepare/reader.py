@@ -23,7 +23,7 @@ import numpy as np
 from seqrec.data.samples import LabeledSamples, SampleBatch
 from seqrec.data.vocab import Vocab
 from seqrec.errors import ConfigError
-from seqrec.prepare.layout import read_manifest
+from seqrec.prepare.layout import open_prepared, read_item_cate, read_manifest
 from seqrec.prepare.spec import schema_of
 
 SKIP = ("pos",)  # stored as the row key, not a sample column
@@ -45,7 +45,8 @@ def _pad(col, width: int, dtype) -> np.ndarray:
 
 
 def table_columns(table, max_len: int) -> dict[str, np.ndarray]:
-    """A pyarrow table of prepared CTR rows -> the in-memory sample columns."""
+    """A pyarrow table of prepared rows -> the in-memory recipe's columns: lists padded to
+    ``max_len`` (:func:`_pad`), ``label*`` as float32, the row key ``pos`` dropped."""
     import pyarrow as pa
 
     out = {}
@@ -57,9 +58,16 @@ def table_columns(table, max_len: int) -> dict[str, np.ndarray]:
             dt = np.float64 if pa.types.is_floating(col.type.value_type) else np.int64
             out[name] = _pad(col, max_len, dt)
         else:
-            out[name] = col.to_numpy()
-    out["label"] = out["label"].astype(np.float32)
+            out[name] = col.to_numpy().astype(np.float32) if name.startswith("label") else col.to_numpy()
     return out
+
+
+def read_columns(files: list[Path], max_len: int) -> dict[str, np.ndarray]:
+    """Every row of ``files`` (one split's shards, in order) as :func:`table_columns` columns."""
+    import pyarrow.parquet as pq
+
+    parts = [table_columns(pq.read_table(f), max_len) for f in files]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 class PreparedSamples:
@@ -96,11 +104,7 @@ class PreparedSamples:
 
     def to_memory(self) -> LabeledSamples:
         """Every row as :class:`LabeledSamples` (checked like any in-memory samples)."""
-        import pyarrow.parquet as pq
-
-        parts = [table_columns(pq.read_table(f), self.max_len) for f in self.files]
-        cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        return LabeledSamples(self.schema, cols, self.name)
+        return LabeledSamples(self.schema, read_columns(self.files, self.max_len), self.name)
 
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, rank: int = 0,
                 world: int = 1) -> Iterator[SampleBatch]:
@@ -137,79 +141,31 @@ class PreparedSamples:
 
 def load_prepared_ctr(cfg):
     """The CTRTask of ``cfg.data.prepared``: train streamed, valid / test in memory; a ConfigError
-    when the directory is missing or was prepared for another family, dataset or max_len."""
+    when it was prepared with other data settings or seed (:func:`open_prepared`)."""
     from seqrec.data.tasks.ctr import CTRTask
     from seqrec.prepare.spec import Job
 
-    root = Path(cfg.data.prepared).expanduser()
-    m = read_manifest(root)
-    if m["family"] != "ctr":
-        raise ConfigError(f"data.prepared {root}: prepared for the {m['family']} family, not ctr")
-    if m["dataset"] != cfg.data.name:
-        raise ConfigError(f"data.prepared {root}: prepared for dataset {m['dataset']!r}, the config trains on "
-                          f"{cfg.data.name!r}")
-    if int(m["max_len"]) != cfg.data.max_len:
-        raise ConfigError(f"data.prepared {root}: histories of max_len {m['max_len']}, the config asks for "
-                          f"{cfg.data.max_len}; prepare again with this config")
+    root, m = open_prepared(cfg, "ctr")
     vocabs = {k: Vocab.load(root / f"vocab_{k}.json") for k in ("item", "cate", "user")}
-    import pyarrow.parquet as pq
-
-    item_cate = pq.read_table(root / "item_cate.parquet", columns=["cate"]).column("cate").to_numpy()
     schema = schema_of(Job("ctr", m["recipe"], m["dataset"], None, {"max_len": int(m["max_len"])}, {}), vocabs)
     train = PreparedSamples(root, "train", schema)
     valid, test = (PreparedSamples(root, s, schema).to_memory() for s in ("valid", "test"))
-    return CTRTask(m["dataset"], train, valid, test, vocabs=vocabs, item_cate=np.array(item_cate, dtype=np.int64))
+    return CTRTask(m["dataset"], train, valid, test, vocabs=vocabs, item_cate=read_item_cate(root))
 
 
 def load_prepared_multitask(cfg):
     """The MultiTaskData of ``cfg.data.prepared`` (``multitask-taobao``), every split in memory (the
     in-memory recipe's columns; rows in shard order, not the recipe's task-major order); a
-    ConfigError when the directory was prepared for another family, dataset, task list, test day,
-    first training day or seed (its negatives are hashed with the seed)."""
-    import pyarrow.parquet as pq
-
+    ConfigError when it was prepared with other data settings or seed (:func:`open_prepared`)."""
     from seqrec.data.tasks.multitask import MultiTaskData
     from seqrec.data.tasks.taobao_multitask import schema_of as multitask_schema
-    from seqrec.prepare.spec import multitask_params
 
-    root = Path(cfg.data.prepared).expanduser()
-    m = read_manifest(root)
-    if m["family"] != "multitask":
-        raise ConfigError(f"data.prepared {root}: prepared for the {m['family']} family, not multitask")
-    if m["dataset"] != cfg.data.name:
-        raise ConfigError(f"data.prepared {root}: prepared for dataset {m['dataset']!r}, the config trains on "
-                          f"{cfg.data.name!r}")
-    want = {**multitask_params(cfg.data.multitask), "seed": cfg.train.seed}
-    for k in ("tasks", "test_day", "train_from_day", "seed"):
-        if m.get(k) != want[k]:
-            raise ConfigError(f"data.prepared {root}: prepared with {k} = {m.get(k)!r}, the config asks for "
-                              f"{want[k]!r}; prepare again with this config")
+    root, m = open_prepared(cfg, "multitask")
     vocabs = {k: Vocab.load(root / f"vocab_{k}.json") for k in ("item", "cate", "user")}
-    item_cate = pq.read_table(root / "item_cate.parquet", columns=["cate"]).column("cate").to_numpy()
     max_len = int(m["max_len"])
-    splits = {}
-    for split in ("train", "valid", "test"):
-        tables = [pq.read_table(root / f) for f in m["splits"][split]["files"]]
-        parts = [table_columns_plain(t, max_len) for t in tables]
-        splits[split] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    splits = {s: read_columns([root / f for f in m["splits"][s]["files"]], max_len) for s in ("train", "valid", "test")}
     schema = multitask_schema(len(vocabs["item"]), len(vocabs["cate"]), len(vocabs["user"]), max_len)
     data = MultiTaskData(m["dataset"], schema, tuple(m["tasks"]), splits["train"], splits["valid"], splits["test"])
-    data.vocabs, data.item_cate = vocabs, np.array(item_cate, dtype=np.int64)
+    data.vocabs, data.item_cate = vocabs, read_item_cate(root)
     return data
 
-
-def table_columns_plain(table, max_len: int) -> dict[str, np.ndarray]:
-    """A pyarrow table of prepared rows -> columns: lists padded as :func:`table_columns` pads them,
-    ``label*`` as float32, the row key ``pos`` dropped."""
-    import pyarrow as pa
-
-    out = {}
-    for name in table.column_names:
-        if name in SKIP:
-            continue
-        col = table.column(name)
-        if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
-            out[name] = _pad(col, max_len, np.float64 if pa.types.is_floating(col.type.value_type) else np.int64)
-        else:
-            out[name] = col.to_numpy().astype(np.float32) if name.startswith("label") else col.to_numpy()
-    return out

@@ -18,8 +18,8 @@ import numpy as np
 
 from seqrec.data.tasks.retrieval import CSR, EvalSplit, RetrievalTask
 from seqrec.data.vocab import Vocab
-from seqrec.errors import ConfigError, DataValidationError
-from seqrec.prepare.layout import read_manifest, read_split
+from seqrec.errors import DataValidationError
+from seqrec.prepare.layout import open_prepared, read_split
 
 
 def _lists(root: Path, split: str, n_users: int) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -32,23 +32,10 @@ def _lists(root: Path, split: str, n_users: int) -> tuple[np.ndarray, list[np.nd
 
 
 def load_prepared_retrieval(cfg) -> RetrievalTask:
-    """The RetrievalTask of ``cfg.data.prepared``; a ConfigError when the directory is missing or was
-    prepared for another family, dataset, train split or (for a validation hold-out) seed."""
-    root = Path(cfg.data.prepared).expanduser()
-    m = read_manifest(root)
-    if m["family"] != "retrieval":
-        raise ConfigError(f"data.prepared {root}: prepared for the {m['family']} family, not retrieval")
-    if m["dataset"] != cfg.data.name:
-        raise ConfigError(f"data.prepared {root}: prepared for dataset {m['dataset']!r}, the config trains on "
-                          f"{cfg.data.name!r}")
-    split = cfg.data.train_split
-    if m.get("train_split") != split:
-        raise ConfigError(f"data.prepared {root}: prepared with train_split {m.get('train_split')!r}, the config "
-                          f"asks for {split!r}; prepare again with this config")
-    seed = cfg.train.seed
-    if split == "train" and int(m["seed"]) != seed:
-        raise ConfigError(f"data.prepared {root}: its validation hold-out was drawn with seed {m['seed']}, the "
-                          f"config's train.seed is {seed}; prepare again with this config")
+    """The RetrievalTask of ``cfg.data.prepared``; a ConfigError when it was prepared with other data
+    settings or (for a validation hold-out) another seed (:func:`open_prepared`)."""
+    split, seed = cfg.data.train_split, cfg.train.seed
+    root, m = open_prepared(cfg, "retrieval", seeded=split == "train")  # train: the hashed hold-out
     items, users = Vocab.load(root / "vocab_item.json"), Vocab.load(root / "vocab_user.json")
     n_users, n_items = users.n_known, items.n_known
     tr_users, tr_rows = _lists(root, "train", n_users)

@@ -65,16 +65,7 @@ def run(job: Job, root: Path, shards: int, *, master: str = "local[2]", spark=No
 
 
 def write_result(root: Path, family: str, res: Result, shards: int) -> None:
-    from seqrec.prepare.polars_engine import write_item_cate
-
-    for name, v in res.vocabs.items():
-        v.save(root / f"vocab_{name}.json")
-    if res.item_cate is not None:
-        write_item_cate(root, res.item_cate)
-    for split, df in res.splits.items():
-        write_split(df, root, split, family, shards)
-    res.info["splits"] = {s: layout.split_info(root, s, shards) for s in res.splits}
-    res.info["rows"] = {s: res.info["splits"][s]["rows"] for s in res.splits}
+    layout.write_result(root, family, res, shards, write_split)
 
 
 def polars_type(t):

@@ -12,7 +12,6 @@ local code's own: it is called to raise them.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import seqrec.prepare.spark_read as sr
@@ -174,13 +173,9 @@ def _ids(df, source: str, col: str, file_col: str, t, T):
 
 
 def _id_error(source, col, row, value, f) -> SchemaError:
-    if f is None:
-        why = f"holds numeric ids but {value!r} is not a number"
-    elif math.isfinite(f) and f == round(f) and abs(f) >= 2**63:
-        why = f"{value!r} is outside the 64-bit integer range"
-    else:
-        why = f"{value!r} is not an integer id"
-    return cell_error(source, col, row, why)
+    from seqrec.data.readers.generic import id_error_reason
+
+    return cell_error(source, col, row, id_error_reason(value, f))
 
 
 def _time(df, source: str, file_col: str, t, T):

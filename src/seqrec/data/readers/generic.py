@@ -74,16 +74,19 @@ def _auto_columns(file_cols: list[str]) -> dict[str, str]:
 _TIME_HINT = "expected Unix seconds or an ISO 8601 date-time; pass time_format= for other layouts"
 
 
+def id_error_reason(value: str, f: float | None) -> str:
+    """Why ``value`` (read as the float ``f``, None when it is not a number) is not an integer id;
+    the Spark reader words its errors with it too."""
+    if f is None:
+        return f"holds numeric ids but {value!r} is not a number"
+    if math.isfinite(f) and f == round(f) and abs(f) >= 2**63:
+        return f"{value!r} is outside the 64-bit integer range"
+    return f"{value!r} is not an integer id"
+
+
 def _id_cell_error(s: pl.Series, as_float: pl.Series, bad: pl.Series, source: str, col: str) -> SchemaError:
     row = first_row(bad)
-    value, f = s[row - 1], as_float[row - 1]
-    if f is None:
-        why = f"holds numeric ids but {value!r} is not a number"
-    elif math.isfinite(f) and f == round(f) and abs(f) >= 2**63:
-        why = f"{value!r} is outside the 64-bit integer range"
-    else:
-        why = f"{value!r} is not an integer id"
-    return cell_error(source, col, row, why)
+    return cell_error(source, col, row, id_error_reason(s[row - 1], as_float[row - 1]))
 
 
 def _parse_ids(s: pl.Series, source: str, col: str) -> pl.Series:

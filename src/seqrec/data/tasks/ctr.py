@@ -203,10 +203,10 @@ def taobao_ctr(folder: Path, *, max_len: int = 50, dim: int = 18, seed: int = 0,
                    day0=TAOBAO_START)
 
 
-def log_ctr(df: pl.DataFrame, name: str, *, max_len: int = 50, dim: int = 18, seed: int = 0,
-            session_gap: float = 1800.0, day0: float | None = None, test_days: float = 1.0) -> CTRTask:
-    """CTR samples from a behaviour log (see module docstring); ``day0`` = the first event's time
-    when None."""
+def log_behaviours(df: pl.DataFrame, name: str) -> pl.DataFrame:
+    """A canonical log as ``user_id, item_id, category_id, btype, timestamp`` (float seconds): every
+    event a pv without ``event_type``, one category 0 without ``category_id``; a DataValidationError
+    for a behaviour type outside pv / cart / fav / buy or an empty log."""
     if "event_type" not in df.columns:
         df = df.with_columns(event_type=pl.lit("pv"))
     if "category_id" not in df.columns:
@@ -219,6 +219,14 @@ def log_ctr(df: pl.DataFrame, name: str, *, max_len: int = 50, dim: int = 18, se
                    pl.col("timestamp").cast(pl.Float64))
     if df.height == 0:
         raise DataValidationError(f"{name}: no events")
+    return df
+
+
+def log_ctr(df: pl.DataFrame, name: str, *, max_len: int = 50, dim: int = 18, seed: int = 0,
+            session_gap: float = 1800.0, day0: float | None = None, test_days: float = 1.0) -> CTRTask:
+    """CTR samples from a behaviour log (see module docstring); ``day0`` = the first event's time
+    when None."""
+    df = log_behaviours(df, name)
     df = sessionize(df, gap_seconds=session_gap)  # sorted by (user, time)
     item_vocab = Vocab(name="item").fit(df["item_id"].unique().sort())
     cate_vocab = Vocab(name="cate").fit(df["category_id"].unique().sort())
